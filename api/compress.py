@@ -1,0 +1,148 @@
+"""The public Python API: encode a media file to an mcodec file, decode it back, describe it.
+
+The CLI is a thin shell over these functions; they raise one of ``USER_ERRORS`` with one-line
+messages for every failure a user can cause.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from mcodec.codec import CodecError, Payload, media_io, registry
+from mcodec.entropy import (
+    Container,
+    ContainerError,
+    EntropyDecodeError,
+    Header,
+    read_container,
+    write_container,
+)
+from mcodec.entropy.container import chunk_sizes
+
+# Every failure a user can cause (bad input, wrong weights, corrupt files): reported in one line.
+USER_ERRORS = (CodecError, ContainerError, EntropyDecodeError)
+MAX_INPUT_BYTES = 1 << 31
+
+
+@dataclass
+class EncodeResult:
+    media: str
+    codec: str
+    quality: float
+    input_bytes: int
+    output_bytes: int
+    params: dict
+
+
+def encode_bytes(
+    media_tensor,
+    media: str,
+    codec_id: str | None = None,
+    quality: float | None = None,
+    device: str = "cpu",
+    weights: Path | None = None,
+) -> bytes:
+    """Media tensor -> the bytes of an mcodec file."""
+    codec_id = codec_id or registry.default_for(media)
+    info = registry.info(codec_id)
+    if info.media != media:
+        raise CodecError(f"codec {codec_id!r} codes {info.media}, not {media}")
+    quality = info.default_quality if quality is None else quality
+    lo, hi = info.qualities
+    if not lo <= quality <= hi:
+        raise CodecError(f"quality {quality} outside {codec_id}'s range {lo}..{hi}")
+    codec = registry.get(codec_id, weights)
+    payload = codec.encode(media_tensor, quality, device=device)
+    header = Header(
+        media, codec_id, codec.model_id, codec.weights_hash, codec.tables_hash, codec.profile, payload.params
+    )
+    return write_container(Container(header, payload.chunks))
+
+
+def decode_bytes(data: bytes, device: str = "cpu", weights: Path | None = None):
+    """Bytes of an mcodec file -> (container, media tensor)."""
+    container = read_container(data)
+    h = container.header
+    codec = registry.get(h.codec, weights)
+    if codec.info.media != h.media:
+        raise CodecError(f"file says {h.media} but codec {h.codec!r} codes {codec.info.media}")
+    if h.weights_hash != codec.weights_hash:
+        raise CodecError(
+            f"file was encoded with other weights (model {h.model_id!r}, weights "
+            f"{h.weights_hash.hex()[:16]}; these are {codec.weights_hash.hex()[:16]})"
+        )
+    if h.tables_hash != codec.tables_hash:
+        raise CodecError("file was encoded with other entropy tables")
+    if h.profile != codec.profile:
+        raise CodecError(f"unsupported determinism profile {h.profile!r} for {h.codec}")
+    return container, codec.decode(Payload(h.params, container.chunks), device=device)
+
+
+def read_mcodec_file(path: Path) -> bytes:
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_INPUT_BYTES:
+            raise ContainerError(f"{path}: file too large ({size} bytes)")
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CodecError(f"{path}: no such file") from None
+    except OSError as e:
+        raise CodecError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def encode_file(
+    src: Path,
+    dst: Path,
+    codec_id: str | None = None,
+    quality: float | None = None,
+    device: str = "cpu",
+    weights: Path | None = None,
+    force: bool = False,
+) -> EncodeResult:
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and not force:
+        raise CodecError(f"{dst} exists (use --force to overwrite)")
+    media = registry.info(codec_id).media if codec_id else media_io.media_kind(src)
+    if media == "image":
+        tensor = media_io.read_image(src)
+    else:
+        raise CodecError(f"{src}: {media} coding is not available yet")
+    data = encode_bytes(tensor, media, codec_id, quality, device, weights)
+    media_io.write_bytes_atomic(dst, data, force)
+    h = read_container(data).header
+    return EncodeResult(media, h.codec, h.params.get("quality"), src.stat().st_size, len(data), h.params)
+
+
+def decode_file(src: Path, dst: Path, device: str = "cpu", weights: Path | None = None, force: bool = False):
+    """Decode src into dst (format from dst's extension). Returns (header, media tensor)."""
+    dst = Path(dst)
+    if dst.exists() and not force:
+        raise CodecError(f"{dst} exists (use --force to overwrite)")
+    container, media = decode_bytes(read_mcodec_file(src), device, weights)
+    if container.header.media == "image":
+        media_io.write_image(dst, media, force)
+    return container.header, media
+
+
+def describe(src: Path) -> dict:
+    """What ``mcodec info`` prints: media, codec, model, hashes, sizes, per-chunk bytes."""
+    data = read_mcodec_file(src)
+    c = read_container(data)
+    h = c.header
+    return {
+        "file": str(src),
+        "bytes": len(data),
+        "version": f"{c.version[0]}.{c.version[1]}",
+        "media": h.media,
+        "codec": h.codec,
+        "model_id": h.model_id,
+        "weights_sha256": h.weights_hash.hex(),
+        "tables_sha256": h.tables_hash.hex(),
+        "determinism_profile": h.profile,
+        "params": h.params,
+        "chunks": [{"type": t, "bytes": n} for t, n in chunk_sizes(data)],
+        "file_sha256": hashlib.sha256(data).hexdigest(),
+    }

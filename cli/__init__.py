@@ -1,0 +1,1 @@
+"""The ``mcodec`` command line (click), a thin shell over ``mcodec.api``."""

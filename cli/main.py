@@ -1,0 +1,188 @@
+"""``mcodec`` command line: encode, decode, info, codecs, demo.
+
+Results go to stdout, progress and summaries to stderr (``--quiet`` silences them). Every failure a user
+can cause ends in one line ``mcodec: error: ...`` and a non-zero exit status, never a traceback
+(set MCODEC_DEBUG=1 to see one for unexpected errors).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from mcodec import USER_ERRORS, decode_file, describe, encode_file
+from mcodec.codec import CodecError, registry
+
+from .demo import run_demo
+
+EXIT_USER_ERROR, EXIT_INTERNAL = 1, 3
+
+
+def _device(value: str) -> str:
+    if value == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise CodecError("--device cuda: no CUDA device is available")
+    return value
+
+
+def _log(ctx: click.Context, msg: str) -> None:
+    if not ctx.find_root().obj.get("quiet"):
+        click.echo(msg, err=True)
+
+
+_device_option = click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda"]),
+    default="cpu",
+    show_default=True,
+    help="where the networks run",
+)
+_weights_option = click.option(
+    "--weights",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="model file (safetensors) instead of the codec's default weights",
+)
+_force_option = click.option("--force", is_flag=True, help="overwrite an existing output")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-q", "--quiet", is_flag=True, help="no progress or summaries on stderr")
+@click.version_option(package_name="mcodec")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool) -> None:
+    """Neural media codecs with real rANS bitstreams."""
+    ctx.obj = {"quiet": quiet}
+
+
+@cli.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@click.option("--codec", "codec_id", help="codec id (see `mcodec codecs`); default: the media's default")
+@click.option("--quality", type=float, help="quality level (range per codec; default: the codec's)")
+@_device_option
+@_weights_option
+@_force_option
+@click.pass_context
+def encode(ctx, src, dst, codec_id, quality, device, weights, force):
+    """Encode the media file SRC into the mcodec file DST."""
+    t0 = time.perf_counter()
+    r = encode_file(src, dst, codec_id, quality, _device(device), weights, force)
+    rate = ""
+    if r.media == "image":
+        rate = f", {8 * r.output_bytes / (r.params['width'] * r.params['height']):.4f} bpp"
+    _log(
+        ctx,
+        f"{src} ({r.input_bytes} bytes) -> {dst} ({r.output_bytes} bytes{rate}) "
+        f"codec {r.codec} quality {r.quality:g} in {time.perf_counter() - t0:.2f} s",
+    )
+
+
+@cli.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@_device_option
+@_weights_option
+@_force_option
+@click.pass_context
+def decode(ctx, src, dst, device, weights, force):
+    """Decode the mcodec file SRC into DST (format from DST's extension)."""
+    t0 = time.perf_counter()
+    header, _ = decode_file(src, dst, _device(device), weights, force)
+    _log(ctx, f"{src} -> {dst} ({header.media}, codec {header.codec}) in {time.perf_counter() - t0:.2f} s")
+
+
+@cli.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def info(src, as_json):
+    """Describe the mcodec file SRC: media, codec, model, sizes, chunks."""
+    d = describe(src)
+    if as_json:
+        click.echo(json.dumps(d, indent=2))
+        return
+    click.echo(f"{d['file']}: mcodec {d['version']}, {d['bytes']} bytes")
+    click.echo(f"  media     {d['media']}  " + "  ".join(f"{k}={v}" for k, v in sorted(d["params"].items())))
+    click.echo(f"  codec     {d['codec']}  model {d['model_id'] or '-'}  profile {d['determinism_profile']}")
+    click.echo(f"  weights   sha256 {d['weights_sha256']}")
+    click.echo(f"  tables    sha256 {d['tables_sha256']}")
+    click.echo("  chunks    " + "  ".join(f"{c['type']}:{c['bytes']}" for c in d["chunks"]))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def codecs(as_json):
+    """List the registered codecs."""
+    rows = [
+        {
+            "id": i.id,
+            "media": i.media,
+            "qualities": list(i.qualities),
+            "default_quality": i.default_quality,
+            "default": registry.default_for(i.media) == i.id,
+            "description": i.description,
+        }
+        for i in registry.available()
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        lo, hi = r["qualities"]
+        mark = "*" if r["default"] else " "
+        click.echo(
+            f"{mark} {r['id']:<12} {r['media']:<6} quality {lo}..{hi} (default {r['default_quality']})"
+            f"  {r['description']}"
+        )
+
+
+@cli.command()
+@click.option("--quality", type=float, help="quality level (default: each codec's default)")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-out"),
+    show_default=True,
+    help="folder for the bitstreams and reconstructions",
+)
+@click.pass_context
+def demo(ctx, quality, out):
+    """Encode and decode the sample media shipped with mcodec; print sizes, rate and quality."""
+    run_demo(out, quality, log=None if ctx.find_root().obj.get("quiet") else sys.stderr)
+
+
+def main(argv: list[str] | None = None, prog_name: str | None = None) -> None:
+    try:
+        code = cli.main(args=argv, prog_name=prog_name, standalone_mode=False)
+        sys.exit(code or 0)
+    except click.exceptions.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("mcodec: aborted", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except USER_ERRORS as e:
+        click.echo(f"mcodec: error: {_one_line(e)}", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        click.echo("mcodec: interrupted", err=True)
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - the promise is: never a traceback
+        if os.environ.get("MCODEC_DEBUG"):
+            raise
+        click.echo(
+            f"mcodec: error: internal error ({type(e).__name__}: {_one_line(e)}); "
+            "rerun with MCODEC_DEBUG=1 for details",
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__

@@ -1,0 +1,58 @@
+"""The codec interface every medium implements, and the errors codecs raise.
+
+A codec turns media into a ``Payload`` (header parameters plus typed chunks of coded bytes) and back;
+the container, the CLI and evaluation only ever see this interface.
+Media: images are uint8 tensors [C, H, W] (C = 1 or 3), video uint8 [T, 3, H, W] plus frame rate,
+audio float32 [C, N] plus sample rate.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+
+class CodecError(ValueError):
+    """A codec cannot do what was asked (bad input, wrong weights, unknown codec); one-line message."""
+
+
+@dataclass
+class Payload:
+    params: dict  # JSON-able header fields: media sizes, quality, codec settings
+    chunks: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def chunk(self, ctype: str) -> bytes:
+        """The one chunk of this type; CodecError if it is missing or repeated."""
+        found = [p for t, p in self.chunks if t == ctype]
+        if len(found) != 1:
+            raise CodecError(f"expected one {ctype} chunk, found {len(found)}")
+        return found[0]
+
+
+@dataclass(frozen=True)
+class CodecInfo:
+    id: str
+    media: str
+    qualities: tuple[int, int]
+    default_quality: int
+    description: str
+
+
+class Codec(ABC):
+    info: CodecInfo
+    model_id: str = ""
+    profile: str = "none"  # determinism profile written into the file (FORMAT.md)
+
+    @property
+    def weights_hash(self) -> bytes:
+        return bytes(32)
+
+    @property
+    def tables_hash(self) -> bytes:
+        return bytes(32)
+
+    @abstractmethod
+    def encode(self, media, quality: float, device: str = "cpu") -> Payload: ...
+
+    @abstractmethod
+    def decode(self, payload: Payload, device: str = "cpu"): ...

@@ -1,0 +1,105 @@
+"""The factorized-prior image codec (id ``factorized``): GainedFactorizedPrior + per-channel frozen tables.
+
+Bitstream: one ``YLAT`` chunk, the latent symbols ``round(y - median_c)`` [M, ceil(H/16), ceil(W/16)]
+coded channel by channel (entropy.encode_factorized). There is no entropy-parameter network, so the
+determinism profile is ``tables``: decoding the symbols depends on integer tables only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mcodec.entropy import decode_factorized, encode_factorized
+
+from .base import Codec, CodecError, CodecInfo, Payload
+from .determinism import thread_independent
+from .factorized_model import STRIDE, GainedFactorizedPrior
+from .padding import latent_size, pad_to_multiple
+from .weights import MODELS_DIR, load_weights
+
+ARCH = "gained-factorized-prior"
+INFO = CodecInfo(
+    "factorized",
+    "image",
+    (1, 8),
+    4,
+    "factorized-prior transform codec (Balle 2018), one gain-unit model for all qualities",
+)
+DEFAULT_WEIGHTS = MODELS_DIR / "factorized.safetensors"
+LUMA = (0.299, 0.587, 0.114)  # BT.601, to return grayscale inputs as grayscale
+
+
+class FactorizedCodec(Codec):
+    info = INFO
+    profile = "tables"
+
+    def __init__(self, weights: Path | None = None):
+        w = load_weights(weights or DEFAULT_WEIGHTS, ARCH)
+        self.tables = w.tables("tables")
+        meta = w.metadata
+        self.model = GainedFactorizedPrior(int(meta["n"]), int(meta["m"]), int(meta["qualities"]))
+        state = {k: v.float() for k, v in w.tensors.items()}
+        try:
+            self.model.load_state_dict(state, strict=False)
+            missing = set(self.model.state_dict()) - set(state) - _CDF_BUFFERS
+        except RuntimeError as e:
+            raise CodecError(f"{w.path.name} does not fit the factorized model: {str(e)[:200]}") from None
+        if missing:
+            raise CodecError(f"{w.path.name} lacks tensors: {', '.join(sorted(missing)[:3])}")
+        if self.tables.num_tables != self.model.m:
+            raise CodecError(f"{w.path.name}: {self.tables.num_tables} tables for {self.model.m} channels")
+        self.model.eval()
+        self.model_id = meta.get("model_id", "factorized")
+        self._weights_hash = w.sha256
+        # medians per channel: symbols are coded around them (as compressai's EntropyBottleneck)
+        self.medians = self.model.entropy_bottleneck.quantiles[:, 0, 1].detach().double()
+
+    @property
+    def weights_hash(self) -> bytes:
+        return self._weights_hash
+
+    @property
+    def tables_hash(self) -> bytes:
+        return self.tables.sha256()
+
+    def encode(self, image: torch.Tensor, quality: float, device: str = "cpu") -> Payload:
+        """image: uint8 [C, H, W], C = 1 or 3."""
+        c, h, w = image.shape
+        if c not in (1, 3):
+            raise CodecError(f"factorized codes 1- or 3-channel images, got {c} channels")
+        x = image.expand(3, h, w)[None].float().div(255)
+        q = torch.tensor([float(quality)], device=device)
+        model = self.model.to(device)
+        with torch.no_grad():
+            y = model.analysis(pad_to_multiple(x.to(device), STRIDE), q)[0]
+        symbols = torch.round(y.cpu().double() - self.medians[:, None, None]).to(torch.int64)
+        data = encode_factorized(symbols.numpy(), self.tables)
+        params = {"width": w, "height": h, "channels": c, "quality": float(quality)}
+        return Payload(params, [("YLAT", data)])
+
+    def decode(self, payload: Payload, device: str = "cpu") -> torch.Tensor:
+        p = payload.params
+        quality = p.get("quality")
+        lo, hi = self.info.qualities
+        if not isinstance(quality, (int, float)) or not lo <= quality <= hi:
+            raise CodecError(f"invalid quality {quality!r}")
+        h, w, c = p["height"], p["width"], p["channels"]
+        if c not in (1, 3):
+            raise CodecError(f"invalid channel count {c}")
+        shape = (self.model.m, *latent_size(h, w, STRIDE))
+        symbols = decode_factorized(payload.chunk("YLAT"), shape, self.tables)
+        y_hat = torch.from_numpy(symbols).double() + self.medians[:, None, None]
+        model = self.model.to(device)
+        with thread_independent(device):
+            x_hat = model.synthesis(
+                y_hat.float()[None].to(device), torch.tensor([float(quality)], device=device)
+            )
+        x_hat = x_hat[0, :, :h, :w].clamp(0, 1).cpu()
+        if c == 1:
+            x_hat = sum(wt * x_hat[i] for i, wt in enumerate(LUMA))[None]
+        return x_hat.mul(255).round().to(torch.uint8)
+
+
+_CDF_BUFFERS = {f"entropy_bottleneck.{b}" for b in ("_offset", "_quantized_cdf", "_cdf_length")}

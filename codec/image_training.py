@@ -1,0 +1,170 @@
+"""Training loop for the learned image codecs: random crops of a folder of images, rate-distortion loss
+``lambda_q * 255^2 * MSE + bpp`` with the quality q drawn per crop, resumable checkpoints.
+
+The checkpoint (``checkpoint.pt`` in the run folder: model, optimizers, step) is written atomically every
+``ckpt_every`` steps, so a run killed at any time resumes where it stopped; exporting to shipped
+safetensors is a separate step (``codec.image_export``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+# MSE lambdas of compressai's zoo for qualities 1..8 (loss = lambda * 255^2 * MSE + bpp).
+LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch: int = 8
+    crop: int = 128
+    lr: float = 3e-4
+    aux_lr: float = 1e-3
+    ckpt_every: int = 100
+    log_every: int = 10
+    seed: int = 0
+
+
+def load_images(folder: Path, min_side: int) -> list[torch.Tensor]:
+    """Every image in folder as [3, H, W] uint8, plus a 2x-downscaled copy where it stays >= min_side
+    (more scales of texture per source image)."""
+    images = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        with Image.open(path) as im:
+            rgb = im.convert("RGB")
+            half = rgb.resize((rgb.width // 2, rgb.height // 2), Image.Resampling.LANCZOS)
+        for variant in (rgb, half):
+            if min(variant.size) >= min_side:
+                images.append(torch.from_numpy(np.asarray(variant).copy()).permute(2, 0, 1))
+    if not images:
+        raise ValueError(f"no images of at least {min_side} px in {folder}")
+    return images
+
+
+def random_batch(images: list[torch.Tensor], batch: int, crop: int, rng: random.Random) -> torch.Tensor:
+    """[batch, 3, crop, crop] float in [0, 1], random crops with random horizontal flips."""
+    out = []
+    for _ in range(batch):
+        im = images[rng.randrange(len(images))]
+        _, h, w = im.shape
+        top, left = rng.randrange(h - crop + 1), rng.randrange(w - crop + 1)
+        patch = im[:, top : top + crop, left : left + crop]
+        if rng.random() < 0.5:
+            patch = patch.flip(-1)
+        out.append(patch)
+    return torch.stack(out).float() / 255.0
+
+
+def rd_loss(model, x: torch.Tensor, quality: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+    """Mean RD loss over the batch with a per-sample lambda; returns (loss, bpp, psnr)."""
+    out = model(x, quality)
+    num_pixels = x.shape[2] * x.shape[3]
+    bits = sum(-torch.log2(lk).flatten(1).sum(1) for lk in out["likelihoods"].values())
+    bpp = bits / num_pixels
+    mse = F.mse_loss(out["x_hat"], x, reduction="none").flatten(1).mean(1)
+    lam = torch.tensor(LAMBDAS, device=x.device)[quality.long() - 1]
+    loss = (lam * 255**2 * mse + bpp).mean()
+    psnr = -10 * math.log10(max(mse.mean().item(), 1e-10))
+    return loss, bpp.mean().item(), psnr
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(
+    model,
+    data: Path,
+    run_dir: Path,
+    cfg: TrainConfig,
+    device: str = "cpu",
+    init_state: dict | None = None,
+    log=sys.stderr,
+) -> None:
+    """Train ``model`` until ``cfg.steps`` total steps, resuming from run_dir/checkpoint.pt if present.
+
+    ``init_state``: weights to start from when there is no checkpoint yet (fine-tuning shipped weights).
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / "checkpoint.pt"
+    model.to(device)
+    aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
+    main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    opt = torch.optim.Adam(main_params, lr=cfg.lr)
+    aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
+    step = 0
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        aux_opt.load_state_dict(ckpt["aux_opt"])
+        step = ckpt["step"]
+        for o, lr in ((opt, cfg.lr), (aux_opt, cfg.aux_lr)):  # a resumed run may change the rates
+            for group in o.param_groups:
+                group["lr"] = lr
+        print(f"resuming from step {step}", file=log)
+    elif init_state is not None:
+        model.load_state_dict(init_state, strict=False)
+    rng = random.Random(cfg.seed * 1_000_003 + step)
+    torch.manual_seed(cfg.seed * 7919 + step)
+    images = load_images(data, cfg.crop)
+    print(
+        f"{len(images)} training images, {sum(p.numel() for p in main_params)} parameters",
+        file=log,
+        flush=True,
+    )
+    model.train()
+    t0, agg = time.time(), np.zeros(3)
+    while step < cfg.steps:
+        x = random_batch(images, cfg.batch, cfg.crop, rng).to(device)
+        quality = torch.tensor(
+            [rng.randint(1, len(LAMBDAS)) for _ in range(cfg.batch)], device=device, dtype=torch.float32
+        )
+        loss, bpp, psnr = rd_loss(model, x, quality)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
+        opt.step()
+        aux_loss = model.entropy_bottleneck.loss()
+        aux_opt.zero_grad()
+        aux_loss.backward()
+        aux_opt.step()
+        step += 1
+        agg += (loss.item(), bpp, psnr)
+        if step % cfg.log_every == 0:
+            loss_m, bpp_m, psnr_m = agg / cfg.log_every
+            rate = (time.time() - t0) / cfg.log_every
+            print(
+                f"step {step}/{cfg.steps} loss {loss_m:.4f} bpp {bpp_m:.3f} psnr {psnr_m:.2f} dB "
+                f"aux {aux_loss.item():.1f} {rate:.2f} s/step",
+                file=log,
+                flush=True,
+            )
+            t0, agg = time.time(), np.zeros(3)
+        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            _save_atomic(
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "aux_opt": aux_opt.state_dict(),
+                    "step": step,
+                },
+                ckpt_path,
+            )

@@ -1,0 +1,1 @@
+"""Video codecs as implicit neural representations (NeRV, HNeRV): not implemented yet (issue 4)."""

@@ -1,0 +1,38 @@
+"""Shared fixtures: a tiny randomly initialised factorized model (fast) and small images."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mcodec.codec.factorized_model import GainedFactorizedPrior
+from mcodec.codec.image_export import export_factorized_model
+
+SAMPLE = Path(str(files("mcodec") / "samples" / "fruits_400x300.png"))
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """An untrained 8-channel factorized model exported like the shipped one."""
+    torch.manual_seed(0)
+    model = GainedFactorizedPrior(n=8, m=8, qualities=8)
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    export_factorized_model(model, path, "tiny-test")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_path() -> Path:
+    return SAMPLE
+
+
+def random_image(c: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """Smooth-ish uint8 test image [c, h, w]."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, size=(c, max(h // 4, 1) + 1, max(w // 4, 1) + 1)).astype(np.float32)
+    up = torch.nn.functional.interpolate(torch.from_numpy(base)[None], size=(h, w), mode="bilinear")
+    return up[0].round().clamp(0, 255).to(torch.uint8)

@@ -1,0 +1,217 @@
+"""The command line: round trip of the sample, listings, and one-line errors for every bad input."""
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+
+import pytest
+
+from mcodec.cli.main import main
+from mcodec.codec.media_io import read_image
+from mcodec.codec.metrics import psnr
+
+
+def run(capfd, *args):
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as e:
+        main(list(map(str, args)))
+    out, err = capfd.readouterr()
+    return e.value.code, out, err
+
+
+def assert_one_line_error(code, err, match=""):
+    assert code not in (0, None)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mcodec: error: "), err
+    assert match in lines[0]
+    assert "Traceback" not in err
+
+
+def test_sample_roundtrip_through_cli(capfd, tmp_path, sample_path):
+    bit, rec = tmp_path / "s.mcd", tmp_path / "s.png"
+    code, _, err = run(capfd, "encode", sample_path, bit)
+    assert code == 0 and "bpp" in err
+    code, _, _ = run(capfd, "decode", bit, rec)
+    assert code == 0
+    original, decoded = read_image(sample_path), read_image(rec)
+    assert decoded.shape == original.shape
+    assert psnr(original, decoded) > 25.0
+
+
+def test_quiet_silences_stderr(capfd, tmp_path, sample_path):
+    code, out, err = run(capfd, "--quiet", "encode", sample_path, tmp_path / "q.mcd", "--quality", 1)
+    assert code == 0 and err == "" and out == ""
+
+
+def test_info_and_codecs_json(capfd, tmp_path, sample_path):
+    bit = tmp_path / "i.mcd"
+    run(capfd, "encode", sample_path, bit, "--quality", 2)
+    code, out, _ = run(capfd, "info", bit, "--json")
+    d = json.loads(out)
+    assert code == 0 and d["media"] == "image" and d["codec"] == "factorized"
+    assert d["params"]["width"] == 400 and d["params"]["quality"] == 2
+    assert sum(c["bytes"] for c in d["chunks"]) + 12 == d["bytes"] == bit.stat().st_size
+    code, out, _ = run(capfd, "info", bit)
+    assert code == 0 and "YLAT" in out
+    code, out, _ = run(capfd, "codecs", "--json")
+    rows = json.loads(out)
+    assert {"id": "factorized", "media": "image", "qualities": [1, 8]}.items() <= rows[0].items()
+
+
+def test_existing_output_is_not_overwritten_without_force(capfd, tmp_path, sample_path):
+    bit = tmp_path / "o.mcd"
+    bit.write_bytes(b"keep me")
+    code, _, err = run(capfd, "encode", sample_path, bit)
+    assert_one_line_error(code, err, "exists")
+    assert bit.read_bytes() == b"keep me"
+    assert run(capfd, "encode", sample_path, bit, "--force")[0] == 0
+    rec = tmp_path / "o.png"
+    rec.write_bytes(b"keep")
+    code, _, err = run(capfd, "decode", bit, rec)
+    assert_one_line_error(code, err, "exists")
+    assert rec.read_bytes() == b"keep"
+    assert run(capfd, "decode", bit, rec, "--force")[0] == 0
+
+
+@pytest.fixture(scope="module")
+def good_file(tmp_path_factory, sample_path):
+    from mcodec import encode_bytes
+
+    image = read_image(sample_path)[:, :48, :64]
+    return encode_bytes(image, "image", "factorized", 3)
+
+
+def chunk_boundaries(data: bytes) -> list[int]:
+    pos, out = 12, [8, 12]
+    while pos < len(data):
+        (n,) = struct.unpack_from("<I", data, pos + 4)
+        pos += n + 12
+        out.append(pos)
+    return out
+
+
+def test_corrupt_inputs_fail_cleanly_without_output(capfd, tmp_path, good_file):
+    cases = {f"trunc{n}": good_file[:n] for n in chunk_boundaries(good_file)[:-1]}
+    cases.update({f"trunc_mid{n}": good_file[: n + 5] for n in chunk_boundaries(good_file)[:-2]})
+    for i in range(0, len(good_file), max(1, len(good_file) // 25)):
+        flipped = bytearray(good_file)
+        flipped[i] ^= 0x10
+        cases[f"flip{i}"] = bytes(flipped)
+    cases["empty"] = b""
+    cases["garbage"] = os.urandom(3000)
+    cases["png"] = b"\x89PNG\r\n\x1a\n" + os.urandom(100)
+    for name, data in cases.items():
+        src, dst = tmp_path / f"{name}.mcd", tmp_path / f"{name}.png"
+        src.write_bytes(data)
+        code, _, err = run(capfd, "decode", src, dst)
+        if name == "flip9":  # the writer's minor version byte: still a valid file
+            continue
+        assert_one_line_error(code, err)
+        assert not dst.exists(), name
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_file_naming_an_unknown_codec(capfd, tmp_path, good_file):
+    from mcodec.entropy import read_container, write_container
+
+    c = read_container(good_file)
+    c.header.codec = "nosuchcodec"
+    src = tmp_path / "u.mcd"
+    src.write_bytes(write_container(c))
+    code, _, err = run(capfd, "decode", src, tmp_path / "u.png")
+    assert_one_line_error(code, err, "unknown codec 'nosuchcodec'")
+
+
+def test_wrong_weights_are_refused(capfd, tmp_path, good_file, tiny_weights):
+    src = tmp_path / "w.mcd"
+    src.write_bytes(good_file)
+    code, _, err = run(capfd, "decode", src, tmp_path / "w.png", "--weights", tiny_weights)
+    assert_one_line_error(code, err, "other weights")
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = b"IHDR" + ihdr
+    idat = b"IDAT" + zlib.compress(b"\x00" * 16)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", 13)
+        + body
+        + struct.pack(">I", zlib.crc32(body))
+        + struct.pack(">I", len(idat) - 4)
+        + idat
+        + struct.pack(">I", zlib.crc32(idat))
+        + struct.pack(">I", 0)
+        + b"IEND"
+        + struct.pack(">I", zlib.crc32(b"IEND"))
+    )
+
+
+@pytest.mark.parametrize(
+    "make_input, match",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_bytes(b"this is not media" * 20), "not an image, video or audio"),
+        (lambda p: p.write_bytes(png_claiming(100000, 100000)), "outside the supported size"),
+    ],
+)
+def test_bad_media_inputs(capfd, tmp_path, make_input, match):
+    src = tmp_path / "in.png"
+    make_input(src)
+    code, _, err = run(capfd, "encode", src, tmp_path / "out.mcd")
+    assert_one_line_error(code, err, match)
+    assert not (tmp_path / "out.mcd").exists()
+
+
+def test_rgba_with_transparency_is_refused_and_opaque_accepted(capfd, tmp_path):
+    from PIL import Image
+
+    Image.new("RGBA", (20, 10), (10, 20, 30, 128)).save(tmp_path / "t.png")
+    code, _, err = run(capfd, "encode", tmp_path / "t.png", tmp_path / "t.mcd")
+    assert_one_line_error(code, err, "transparency")
+    Image.new("RGBA", (20, 10), (10, 20, 30, 255)).save(tmp_path / "o.png")
+    assert run(capfd, "encode", tmp_path / "o.png", tmp_path / "o.mcd")[0] == 0
+
+
+def test_grayscale_roundtrip_stays_grayscale(capfd, tmp_path):
+    from PIL import Image
+
+    Image.new("L", (37, 23), 90).save(tmp_path / "g.png")
+    assert run(capfd, "encode", tmp_path / "g.png", tmp_path / "g.mcd")[0] == 0
+    assert run(capfd, "decode", tmp_path / "g.mcd", tmp_path / "g2.png")[0] == 0
+    assert read_image(tmp_path / "g2.png").shape == (1, 23, 37)
+
+
+def test_unknown_codec_and_bad_options(capfd, tmp_path, sample_path):
+    code, _, err = run(capfd, "encode", sample_path, tmp_path / "x.mcd", "--codec", "nope")
+    assert_one_line_error(code, err, "unknown codec 'nope'")
+    code, _, err = run(capfd, "encode", sample_path, tmp_path / "x.mcd", "--quality", 99)
+    assert_one_line_error(code, err, "quality")
+    code, _, err = run(capfd, "encode", sample_path, tmp_path / "x.mcd", "--device", "tpu")
+    assert code == 2 and "Traceback" not in err
+
+
+def test_unwritable_outputs(capfd, tmp_path, sample_path, good_file):
+    code, _, err = run(capfd, "encode", sample_path, tmp_path / "no" / "dir" / "x.mcd")
+    assert_one_line_error(code, err, "cannot write")
+    src = tmp_path / "g.mcd"
+    src.write_bytes(good_file)
+    code, _, err = run(capfd, "decode", src, tmp_path / "x.jpgx")
+    assert_one_line_error(code, err, "cannot write images as .jpgx")
+
+
+def test_python_dash_m_works(tmp_path, sample_path):
+    r = subprocess.run([sys.executable, "-m", "mcodec", "codecs"], capture_output=True, text=True)
+    assert r.returncode == 0 and "factorized" in r.stdout
+    r = subprocess.run(
+        [sys.executable, "-m", "mcodec", "decode", str(tmp_path / "missing.mcd"), str(tmp_path / "o.png")],
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        r.returncode == 1 and r.stderr.strip() == f"mcodec: error: {tmp_path / 'missing.mcd'}: no such file"
+    )

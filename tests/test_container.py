@@ -1,0 +1,173 @@
+"""Container v1: round trip and every validation rule of bitstream_spec/FORMAT.md."""
+
+import struct
+import zlib
+
+import pytest
+
+from mcodec.entropy import Container, ContainerError, Header, read_container, write_container
+from mcodec.entropy.container import SIGNATURE, chunk_sizes
+
+PARAMS = {"width": 40, "height": 30, "channels": 3, "quality": 4.0}
+
+
+def make(chunks=(("YLAT", b"\x01\x02\x03\x04"),), params=None, **kw) -> bytes:
+    h = Header(
+        "image",
+        "factorized",
+        "model-x",
+        b"\x11" * 32,
+        b"\x22" * 32,
+        "tables",
+        dict(PARAMS if params is None else params),
+        **kw,
+    )
+    return write_container(Container(h, list(chunks)))
+
+
+def chunk(ctype: bytes, payload: bytes) -> bytes:
+    return struct.pack("<4sI", ctype, len(payload)) + payload + struct.pack("<I", zlib.crc32(ctype + payload))
+
+
+def split(data: bytes) -> list[bytes]:
+    """The raw chunks of a valid file, in order."""
+    out, pos = [], 12
+    for _, n in chunk_sizes(data):
+        out.append(data[pos : pos + n])
+        pos += n
+    return out
+
+
+def test_roundtrip():
+    data = make([("YLAT", b"abc"), ("ZLAT", b""), ("YLAT", b"x" * 1000)])
+    c = read_container(data)
+    assert c.header == Header("image", "factorized", "model-x", b"\x11" * 32, b"\x22" * 32, "tables", PARAMS)
+    assert c.chunks == [("YLAT", b"abc"), ("ZLAT", b""), ("YLAT", b"x" * 1000)]
+    assert [t for t, _ in chunk_sizes(data)] == ["HEAD", "YLAT", "ZLAT", "YLAT", "MEND"]
+
+
+def test_unknown_ancillary_chunk_is_skipped_but_critical_kept():
+    data = make()
+    head, ylat, mend = split(data)
+    extra = data[:12] + head + chunk(b"meta", b"hello") + ylat + mend
+    assert read_container(extra).chunks == read_container(data).chunks
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: b"", "bad signature"),
+        (lambda d: b"GIF89a" + d[6:], "bad signature"),
+        (lambda d: d[:10], "no version"),
+        (lambda d: d[:8] + b"\x02" + d[9:], "unsupported container version"),
+        (lambda d: d[:10] + b"\x05" + d[11:], "needs a reader"),
+        (lambda d: d[:11] + b"\x01" + d[12:], "reserved header byte"),
+        (lambda d: d[:12], "no HEAD"),
+        (lambda d: d + chunk(b"YLAT", b""), "after the end chunk"),
+        (lambda d: d[:-12] + chunk(b"MEND", b"x"), "MEND chunk must be empty"),
+        (lambda d: d[:12] + d[12:].replace(b"YLAT", b"Y\x00AT", 1), "invalid chunk type"),
+    ],
+)
+def test_structural_rules(mutate, message):
+    with pytest.raises(ContainerError, match=message):
+        read_container(mutate(make()))
+
+
+def test_first_chunk_must_be_head_and_only_one():
+    data = make()
+    head, ylat, mend = split(data)
+    with pytest.raises(ContainerError, match="first chunk is not HEAD"):
+        read_container(data[:12] + ylat + head + mend)
+    with pytest.raises(ContainerError, match="more than one HEAD"):
+        read_container(data[:12] + head + head + ylat + mend)
+
+
+def test_truncation_at_every_byte_is_detected():
+    data = make([("YLAT", b"0123456789"), ("ZLAT", b"abc")])
+    for n in range(len(data)):
+        with pytest.raises(ContainerError):
+            read_container(data[:n])
+
+
+def test_every_single_bit_flip_is_detected():
+    data = make([("YLAT", b"0123456789")])
+    # byte 9 is the writer's minor version: a reader of the same major reads any minor whose
+    # min_reader_minor it meets, so a flip there leaves a file that still decodes correctly.
+    for i in (i for i in range(len(data)) if i != 9):
+        for bit in (0, 3, 7):
+            bad = bytearray(data)
+            bad[i] ^= 1 << bit
+            with pytest.raises(ContainerError):
+                read_container(bytes(bad))
+
+
+def test_chunk_length_past_end_is_refused_before_allocation():
+    data = make()
+    bad = data[:12] + data[12:16] + struct.pack("<I", 0xFFFFFFF0) + data[20:]
+    with pytest.raises(ContainerError, match="past the end"):
+        read_container(bad)
+
+
+def head_with(payload: bytes) -> bytes:
+    return SIGNATURE + bytes([1, 0, 0, 0]) + chunk(b"HEAD", payload) + chunk(b"MEND", b"")
+
+
+def head_payload(
+    media=1,
+    codec=b"factorized",
+    params=b'{"channels":3,"height":30,"width":40}',
+    profile=b"tables",
+    params_len=None,
+):
+    n = len(params) if params_len is None else params_len
+    return (
+        bytes([media, len(codec)])
+        + codec
+        + bytes([0])
+        + b"\0" * 64
+        + bytes([len(profile)])
+        + profile
+        + struct.pack("<H", n)
+        + params
+    )
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (head_payload(), None),
+        (head_payload(media=9), "unknown media kind"),
+        (head_payload(codec=b"Bad Id"), "invalid codec id"),
+        (head_payload(codec=b""), "invalid codec id"),
+        (head_payload(profile=b"\xff"), "invalid determinism profile"),
+        (head_payload(params=b"{not json"), "not valid JSON"),
+        (head_payload(params=b"[1,2]"), "JSON object"),
+        (head_payload(params=b'{"width":40,"height":30}'), "'channels' missing"),
+        (head_payload(params=b'{"width":40.5,"height":30,"channels":3}'), "not an integer"),
+        (
+            head_payload(params=b'{"width":100000,"height":100000,"channels":3}'),
+            "outside the supported range",
+        ),
+        (head_payload(params=b'{"width":16384,"height":16384,"channels":3}'), "too large"),
+        (head_payload(params=b'{"width":4,"height":3,"channels":3,"x":{"a":1}}'), "unsupported type"),
+        (head_payload(params=b"{}" + b" " * 5000), "too large"),
+        (head_payload()[:-5], "truncated header"),
+        (head_payload() + b"\x00", "trailing bytes"),
+    ],
+)
+def test_header_rules(payload, message):
+    data = head_with(payload)
+    if message is None:
+        assert read_container(data).header.codec == "factorized"
+    else:
+        with pytest.raises(ContainerError, match=message):
+            read_container(data)
+
+
+def test_writer_refuses_what_the_reader_would():
+    with pytest.raises(ValueError):
+        make(params={"width": 0, "height": 1, "channels": 3})
+    with pytest.raises(ValueError):
+        make(chunks=[("HEAD", b"")])
+    with pytest.raises(ValueError):
+        make(chunks=[("toolong", b"")])
