@@ -19,6 +19,7 @@ from mcodec import USER_ERRORS, decode_file, describe, encode_file
 from mcodec.codec import CodecError, registry
 
 from .demo import run_demo
+from .train import train
 
 EXIT_USER_ERROR, EXIT_INTERNAL = 1, 3
 
@@ -155,6 +156,9 @@ def codecs(as_json):
 def demo(ctx, quality, out):
     """Encode and decode the sample media shipped with mcodec; print sizes, rate and quality."""
     run_demo(out, quality, log=None if ctx.find_root().obj.get("quiet") else sys.stderr)
+
+
+cli.add_command(train)
 
 
 def main(argv: list[str] | None = None, prog_name: str | None = None) -> None:

@@ -96,12 +96,13 @@ def train(
     cfg: TrainConfig,
     device: str = "cpu",
     init_state: dict | None = None,
-    log=sys.stderr,
+    log=None,
 ) -> None:
     """Train ``model`` until ``cfg.steps`` total steps, resuming from run_dir/checkpoint.pt if present.
 
     ``init_state``: weights to start from when there is no checkpoint yet (fine-tuning shipped weights).
     """
+    log = log or sys.stderr
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"
     model.to(device)
@@ -119,7 +120,7 @@ def train(
         for o, lr in ((opt, cfg.lr), (aux_opt, cfg.aux_lr)):  # a resumed run may change the rates
             for group in o.param_groups:
                 group["lr"] = lr
-        print(f"resuming from step {step}", file=log)
+        print(f"resuming from step {step}", file=log, flush=True)
     elif init_state is not None:
         model.load_state_dict(init_state, strict=False)
     rng = random.Random(cfg.seed * 1_000_003 + step)

@@ -88,15 +88,29 @@ class TableSet:
         return h.digest()
 
     def probabilities(self, k: int) -> np.ndarray:
-        """Table k (escape last) as float64 probabilities, exact multiples of 2**-PRECISION."""
+        """Table k (escape last) as float64 probabilities, exact multiples of 2**-PRECISION: what the
+        coder is given. It re-quantizes them (``effective_freqs``)."""
         return self.freqs[k, : self.lengths[k] + 1].astype(np.float64) / TOTAL
 
+    def effective_freqs(self, k: int) -> np.ndarray:
+        """The frequencies table k is really coded with (FORMAT.md 5.4): constriction's
+        Categorical(perfect=False) maps cumulative F[i] to C[i] = i + floor(F[i] * (2^24 - n) / 2^24)."""
+        f = self.freqs[k, : self.lengths[k] + 1].astype(np.int64)
+        n = f.size
+        cum = np.concatenate([[0], np.cumsum(f)[:-1]])
+        c = np.append(np.arange(n) + (cum * (TOTAL - n)) // TOTAL, TOTAL)
+        return np.diff(c)
+
     def information_bits(self, symbols: np.ndarray, indexes: np.ndarray) -> float:
-        """Ideal code length sum(-log2 p) of the symbols under these tables, 32 bits per escape
-        included: what a perfect entropy coder would need."""
+        """Ideal code length sum(-log2 p) of the symbols under the tables' effective frequencies,
+        32 bits per escape included: what a perfect entropy coder would need."""
         pos = symbols.astype(np.int64) - self.offsets[indexes]
         lengths = self.lengths[indexes]
         escape = (pos < 0) | (pos >= lengths)
         slot = np.where(escape, lengths, pos)
-        f = self.freqs[indexes, slot].astype(np.float64)
+        eff = np.zeros(self.freqs.shape, dtype=np.int64)
+        for k in np.unique(indexes):
+            e = self.effective_freqs(int(k))
+            eff[k, : e.size] = e
+        f = eff[indexes, slot].astype(np.float64)
         return float(np.sum(PRECISION - np.log2(f)) + 32 * escape.sum())

@@ -35,3 +35,12 @@ def test_hash_is_stable_and_content_sensitive():
     b = TableSet.from_pmfs([np.array([0.2, 0.8]), np.ones(5)], [0, -2])
     c = TableSet.from_pmfs([np.array([0.2, 0.8]), np.ones(5)], [0, -1])
     assert a.sha256() == b.sha256() != c.sha256()
+
+
+def test_effective_frequencies_are_a_valid_model_close_to_the_stored_one():
+    t = TableSet.from_pmfs([np.array([0.9, 0.05, 0.05]), np.ones(1000)], [0, 0], [1e-9, 1e-9])
+    for k in range(2):
+        e = t.effective_freqs(k)
+        f = t.freqs[k, : t.lengths[k] + 1]
+        assert e.sum() == 1 << PRECISION and e.min() >= 1 and e.size == f.size
+        assert np.abs(e - f).max() <= 1 + f.size * f.max() // (1 << PRECISION) + 1

@@ -1,0 +1,90 @@
+"""Regenerate the reference vectors in bitstream_spec/vectors/ (after a format or default-weights change).
+
+    python bitstream_spec/make_vectors.py
+
+Writes the files and vectors.json: for files to decode, the SHA-256 of the decoded samples (uint8,
+C x H x W) and of the decoded latent symbols (int32 little-endian, the stream's order); for files a
+reader must refuse, a substring of the expected error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import zlib
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mcodec import decode_bytes, encode_bytes
+from mcodec.codec import registry
+from mcodec.codec.media_io import read_image
+from mcodec.entropy import decode_factorized, read_container
+
+OUT = Path(__file__).resolve().parent / "vectors"
+
+
+def gray_ramp(h: int, w: int) -> torch.Tensor:
+    yy, xx = np.mgrid[0:h, 0:w]
+    return torch.from_numpy(((xx * 7 + yy * 3) % 256).astype(np.uint8))[None]
+
+
+def symbols_sha256(data: bytes) -> str:
+    c = read_container(data)
+    p = c.header.params
+    codec = registry.get(c.header.codec)
+    shape = (codec.model.m, -(-p["height"] // 16), -(-p["width"] // 16))
+    symbols = decode_factorized(dict(c.chunks)["YLAT"], shape, codec.tables)
+    return hashlib.sha256(symbols.astype("<i4").tobytes()).hexdigest()
+
+
+def with_ancillary(data: bytes) -> bytes:
+    """Insert an ancillary 'note' chunk right after HEAD."""
+    head_len = struct.unpack_from("<I", data, 16)[0] + 12
+    payload = b"reference vector with an ancillary chunk"
+    note = (
+        struct.pack("<4sI", b"note", len(payload))
+        + payload
+        + struct.pack("<I", zlib.crc32(b"note" + payload))
+    )
+    return data[: 12 + head_len] + note + data[12 + head_len :]
+
+
+def main() -> None:
+    OUT.mkdir(exist_ok=True)
+    sample = read_image(Path(str(files("mcodec") / "samples" / "fruits_400x300.png")))
+    decodable = {
+        "fruits_q1.mcd": encode_bytes(sample, "image", "factorized", 1),
+        "gray_37x23_q8.mcd": encode_bytes(gray_ramp(23, 37), "image", "factorized", 8),
+        "crop_q2_5.mcd": encode_bytes(sample[:, 100:133, 200:251], "image", "factorized", 2.5),
+    }
+    decodable["ancillary_chunk.mcd"] = with_ancillary(decodable["gray_37x23_q8.mcd"])
+    good = decodable["crop_q2_5.mcd"]
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0x01
+    refused = {
+        "bad_crc.mcd": (bytes(flipped), "CRC mismatch"),
+        "truncated.mcd": (good[:-12], "no MEND"),
+        "major_2.mcd": (good[:8] + b"\x02" + good[9:], "unsupported container version"),
+    }
+    table = {}
+    for name, data in decodable.items():
+        (OUT / name).write_bytes(data)
+        _, media = decode_bytes(data)
+        table[name] = {
+            "decoded_shape": list(media.shape),
+            "decoded_sha256": hashlib.sha256(media.numpy().tobytes()).hexdigest(),
+            "symbols_sha256": symbols_sha256(data),
+        }
+    for name, (data, message) in refused.items():
+        (OUT / name).write_bytes(data)
+        table[name] = {"refuse": message}
+    (OUT / "vectors.json").write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
+    print(json.dumps(table, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

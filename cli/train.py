@@ -1,0 +1,78 @@
+"""``mcodec train image``: train or fine-tune an image codec's model on a folder of images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import torch
+
+from mcodec.codec import CodecError
+
+
+@click.group()
+def train() -> None:
+    """Train codec models on your own data."""
+
+
+@train.command("image")
+@click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--codec", "codec_id", type=click.Choice(["factorized"]), default="factorized", show_default=True
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="model file to write (safetensors), usable with --weights",
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="checkpoint folder; a run resumes from it (default: OUT without suffix + '.run')",
+)
+@click.option("--steps", type=click.IntRange(1), default=20000, show_default=True, help="total steps")
+@click.option("--batch", type=click.IntRange(1), default=12, show_default=True)
+@click.option("--crop", type=click.IntRange(16), default=128, show_default=True, help="crop side (px)")
+@click.option("--lr", type=float, default=3e-4, show_default=True)
+@click.option(
+    "--width",
+    type=(int, int),
+    default=(96, 128),
+    show_default=True,
+    help="channels N (transforms) and M (latent)",
+)
+@click.option(
+    "--init",
+    "init_weights",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="start from this model file (e.g. the shipped weights) instead of random weights",
+)
+@click.option("--model-id", default="factorized-custom", show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--force", is_flag=True, help="overwrite OUT")
+def train_image(
+    data, codec_id, out, run_dir, steps, batch, crop, lr, width, init_weights, model_id, device, force
+):
+    """Train on the images in DATA (random crops, qualities 1..8 in one model), then export OUT."""
+    from mcodec.codec.factorized_model import GainedFactorizedPrior
+    from mcodec.codec.image_export import export_factorized
+    from mcodec.codec.image_training import TrainConfig
+    from mcodec.codec.image_training import train as run_training
+    from mcodec.codec.weights import load_weights
+
+    if out.exists() and not force:
+        raise CodecError(f"{out} exists (use --force to overwrite)")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CodecError("--device cuda: no CUDA device is available")
+    run_dir = run_dir or out.with_suffix(".run")
+    init_state = None
+    if init_weights:
+        w = load_weights(init_weights, "gained-factorized-prior")
+        width = (int(w.metadata["n"]), int(w.metadata["m"]))
+        init_state = {k: v.float() for k, v in w.tensors.items() if not k.startswith("tables.")}
+    model = GainedFactorizedPrior(*width)
+    cfg = TrainConfig(steps=steps, batch=batch, crop=crop, lr=lr)
+    run_training(model, data, run_dir, cfg, device=device, init_state=init_state)
+    export_factorized(run_dir / "checkpoint.pt", out, model_id)
+    click.echo(f"wrote {out}", err=True)
