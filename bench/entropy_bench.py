@@ -98,7 +98,7 @@ def main() -> None:
     )
     for name, symbols, indexes, tables, enc, dec in cases(args.n, rng):
         t_enc, data = best_time(enc, args.repeat)
-        t_dec, out = best_time(lambda d=data: dec(d), args.repeat)
+        t_dec, out = best_time(lambda d=data, f=dec: f(d), args.repeat)
         assert np.array_equal(np.asarray(out).reshape(-1), symbols), f"{name}: round trip failed"
         ideal_bits = tables.information_bits(symbols, indexes.astype(np.int64))
         row = {

@@ -19,6 +19,7 @@ from mcodec import USER_ERRORS, decode_file, describe, encode_file
 from mcodec.codec import CodecError, registry
 
 from .demo import run_demo
+from .evaluate import evaluate
 from .train import train
 
 EXIT_USER_ERROR, EXIT_INTERNAL = 1, 3
@@ -159,6 +160,7 @@ def demo(ctx, quality, out):
 
 
 cli.add_command(train)
+cli.add_command(evaluate)
 
 
 def main(argv: list[str] | None = None, prog_name: str | None = None) -> None:

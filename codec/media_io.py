@@ -297,3 +297,7 @@ def atomic_output(path: Path, force: bool):
 def write_bytes_atomic(path: Path, data: bytes, force: bool = False) -> None:
     with atomic_output(path, force) as tmp:
         tmp.write_bytes(data)
+
+
+# What each media kind's reader returns: the item codecs and anchors take.
+MEDIA_READERS = {"image": read_image, "video": read_video, "audio": read_audio}

@@ -1,0 +1,1 @@
+"""Rate-distortion evaluation: metrics, BD-rate, anchors, reports."""

@@ -1,0 +1,85 @@
+"""Bjontegaard delta metrics between two rate-distortion curves.
+
+``bd_rate`` is the average rate difference (percent) of the test codec against the anchor at equal
+quality; negative means the test codec needs fewer bits. ``bd_quality`` (BD-PSNR when quality is PSNR)
+is the average quality difference at equal rate, in the unit of the input quality.
+
+Method, as in current JVET CTC and AOM/AVM tools (not the original 2001 cubic polyfit): each curve is
+interpolated with a piecewise cubic Hermite (pchip) spline -- log(rate) as a function of quality for
+BD-rate, quality as a function of log(rate) for BD-quality -- and both splines are integrated over the
+interval where the two curves overlap. The mean log-rate difference ``d`` gives ``(exp(d) - 1) * 100``.
+Rates may be in any unit (bits, bpp, kbit/s) as long as both curves use the same one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.interpolate import PchipInterpolator
+
+__all__ = ["bd_rate", "bd_quality"]
+
+
+def _curve(rate: Sequence[float], quality: Sequence[float], name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate one RD curve and return (log rate, quality), sorted by increasing rate."""
+    r = np.asarray(rate, dtype=np.float64)
+    q = np.asarray(quality, dtype=np.float64)
+    if r.ndim != 1 or q.ndim != 1 or r.shape != q.shape:
+        raise ValueError(f"{name}: rate and quality must be 1-D sequences of equal length")
+    if r.size < 2:
+        raise ValueError(f"{name}: need at least 2 rate-distortion points, got {r.size}")
+    if not (np.all(np.isfinite(r)) and np.all(np.isfinite(q))):
+        raise ValueError(f"{name}: rates and qualities must be finite")
+    if np.any(r <= 0):
+        raise ValueError(f"{name}: rates must be positive")
+    order = np.argsort(r, kind="stable")
+    r, q = r[order], q[order]
+    # Both interpolation directions need a strictly monotonic curve; a non-monotonic point is an
+    # encoder or measurement problem the caller should see, so nothing is silently dropped.
+    if np.any(np.diff(r) <= 0) or np.any(np.diff(q) <= 0):
+        raise ValueError(f"{name}: quality must increase strictly with rate (no repeated rates or qualities)")
+    return np.log(r), q
+
+
+def _mean_gap(x_a: np.ndarray, y_a: np.ndarray, x_t: np.ndarray, y_t: np.ndarray, what: str) -> float:
+    """Mean of pchip(test) - pchip(anchor) over the overlap of the two x ranges (x increasing)."""
+    lo, hi = max(x_a[0], x_t[0]), min(x_a[-1], x_t[-1])
+    if not hi > lo:
+        raise ValueError(f"the {what} ranges of the anchor and test curves do not overlap")
+    area_a = PchipInterpolator(x_a, y_a).integrate(lo, hi)
+    area_t = PchipInterpolator(x_t, y_t).integrate(lo, hi)
+    return float((area_t - area_a) / (hi - lo))
+
+
+def bd_rate(
+    anchor_rate: Sequence[float],
+    anchor_quality: Sequence[float],
+    test_rate: Sequence[float],
+    test_quality: Sequence[float],
+) -> float:
+    """Bjontegaard delta rate in percent: average rate change of test vs anchor at equal quality.
+
+    Each argument is a sequence of >= 2 values (one per RD point, any order); rates > 0 in a common
+    unit, quality in any unit where higher is better (e.g. PSNR dB). -20.0 means the test codec
+    needs 20% fewer bits on average over the shared quality range.
+    """
+    la, qa = _curve(anchor_rate, anchor_quality, "anchor")
+    lt, qt = _curve(test_rate, test_quality, "test")
+    return (float(np.exp(_mean_gap(qa, la, qt, lt, "quality"))) - 1.0) * 100.0
+
+
+def bd_quality(
+    anchor_rate: Sequence[float],
+    anchor_quality: Sequence[float],
+    test_rate: Sequence[float],
+    test_quality: Sequence[float],
+) -> float:
+    """Bjontegaard delta quality (BD-PSNR for PSNR input): average quality gain of test vs anchor.
+
+    Same inputs as ``bd_rate``; the result is in the unit of the quality values (e.g. dB), averaged
+    over the shared log-rate range. Positive means the test codec is better at equal rate.
+    """
+    la, qa = _curve(anchor_rate, anchor_quality, "anchor")
+    lt, qt = _curve(test_rate, test_quality, "test")
+    return _mean_gap(la, qa, lt, qt, "log-rate")

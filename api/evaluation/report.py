@@ -1,0 +1,256 @@
+"""Turning evaluation records into files people and programs read.
+
+- results.json: machine info, every record, and one curve per codec in compressai's results layout
+  ({"name", "description", "results": {"bpp": [...], "psnr-rgb": [...], ...}}); the same curves also as
+  curves/<codec>.json, which compressai's plotting tool reads as they are.
+- results.csv: the records, one row per file x codec x rate point.
+- rd.png: one panel per metric, one curve per codec (anchors dashed).
+- report.md: the averaged table, BD-rate of each codec against each anchor, the plot, machine, errors.
+Curves average each rate point over the files (as compressai's Kodak figures do).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .bdrate import bd_rate
+
+# metric key in records -> (compressai results key, label, higher is better)
+METRICS = {
+    "image": [
+        ("psnr_rgb", "psnr-rgb", "PSNR-RGB (dB)", True),
+        ("psnr_y", "psnr-y", "PSNR-Y (dB)", True),
+        ("ms_ssim", "ms-ssim-rgb", "MS-SSIM", True),
+    ],
+    "video": [
+        ("psnr_rgb", "psnr-rgb", "PSNR-RGB (dB)", True),
+        ("psnr_y", "psnr-y", "PSNR-Y (dB)", True),
+        ("ms_ssim", "ms-ssim-rgb", "MS-SSIM", True),
+    ],
+    "audio": [
+        ("mel_distance", "mel-distance", "mel distance", False),
+        ("si_sdr", "si-sdr", "SI-SDR (dB)", True),
+        ("pesq_wb", "pesq-wb", "PESQ-WB", True),
+        ("stoi", "stoi", "STOI", True),
+    ],
+}
+RATE = {
+    "image": ("bpp", "bpp", "bits per pixel"),
+    "video": ("bpp", "bpp", "bits per pixel"),
+    "audio": ("kbps", "kbps", "kbit/s"),
+}
+
+
+def machine_info() -> dict:
+    import av
+    import PIL
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+        "av": av.__version__,
+    }
+
+
+def curves(records: list[dict]) -> dict[str, dict[str, dict]]:
+    """media -> codec -> {"points": [...], "kind", "<key>": [mean over files per point], "files": n}."""
+    groups = defaultdict(list)
+    for r in records:
+        if "error" not in r:
+            groups[(r["media"], r["codec"], r["kind"])].append(r)
+    out: dict[str, dict[str, dict]] = defaultdict(dict)
+    for (media, codec, kind), rs in groups.items():
+        by_point = defaultdict(list)
+        for r in rs:
+            by_point[r["point"]].append(r)
+        keys = [RATE[media][0], "encode_s", "decode_s"] + [m[0] for m in METRICS[media]]
+        points = sorted(by_point)
+        curve = {"kind": kind, "points": points, "files": len({r["file"] for r in rs})}
+        for k in keys:
+            curve[k] = [float(np.nanmean([r.get(k, math.nan) for r in by_point[p]])) for p in points]
+        out[media][codec] = curve
+    return out
+
+
+def compressai_layout(codec: str, media: str, curve: dict) -> dict:
+    rate_key, rate_name, _ = RATE[media]
+    results = {
+        rate_name: curve[rate_key],
+        "encoding_time": curve["encode_s"],
+        "decoding_time": curve["decode_s"],
+    }
+    for key, name, _, _ in METRICS[media]:
+        results[name] = curve[key]
+    return {
+        "name": codec,
+        "description": f"mcodec eval, {curve['kind']}, mean over {curve['files']} files",
+        "results": results,
+    }
+
+
+def bd_rates(media: str, cs: dict[str, dict]) -> list[dict]:
+    """BD-rate (%) of every codec against every anchor, per metric (NaN where curves do not overlap)."""
+    rate_key = RATE[media][0]
+    rows = []
+    for codec, c in cs.items():
+        if c["kind"] != "codec":
+            continue
+        for anchor, a in cs.items():
+            if a["kind"] != "anchor":
+                continue
+            row = {"codec": codec, "anchor": anchor}
+            for key, _, _, higher in METRICS[media]:
+                qa, qc = np.array(a[key]), np.array(c[key])
+                sign = 1 if higher else -1  # BD needs quality increasing with rate
+                try:
+                    row[key] = bd_rate(a[rate_key], sign * qa, c[rate_key], sign * qc)
+                except ValueError:
+                    row[key] = math.nan
+            rows.append(row)
+    return rows
+
+
+def plot(media: str, cs: dict[str, dict], path: Path, compare: dict[str, dict] | None = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rate_key, rate_name, rate_label = RATE[media]
+    metrics = METRICS[media]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.2), squeeze=False)
+    for ax, (key, name, label, _) in zip(axes[0], metrics, strict=True):
+        for codec, c in sorted(cs.items()):
+            style = "-o" if c["kind"] == "codec" else "--s"
+            ax.plot(c[rate_key], c[key], style, label=codec, markersize=4)
+        for codec, results in (compare or {}).items():
+            if name in results and rate_name in results:
+                ax.plot(results[rate_name], results[name], ":x", label=f"{codec} (compare)", markersize=4)
+        ax.set_xlabel(rate_label)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"{media}: rate-distortion (mean over files)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def load_compare(paths: list[Path]) -> dict[str, dict]:
+    """Curves to overlay: an earlier results.json (its curves) or compressai-style JSON files."""
+    out = {}
+    for p in paths:
+        d = json.loads(Path(p).read_text())
+        entries = (
+            [e for per_media in d.get("curves", {}).values() for e in per_media] if "curves" in d else [d]
+        )
+        for e in entries:
+            if "name" in e and "results" in e:
+                out[f"{e['name']}"] = e["results"]
+    return out
+
+
+def write_reports(records: list[dict], out: Path, compare_paths: list[Path] | None = None) -> dict:
+    cs = curves(records)
+    compare = load_compare(compare_paths or [])
+    info = machine_info()
+    layouts = {
+        m: [compressai_layout(c, m, curve) for c, curve in sorted(per.items())] for m, per in cs.items()
+    }
+    (out / "curves").mkdir(exist_ok=True)
+    for m, entries in layouts.items():
+        for e in entries:
+            (out / "curves" / f"{m}-{e['name']}.json").write_text(json.dumps(e, indent=2))
+    ok = [r for r in records if "error" not in r]
+    errors = [r for r in records if "error" in r]
+    summary = {
+        "machine": info,
+        "curves": layouts,
+        "bd_rate": {m: bd_rates(m, per) for m, per in cs.items()},
+        "records": ok,
+        "errors": errors,
+    }
+    (out / "results.json").write_text(json.dumps(summary, indent=2, default=float))
+    columns = sorted({k for r in ok for k in r})
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        w.writerows(ok)
+    plots = {}
+    for m, per in cs.items():
+        name = "rd.png" if len(cs) == 1 else f"rd-{m}.png"
+        plot(m, per, out / name, compare)
+        plots[m] = name
+    (out / "report.md").write_text(markdown(cs, summary["bd_rate"], plots, info, errors))
+    return summary
+
+
+def _fmt(v: float, digits: int = 3) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def markdown(cs, bd, plots, info, errors) -> str:
+    lines = ["# mcodec rate-distortion report", ""]
+    for media, per in cs.items():
+        rate_key, _, rate_label = RATE[media]
+        metrics = METRICS[media]
+        lines += [
+            f"## {media}",
+            "",
+            f"![rate-distortion]({plots[media]})",
+            "",
+            f"Mean over files at each rate point; rate in {rate_label}.",
+            "",
+            "| codec | point | files | "
+            + rate_key
+            + " | "
+            + " | ".join(m[0] for m in metrics)
+            + " | encode s | decode s |",
+            "|---" * (5 + len(metrics) + 1) + "|",
+        ]
+        for codec, c in sorted(per.items(), key=lambda kv: (kv[1]["kind"], kv[0])):
+            for i, p in enumerate(c["points"]):
+                vals = " | ".join(_fmt(c[m[0]][i], 4) for m in metrics)
+                lines.append(
+                    f"| {codec} | {p:g} | {c['files']} | {_fmt(c[rate_key][i], 4)} | {vals} | "
+                    f"{_fmt(c['encode_s'][i])} | {_fmt(c['decode_s'][i])} |"
+                )
+        if bd.get(media):
+            lines += [
+                "",
+                "BD-rate (%, negative = fewer bits than the anchor at equal quality; "
+                "piecewise cubic over the overlapping quality range):",
+                "",
+                "| codec | anchor | " + " | ".join(m[0] for m in metrics) + " |",
+                "|---" * (2 + len(metrics)) + "|",
+            ]
+            for row in bd[media]:
+                lines.append(
+                    f"| {row['codec']} | {row['anchor']} | "
+                    + " | ".join(_fmt(row[m[0]], 1) for m in metrics)
+                    + " |"
+                )
+        lines.append("")
+    if errors:
+        lines += (
+            ["## Errors", ""]
+            + [f"- {e['file']} {e.get('codec') or ''} {e.get('point', '')}: {e['error']}" for e in errors]
+            + [""]
+        )
+    lines += ["## Machine", ""] + [f"- {k}: {v}" for k, v in info.items()] + [""]
+    return "\n".join(lines)

@@ -1,0 +1,181 @@
+"""The evaluation grid: every file x contender x rate point, encoded and decoded for real.
+
+Records are appended to ``DIR/records.jsonl`` as they are measured, so an interrupted run loses nothing
+and a rerun skips what is done. A file that cannot be read is recorded as an error and the run goes on.
+With ``jobs > 1`` the grid runs in worker processes (one torch thread each).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from mcodec.codec import media_io, registry
+from mcodec.codec.media_io import MEDIA_READERS
+
+from .contenders import DEFAULT_ANCHORS, Contender, OurCodec, make_anchor
+
+RECORDS = "records.jsonl"
+
+
+@dataclass(frozen=True)
+class Task:
+    file: str
+    media: str
+    contender: str  # codec or anchor id
+    kind: str  # "codec" or "anchor"
+    point: float
+
+
+def list_files(inputs: list[Path]) -> list[Path]:
+    """Files given, and the files inside folders given (sorted, hidden files skipped)."""
+    out = []
+    for p in inputs:
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+        else:
+            out.append(p)
+    return out
+
+
+def contenders_for(
+    media: str, codecs: list[str] | None, anchors: list[str] | None, points, anchor_points=None
+) -> list[Contender]:
+    """Our codecs (default: the media's default codec) and anchors (default: the media's usual ones)."""
+    ours = codecs if codecs else [registry.default_for(media)]
+    out: list[Contender] = [OurCodec(c, points) for c in ours if registry.info(c).media == media]
+    for a in anchors if anchors is not None else DEFAULT_ANCHORS[media]:
+        anchor = make_anchor(a, anchor_points.get(a) if anchor_points else None)
+        if anchor.media == media:
+            out.append(anchor)
+    return out
+
+
+def measure(task: Task) -> dict:
+    """Run one task in this process; returns its record (with 'error' when it failed)."""
+    record = {
+        "file": task.file,
+        "media": task.media,
+        "codec": task.contender,
+        "kind": task.kind,
+        "point": task.point,
+    }
+    try:
+        item = MEDIA_READERS[task.media](Path(task.file))
+        contender = OurCodec(task.contender) if task.kind == "codec" else make_anchor(task.contender)
+        trial = contender.run(item, task.point)
+        record.update(bytes=trial.bytes, encode_s=trial.encode_s, decode_s=trial.decode_s)
+        record.update(_distortion(task.media, item, trial.decoded, trial.bytes))
+    except Exception as e:  # noqa: BLE001 - one bad file or point must not stop the grid
+        record["error"] = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+    return record
+
+
+def _distortion(media: str, item, decoded, nbytes: int) -> dict:
+    from . import audio_metrics, metrics
+
+    if media == "image":
+        c, h, w = item.shape
+        return {
+            "bpp": 8 * nbytes / (h * w),
+            "psnr_rgb": metrics.psnr_rgb(item, decoded),
+            "psnr_y": metrics.psnr_y(item, decoded),
+            "ms_ssim": metrics.ms_ssim(item, decoded),
+        }
+    if media == "video":
+        (frames, rate), (out, _) = item, decoded
+        t, _, h, w = frames.shape
+        return {
+            "bpp": 8 * nbytes / (t * h * w),
+            "kbps": 8 * nbytes / 1000 / (t / float(rate)),
+            "psnr_rgb": metrics.psnr_rgb(frames, out),
+            "psnr_y": metrics.psnr_y(frames, out),
+            "ms_ssim": metrics.ms_ssim(frames, out),
+        }
+    (ref, rate), (est, _) = item, decoded
+    seconds = ref.shape[1] / rate
+    return {
+        "kbps": 8 * nbytes / 1000 / seconds,
+        "mel_distance": audio_metrics.mel_distance(ref, est, rate),
+        "si_sdr": audio_metrics.si_sdr(ref, est),
+        "pesq_wb": audio_metrics.pesq_wb(ref, est, rate),
+        "stoi": audio_metrics.stoi(ref, est, rate),
+    }
+
+
+def _key(r: dict) -> tuple:
+    return (r["file"], r["codec"], float(r["point"]))
+
+
+def load_records(out: Path) -> list[dict]:
+    path = out / RECORDS
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut by an interruption
+    return records
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)
+
+
+def run_grid(
+    files: list[Path],
+    out: Path,
+    codecs: list[str] | None,
+    anchors: list[str] | None,
+    points=None,
+    jobs: int = 1,
+    progress: bool = True,
+) -> list[dict]:
+    """Measure everything not yet in out/records.jsonl; returns all records (old and new)."""
+    out.mkdir(parents=True, exist_ok=True)
+    records = load_records(out)
+    done = {_key(r) for r in records if "error" not in r}
+    records = [r for r in records if "error" not in r]  # failed points are retried
+    tasks: list[Task] = []
+    for f in files:
+        try:
+            media = media_io.media_kind(f)
+        except media_io.MediaError as e:
+            records.append({"file": str(f), "codec": None, "point": math.nan, "error": str(e)})
+            continue
+        for c in contenders_for(media, codecs, anchors, points):
+            kind = "codec" if isinstance(c, OurCodec) else "anchor"
+            tasks += [
+                Task(str(f), media, c.id, kind, float(p))
+                for p in c.points
+                if (str(f), c.id, float(p)) not in done
+            ]
+    with (
+        open(out / RECORDS, "a") as sink,
+        tqdm(total=len(tasks), disable=not progress, file=sys.stderr, unit="point", desc="eval") as bar,
+    ):
+
+        def keep(record: dict) -> None:
+            records.append(record)
+            sink.write(json.dumps(record) + "\n")
+            sink.flush()
+            bar.set_postfix_str(f"{Path(record['file']).name} {record['codec']} {record['point']:g}")
+            bar.update()
+
+        if jobs <= 1:
+            for t in tasks:
+                keep(measure(t))
+        else:
+            with ProcessPoolExecutor(jobs, initializer=_init_worker) as pool:
+                for fut in as_completed([pool.submit(measure, t) for t in tasks]):
+                    keep(fut.result())
+    return records
