@@ -18,7 +18,11 @@ def train() -> None:
 @train.command("image")
 @click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
-    "--codec", "codec_id", type=click.Choice(["factorized"]), default="factorized", show_default=True
+    "--codec",
+    "codec_id",
+    type=click.Choice(["factorized", "hyperprior", "meanscale"]),
+    default="factorized",
+    show_default=True,
 )
 @click.option(
     "--out",
@@ -38,9 +42,7 @@ def train() -> None:
 @click.option(
     "--width",
     type=(int, int),
-    default=(96, 128),
-    show_default=True,
-    help="channels N (transforms) and M (latent)",
+    help="channels N (transforms) and M (latent); default 96 128 (factorized), 128 192 (hyperpriors)",
 )
 @click.option(
     "--init",
@@ -55,8 +57,12 @@ def train_image(
     data, codec_id, out, run_dir, steps, batch, crop, lr, width, init_weights, model_id, device, force
 ):
     """Train on the images in DATA (random crops, qualities 1..8 in one model), then export OUT."""
+    from mcodec.codec.factorized import ARCH as FACTORIZED_ARCH
     from mcodec.codec.factorized_model import GainedFactorizedPrior
-    from mcodec.codec.image_export import export_factorized
+    from mcodec.codec.hyperprior import ARCH as HYPERPRIOR_ARCH
+    from mcodec.codec.hyperprior import VARIANTS
+    from mcodec.codec.hyperprior_model import GainedHyperprior
+    from mcodec.codec.image_export import export_checkpoint
     from mcodec.codec.image_training import TrainConfig
     from mcodec.codec.image_training import train as run_training
     from mcodec.codec.weights import load_weights
@@ -66,13 +72,15 @@ def train_image(
     if device == "cuda" and not torch.cuda.is_available():
         raise CodecError("--device cuda: no CUDA device is available")
     run_dir = run_dir or out.with_suffix(".run")
+    factorized = codec_id == "factorized"
     init_state = None
     if init_weights:
-        w = load_weights(init_weights, "gained-factorized-prior")
+        w = load_weights(init_weights, FACTORIZED_ARCH if factorized else HYPERPRIOR_ARCH)
         width = (int(w.metadata["n"]), int(w.metadata["m"]))
-        init_state = {k: v.float() for k, v in w.tensors.items() if not k.startswith("tables.")}
-    model = GainedFactorizedPrior(*width)
+        init_state = {k: v.float() for k, v in w.tensors.items() if "tables." not in k}
+    width = width or ((96, 128) if factorized else (128, 192))
+    model = GainedFactorizedPrior(*width) if factorized else GainedHyperprior(VARIANTS[codec_id], *width)
     cfg = TrainConfig(steps=steps, batch=batch, crop=crop, lr=lr)
     run_training(model, data, run_dir, cfg, device=device, init_state=init_state)
-    export_factorized(run_dir / "checkpoint.pt", out, model_id)
+    export_checkpoint(model, run_dir / "checkpoint.pt", out, model_id)
     click.echo(f"wrote {out}", err=True)

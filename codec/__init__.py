@@ -1,10 +1,17 @@
 """Codecs and their registry. Importing this package registers every built-in codec."""
 
+from functools import partial
+
 from . import registry
 from .base import Codec, CodecError, CodecInfo, Payload
 from .factorized import INFO as _FACTORIZED
 from .factorized import FactorizedCodec
+from .hyperprior import INFOS as _HYPERPRIOR_INFOS
+from .hyperprior import ZOO as _ZOO
+from .hyperprior import load_ours, load_zoo
 
 registry.register(_FACTORIZED, FactorizedCodec, default=True)
+for _id, _info in _HYPERPRIOR_INFOS.items():
+    registry.register(_info, partial(load_zoo if _id in _ZOO else load_ours, _id))
 
 __all__ = ["Codec", "CodecError", "CodecInfo", "Payload", "registry"]

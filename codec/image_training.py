@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from compressai.entropy_models import EntropyBottleneck
 from PIL import Image
 
 # MSE lambdas of compressai's zoo for qualities 1..8 (loss = lambda * 255^2 * MSE + bpp).
@@ -143,7 +144,7 @@ def train(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(main_params, 1.0)
         opt.step()
-        aux_loss = model.entropy_bottleneck.loss()
+        aux_loss = sum(m.loss() for m in model.modules() if isinstance(m, EntropyBottleneck))
         aux_opt.zero_grad()
         aux_loss.backward()
         aux_opt.step()

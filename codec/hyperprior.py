@@ -1,0 +1,250 @@
+"""Hyperprior image codecs: ``hyperprior`` (scale), ``meanscale`` (mean-scale), and compressai zoo
+checkpoints (``compressai:bmshj2018-hyperprior``, ``compressai:mbt2018-mean``) through the same path.
+
+Bitstream: ``ZLAT``, the hyper-latent symbols round(z - median) [N, H/64, W/64] under per-channel tables
+(as the factorized codec codes y); ``YLAT``, the residuals round(y - mu) [M, H/16, W/16] under Gaussian
+tables chosen by scale index. Determinism profile ``cpu-f64``: the entropy-parameter path (z symbols ->
+h_s -> scale indexes and means) runs in float64 on the CPU with thread-independent kernels on both
+sides, whatever device runs the transforms. The CRC-32 of the scale-index map is stored (``ep_crc32``),
+so a decoder whose entropy parameters differ from the encoder's says so instead of writing garbage.
+"""
+
+from __future__ import annotations
+
+import copy
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mcodec.entropy import (
+    TableSet,
+    decode_factorized,
+    decode_indexed,
+    encode_factorized,
+    encode_indexed,
+    gaussian_tables,
+    scale_indexes,
+)
+
+from .base import Codec, CodecError, CodecInfo, Payload
+from .determinism import thread_independent
+from .eb_tables import factorized_tables
+from .factorized import LUMA
+from .hyperprior_model import STRIDE, GainedHyperprior
+from .padding import pad_to_multiple
+from .weights import MODELS_DIR, load_weights
+
+ARCH = "gained-hyperprior"
+VARIANTS = {"hyperprior": "scale-hyperprior", "meanscale": "mean-scale-hyperprior"}
+ZOO = {
+    "compressai:bmshj2018-hyperprior": "scale-hyperprior",
+    "compressai:mbt2018-mean": "mean-scale-hyperprior",
+}
+INFOS = {
+    "hyperprior": CodecInfo(
+        "hyperprior",
+        "image",
+        (1, 8),
+        4,
+        "scale-hyperprior transform codec (Balle 2018), one gain-unit model for all qualities",
+    ),
+    "meanscale": CodecInfo(
+        "meanscale",
+        "image",
+        (1, 8),
+        4,
+        "mean-scale hyperprior codec (Minnen 2018), one gain-unit model for all qualities",
+    ),
+    **{
+        cid: CodecInfo(
+            cid,
+            "image",
+            (1, 1),
+            1,
+            f"compressai zoo checkpoint ({cid[11:]}), needs --weights FILE; the checkpoint fixes the quality",
+        )
+        for cid in ZOO
+    },
+}
+
+
+class HyperpriorCodec(Codec):
+    profile = "cpu-f64"
+
+    def __init__(
+        self,
+        codec_id: str,
+        model: GainedHyperprior,
+        ztables: TableSet,
+        ytables: TableSet,
+        model_id: str,
+        weights_hash: bytes,
+    ):
+        self.info, self.model, self.model_id = INFOS[codec_id], model.eval(), model_id
+        self.ztables, self.ytables, self._weights_hash = ztables, ytables, weights_hash
+        if ztables.num_tables != model.n:
+            raise CodecError(f"{ztables.num_tables} z tables for {model.n} channels")
+        self.z_medians = model.entropy_bottleneck.quantiles[:, 0, 1].detach().double()
+        # the entropy-parameter path: float64, CPU, never moved to another device
+        self.h_s64 = copy.deepcopy(model.net.h_s).double().cpu().eval()
+        self.scale_table = np.exp(np.linspace(np.log(0.11), np.log(256.0), ytables.num_tables))
+
+    @property
+    def weights_hash(self) -> bytes:
+        return self._weights_hash
+
+    @property
+    def tables_hash(self) -> bytes:
+        return _combined_hash(self.ztables, self.ytables)
+
+    def _entropy_parameters(self, z_symbols: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """z symbols [N, h, w] int64 -> (scale indexes [M*4h*4w] uint8, means [M, 4h, 4w] float64)."""
+        z_hat = (z_symbols.double() + self.z_medians[:, None, None])[None]
+        with thread_independent("cpu"):
+            params = self.h_s64(z_hat)[0]
+        if self.model.mean_scale:
+            scales, means = params.chunk(2, 0)
+            means = means.numpy()
+        else:
+            scales, means = params, np.zeros(params.shape)
+        return scale_indexes(scales.numpy().reshape(-1), self.scale_table), means
+
+    def encode(self, image: torch.Tensor, quality: float, device: str = "cpu") -> Payload:
+        c, h, w = image.shape
+        if c not in (1, 3):
+            raise CodecError(f"{self.info.id} codes 1- or 3-channel images, got {c} channels")
+        x = pad_to_multiple(image.expand(3, h, w)[None].float().div(255), STRIDE).to(device)
+        q = torch.tensor([float(quality)], device=device)
+        model = self.model.to(device)
+        with torch.no_grad():
+            y = model.analysis(x, q)
+            z = model.hyper_analysis(y)
+        z_symbols = torch.round(z[0].cpu().double() - self.z_medians[:, None, None]).to(torch.int64)
+        indexes, means = self._entropy_parameters(z_symbols)
+        residual = np.rint(y[0].cpu().double().numpy() - means).astype(np.int64)
+        params = {
+            "width": w,
+            "height": h,
+            "channels": c,
+            "quality": float(quality),
+            "ep_crc32": zlib.crc32(indexes.tobytes()),
+        }
+        return Payload(
+            params,
+            [
+                ("ZLAT", encode_factorized(z_symbols.numpy(), self.ztables)),
+                ("YLAT", encode_indexed(residual, indexes, self.ytables)),
+            ],
+        )
+
+    def decode(self, payload: Payload, device: str = "cpu") -> torch.Tensor:
+        p = payload.params
+        quality = p.get("quality")
+        lo, hi = self.info.qualities
+        if not isinstance(quality, (int, float)) or not lo <= quality <= hi:
+            raise CodecError(f"invalid quality {quality!r}")
+        h, w, c = p["height"], p["width"], p["channels"]
+        if c not in (1, 3):
+            raise CodecError(f"invalid channel count {c}")
+        zh, zw = -(-h // STRIDE), -(-w // STRIDE)
+        z_symbols = decode_factorized(payload.chunk("ZLAT"), (self.model.n, zh, zw), self.ztables)
+        indexes, means = self._entropy_parameters(torch.from_numpy(z_symbols).to(torch.int64))
+        if zlib.crc32(indexes.tobytes()) != p.get("ep_crc32"):
+            raise CodecError(
+                "entropy parameters differ from the encoder's (determinism profile cpu-f64): "
+                "the file is damaged or was made by a different model"
+            )
+        residual = decode_indexed(payload.chunk("YLAT"), indexes, self.ytables).reshape(means.shape)
+        y_hat = torch.from_numpy(residual + means).float()[None].to(device)
+        model = self.model.to(device)
+        with thread_independent(device):
+            x_hat = model.synthesis(y_hat, torch.tensor([float(quality)], device=device))
+        x_hat = x_hat[0, :, :h, :w].clamp(0, 1).cpu()
+        if c == 1:
+            x_hat = sum(wt * x_hat[i] for i, wt in enumerate(LUMA))[None]
+        return x_hat.mul(255).round().to(torch.uint8)
+
+
+def _combined_hash(ztables: TableSet, ytables: TableSet) -> bytes:
+    import hashlib
+
+    return hashlib.sha256(ztables.sha256() + ytables.sha256()).digest()
+
+
+def load_ours(codec_id: str, weights: Path | None = None) -> HyperpriorCodec:
+    """Our gained models: fp16 safetensors with frozen z and y tables (image_export)."""
+    path = weights or MODELS_DIR / f"{codec_id}.safetensors"
+    if weights is None and not path.exists():
+        raise CodecError(
+            f"no default weights for {codec_id} are shipped yet: train one with "
+            f"`mcodec train image DIR --codec {codec_id}` and pass --weights FILE"
+        )
+    w = load_weights(path, ARCH)
+    if w.metadata.get("variant") != VARIANTS[codec_id]:
+        raise CodecError(f"{path} holds a {w.metadata.get('variant')!r} model, not {VARIANTS[codec_id]!r}")
+    ztables, ytables = w.tables("ztables"), w.tables("ytables")
+    model = GainedHyperprior(
+        VARIANTS[codec_id], int(w.metadata["n"]), int(w.metadata["m"]), int(w.metadata["qualities"])
+    )
+    _load_state(model, {k: v.float() for k, v in w.tensors.items()}, path)
+    return HyperpriorCodec(codec_id, model, ztables, ytables, w.metadata.get("model_id", codec_id), w.sha256)
+
+
+def load_zoo(codec_id: str, weights: Path | None = None) -> HyperpriorCodec:
+    """A compressai zoo checkpoint (a state dict saved by torch, loaded with weights_only=True, or
+    safetensors). Its tables are built once here, in float64, from the checkpoint's own density."""
+    import hashlib
+
+    if weights is None:
+        raise CodecError(f"{codec_id} needs --weights FILE (a compressai checkpoint; none is shipped)")
+    path = Path(weights)
+    try:
+        data = path.read_bytes()
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load as load_safetensors
+
+            state = load_safetensors(data)
+        else:
+            import io
+
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except OSError as e:
+        raise CodecError(f"cannot read weights {path}: {e.strerror or e}") from None
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is one user error
+        raise CodecError(f"{path} is not a readable checkpoint ({type(e).__name__})") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, dict) or "g_a.0.weight" not in state or "g_a.6.weight" not in state:
+        raise CodecError(f"{path} is not a compressai hyperprior state dict")
+    n, m = state["g_a.0.weight"].shape[0], state["g_a.6.weight"].shape[0]
+    model = GainedHyperprior(ZOO[codec_id], n, m, qualities=1)
+    with torch.no_grad():
+        model.log_gain.zero_()
+        model.log_inv_gain.zero_()
+    try:
+        model.net.load_state_dict(state)  # compressai's loader resizes its CDF buffers and remaps old keys
+    except (RuntimeError, KeyError) as e:
+        raise CodecError(f"{path} does not fit {codec_id}: {str(e).splitlines()[0][:160]}") from None
+    ytables = gaussian_tables()
+    return HyperpriorCodec(
+        codec_id,
+        model,
+        factorized_tables(copy.deepcopy(model.entropy_bottleneck)),
+        ytables,
+        codec_id,
+        hashlib.sha256(data).digest(),
+    )
+
+
+def _load_state(model: GainedHyperprior, state: dict, path: Path) -> None:
+    # compressai's dynamic CDF buffers and empty placeholders are not part of a model file
+    buffers = {k for k, v in model.state_dict().items() if "._" in k or v.numel() == 0}
+    try:
+        model.load_state_dict(state, strict=False)
+    except RuntimeError as e:
+        raise CodecError(f"{path.name} does not fit the model: {str(e).splitlines()[0][:160]}") from None
+    missing = set(model.state_dict()) - set(state) - buffers
+    if missing:
+        raise CodecError(f"{path.name} lacks tensors: {', '.join(sorted(missing)[:3])}")

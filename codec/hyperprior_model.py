@@ -1,0 +1,77 @@
+"""Hyperprior transform codecs with gain units: scale hyperprior (Balle et al. 2018) and mean-scale
+hyperprior (Minnen et al. 2018), one network for every quality.
+
+The transforms are compressai's own ``ScaleHyperprior`` / ``MeanScaleHyperprior`` modules (``self.net``),
+so compressai zoo checkpoints load into the same class with one quality and unit gains. Gains scale the
+analysis output per channel before quantization (Cui et al. 2021); the hyper-analysis sees the scaled
+latent, so the hyperprior learns scales for every quality.
+
+Shapes: x [B, 3, H, W] in [0, 1], H and W multiples of ``STRIDE``; y [B, M, H/16, W/16];
+z [B, N, H/64, W/64].
+"""
+
+from __future__ import annotations
+
+import torch
+from compressai.models import MeanScaleHyperprior, ScaleHyperprior
+from torch import nn
+
+STRIDE = 64
+ARCHS = {"scale-hyperprior": ScaleHyperprior, "mean-scale-hyperprior": MeanScaleHyperprior}
+
+
+class GainedHyperprior(nn.Module):
+    def __init__(self, arch: str, n: int = 128, m: int = 192, qualities: int = 8):
+        super().__init__()
+        self.arch, self.n, self.m, self.qualities = arch, n, m, qualities
+        self.net = ARCHS[arch](n, m)
+        steps = torch.arange(qualities, dtype=torch.float32) - (qualities - 1)
+        init = (0.5 * torch.log(torch.tensor(2.0)) * steps)[:, None].repeat(1, m)
+        self.log_gain = nn.Parameter(init.clone())
+        self.log_inv_gain = nn.Parameter(-init.clone())
+
+    @property
+    def mean_scale(self) -> bool:
+        return self.arch == "mean-scale-hyperprior"
+
+    @property
+    def entropy_bottleneck(self):
+        return self.net.entropy_bottleneck
+
+    def gains(self, quality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """quality: [B] in [1, Q] -> (gain, inverse gain) [B, M, 1, 1], geometric interpolation."""
+        q = quality.clamp(1, self.qualities) - 1
+        lo = q.floor().long().clamp(max=max(self.qualities - 2, 0))
+        hi = (lo + 1).clamp(max=self.qualities - 1)
+        t = (q - lo.float())[:, None]
+        g = (1 - t) * self.log_gain[lo] + t * self.log_gain[hi]
+        ig = (1 - t) * self.log_inv_gain[lo] + t * self.log_inv_gain[hi]
+        return g.exp()[:, :, None, None], ig.exp()[:, :, None, None]
+
+    def analysis(self, x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+        return self.net.g_a(x) * self.gains(quality)[0]
+
+    def hyper_analysis(self, y: torch.Tensor) -> torch.Tensor:
+        return self.net.h_a(y if self.mean_scale else torch.abs(y))
+
+    def entropy_parameters(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """z_hat -> (scales, means or None), each [B, M, h, w]."""
+        params = self.net.h_s(z_hat)
+        if self.mean_scale:
+            scales, means = params.chunk(2, 1)
+            return scales, means
+        return params, None
+
+    def synthesis(self, y_hat: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+        return self.net.g_s(y_hat * self.gains(quality)[1])
+
+    def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
+        y = self.analysis(x, quality)
+        z = self.hyper_analysis(y)
+        z_hat, z_likelihoods = self.net.entropy_bottleneck(z)
+        scales, means = self.entropy_parameters(z_hat)
+        y_hat, y_likelihoods = self.net.gaussian_conditional(y, scales, means=means)
+        return {
+            "x_hat": self.synthesis(y_hat, quality),
+            "likelihoods": {"y": y_likelihoods, "z": z_likelihoods},
+        }

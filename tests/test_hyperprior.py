@@ -1,0 +1,119 @@
+"""Hyperprior codecs (ours and compressai zoo checkpoints): round trips, the cpu-f64 entropy-parameter
+path, and its mismatch check."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from compressai.models import MeanScaleHyperprior, ScaleHyperprior
+from conftest import random_image
+from safetensors.torch import save_file
+
+from mcodec import decode_bytes, encode_bytes
+from mcodec.codec import CodecError
+from mcodec.codec.hyperprior_model import GainedHyperprior
+from mcodec.codec.image_export import export_hyperprior_model
+from mcodec.entropy import read_container, write_container
+
+
+@pytest.fixture(scope="module", params=["hyperprior", "meanscale"])
+def ours(request, tmp_path_factory):
+    torch.manual_seed(1)
+    arch = {"hyperprior": "scale-hyperprior", "meanscale": "mean-scale-hyperprior"}[request.param]
+    path = tmp_path_factory.mktemp("hp") / f"{request.param}.safetensors"
+    export_hyperprior_model(GainedHyperprior(arch, 12, 16), path, f"{request.param}-test")
+    return request.param, path
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 1), (3, 65, 70), (1, 30, 20)])
+def test_roundtrip_any_size(ours, shape):
+    codec, weights = ours
+    image = random_image(*shape)
+    data = encode_bytes(image, "image", codec, 2.5, weights=weights)
+    header, decoded = decode_bytes(data, weights=weights)
+    assert decoded.shape == image.shape
+    assert header.header.profile == "cpu-f64"
+    assert [t for t, _ in header.chunks] == ["ZLAT", "YLAT"]
+
+
+def test_entropy_parameter_mismatch_is_reported(ours):
+    codec, weights = ours
+    c = read_container(encode_bytes(random_image(3, 64, 64), "image", codec, 5, weights=weights))
+    c.header.params["ep_crc32"] ^= 1
+    with pytest.raises(CodecError, match="entropy parameters differ"):
+        decode_bytes(write_container(c), weights=weights)
+
+
+DECODE = """
+import sys, hashlib, torch
+torch.set_num_threads(int(sys.argv[3]))
+from pathlib import Path
+from mcodec import decode_bytes
+_, image = decode_bytes(open(sys.argv[1], 'rb').read(), weights=Path(sys.argv[2]))
+print(hashlib.sha256(image.numpy().tobytes()).hexdigest())
+"""
+
+
+def test_decode_identical_across_thread_counts(ours, tmp_path):
+    codec, weights = ours
+    path = tmp_path / "x.mcd"
+    path.write_bytes(encode_bytes(random_image(3, 96, 130, seed=4), "image", codec, 7, weights=weights))
+    hashes = {
+        subprocess.run(
+            [sys.executable, "-c", DECODE, str(path), str(weights), str(t)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        for t in (1, 2)
+    }
+    assert len(hashes) == 1
+
+
+def test_missing_default_weights_say_so():
+    from mcodec.codec import registry
+
+    with pytest.raises(CodecError, match="no default weights|holds a"):
+        registry.get("meanscale")
+
+
+@pytest.mark.parametrize(
+    "codec, cls",
+    [("compressai:bmshj2018-hyperprior", ScaleHyperprior), ("compressai:mbt2018-mean", MeanScaleHyperprior)],
+)
+@pytest.mark.parametrize("form", ["state_dict", "wrapped", "safetensors"])
+def test_compressai_zoo_checkpoint_loads(tmp_path, codec, cls, form):
+    """Zoo checkpoints are plain state dicts of compressai's classes: save one locally and code with it."""
+    torch.manual_seed(0)
+    net = cls(16, 24)
+    net.update(force=True)
+    state = net.state_dict()
+    path = tmp_path / ("w.safetensors" if form == "safetensors" else "w.pth.tar")
+    if form == "safetensors":
+        save_file({k: v.contiguous() for k, v in state.items()}, path)
+    else:
+        torch.save({"state_dict": state} if form == "wrapped" else state, path)
+    image = random_image(3, 40, 50)
+    data = encode_bytes(image, "image", codec, 1, weights=path)
+    _, decoded = decode_bytes(data, weights=path)
+    assert decoded.shape == image.shape
+    # the real file matches compressai's own likelihood estimate of the same latents
+    x = torch.nn.functional.pad(image[None].float() / 255, (0, 14, 0, 24), mode="replicate")
+    with torch.no_grad():
+        out = net.eval()(x)
+    estimated = sum(-torch.log2(lk).sum().item() for lk in out["likelihoods"].values()) / 8
+    coded = sum(len(p) for _, p in read_container(data).chunks)
+    assert coded <= estimated * 1.05 + 16
+
+
+def test_zoo_checkpoint_errors(tmp_path):
+    with pytest.raises(CodecError, match="needs --weights"):
+        encode_bytes(random_image(3, 8, 8), "image", "compressai:mbt2018-mean", 1)
+    bad = tmp_path / "bad.pth.tar"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(CodecError, match="not a readable checkpoint"):
+        encode_bytes(random_image(3, 8, 8), "image", "compressai:mbt2018-mean", 1, weights=bad)
+    torch.save({"foo": torch.zeros(1)}, bad)
+    with pytest.raises(CodecError, match="not a compressai hyperprior"):
+        encode_bytes(random_image(3, 8, 8), "image", "compressai:bmshj2018-hyperprior", 1, weights=bad)
