@@ -16,7 +16,8 @@ from mcodec.entropy import decode_factorized, encode_factorized
 from .base import Codec, CodecError, CodecInfo, Payload
 from .determinism import thread_independent
 from .factorized_model import STRIDE, GainedFactorizedPrior
-from .padding import latent_size, pad_to_multiple
+from .image_tensors import header_fields, to_image, to_input
+from .padding import latent_size
 from .weights import MODELS_DIR, load_weights
 
 ARCH = "gained-factorized-prior"
@@ -28,7 +29,6 @@ INFO = CodecInfo(
     "factorized-prior transform codec (Balle 2018), one gain-unit model for all qualities",
 )
 DEFAULT_WEIGHTS = MODELS_DIR / "factorized.safetensors"
-LUMA = (0.299, 0.587, 0.114)  # BT.601, to return grayscale inputs as grayscale
 
 
 class FactorizedCodec(Codec):
@@ -67,39 +67,24 @@ class FactorizedCodec(Codec):
     def encode(self, image: torch.Tensor, quality: float, device: str = "cpu") -> Payload:
         """image: uint8 [C, H, W], C = 1 or 3."""
         c, h, w = image.shape
-        if c not in (1, 3):
-            raise CodecError(f"factorized codes 1- or 3-channel images, got {c} channels")
-        x = image.expand(3, h, w)[None].float().div(255)
-        q = torch.tensor([float(quality)], device=device)
+        x = to_input(image, STRIDE, self.info.id).to(device)
         model = self.model.to(device)
         with torch.no_grad():
-            y = model.analysis(pad_to_multiple(x.to(device), STRIDE), q)[0]
+            y = model.analysis(x, torch.tensor([float(quality)], device=device))[0]
         symbols = torch.round(y.cpu().double() - self.medians[:, None, None]).to(torch.int64)
         data = encode_factorized(symbols.numpy(), self.tables)
         params = {"width": w, "height": h, "channels": c, "quality": float(quality)}
         return Payload(params, [("YLAT", data)])
 
     def decode(self, payload: Payload, device: str = "cpu") -> torch.Tensor:
-        p = payload.params
-        quality = p.get("quality")
-        lo, hi = self.info.qualities
-        if not isinstance(quality, (int, float)) or not lo <= quality <= hi:
-            raise CodecError(f"invalid quality {quality!r}")
-        h, w, c = p["height"], p["width"], p["channels"]
-        if c not in (1, 3):
-            raise CodecError(f"invalid channel count {c}")
+        h, w, c, quality = header_fields(payload.params, self.info.qualities)
         shape = (self.model.m, *latent_size(h, w, STRIDE))
         symbols = decode_factorized(payload.chunk("YLAT"), shape, self.tables)
         y_hat = torch.from_numpy(symbols).double() + self.medians[:, None, None]
         model = self.model.to(device)
         with thread_independent(device):
-            x_hat = model.synthesis(
-                y_hat.float()[None].to(device), torch.tensor([float(quality)], device=device)
-            )
-        x_hat = x_hat[0, :, :h, :w].clamp(0, 1).cpu()
-        if c == 1:
-            x_hat = sum(wt * x_hat[i] for i, wt in enumerate(LUMA))[None]
-        return x_hat.mul(255).round().to(torch.uint8)
+            x_hat = model.synthesis(y_hat.float()[None].to(device), torch.tensor([quality], device=device))
+        return to_image(x_hat, h, w, c)
 
 
 _CDF_BUFFERS = {f"entropy_bottleneck.{b}" for b in ("_offset", "_quantized_cdf", "_cdf_length")}

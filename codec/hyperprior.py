@@ -31,9 +31,8 @@ from mcodec.entropy import (
 from .base import Codec, CodecError, CodecInfo, Payload
 from .determinism import thread_independent
 from .eb_tables import factorized_tables
-from .factorized import LUMA
 from .hyperprior_model import STRIDE, GainedHyperprior
-from .padding import pad_to_multiple
+from .image_tensors import header_fields, to_image, to_input
 from .weights import MODELS_DIR, load_weights
 
 ARCH = "gained-hyperprior"
@@ -113,13 +112,10 @@ class HyperpriorCodec(Codec):
 
     def encode(self, image: torch.Tensor, quality: float, device: str = "cpu") -> Payload:
         c, h, w = image.shape
-        if c not in (1, 3):
-            raise CodecError(f"{self.info.id} codes 1- or 3-channel images, got {c} channels")
-        x = pad_to_multiple(image.expand(3, h, w)[None].float().div(255), STRIDE).to(device)
-        q = torch.tensor([float(quality)], device=device)
+        x = to_input(image, STRIDE, self.info.id).to(device)
         model = self.model.to(device)
         with torch.no_grad():
-            y = model.analysis(x, q)
+            y = model.analysis(x, torch.tensor([float(quality)], device=device))
             z = model.hyper_analysis(y)
         z_symbols = torch.round(z[0].cpu().double() - self.z_medians[:, None, None]).to(torch.int64)
         indexes, means = self._entropy_parameters(z_symbols)
@@ -131,27 +127,18 @@ class HyperpriorCodec(Codec):
             "quality": float(quality),
             "ep_crc32": zlib.crc32(indexes.tobytes()),
         }
-        return Payload(
-            params,
-            [
-                ("ZLAT", encode_factorized(z_symbols.numpy(), self.ztables)),
-                ("YLAT", encode_indexed(residual, indexes, self.ytables)),
-            ],
-        )
+        chunks = [
+            ("ZLAT", encode_factorized(z_symbols.numpy(), self.ztables)),
+            ("YLAT", encode_indexed(residual, indexes, self.ytables)),
+        ]
+        return Payload(params, chunks)
 
     def decode(self, payload: Payload, device: str = "cpu") -> torch.Tensor:
-        p = payload.params
-        quality = p.get("quality")
-        lo, hi = self.info.qualities
-        if not isinstance(quality, (int, float)) or not lo <= quality <= hi:
-            raise CodecError(f"invalid quality {quality!r}")
-        h, w, c = p["height"], p["width"], p["channels"]
-        if c not in (1, 3):
-            raise CodecError(f"invalid channel count {c}")
+        h, w, c, quality = header_fields(payload.params, self.info.qualities)
         zh, zw = -(-h // STRIDE), -(-w // STRIDE)
         z_symbols = decode_factorized(payload.chunk("ZLAT"), (self.model.n, zh, zw), self.ztables)
         indexes, means = self._entropy_parameters(torch.from_numpy(z_symbols).to(torch.int64))
-        if zlib.crc32(indexes.tobytes()) != p.get("ep_crc32"):
+        if zlib.crc32(indexes.tobytes()) != payload.params.get("ep_crc32"):
             raise CodecError(
                 "entropy parameters differ from the encoder's (determinism profile cpu-f64): "
                 "the file is damaged or was made by a different model"
@@ -160,11 +147,8 @@ class HyperpriorCodec(Codec):
         y_hat = torch.from_numpy(residual + means).float()[None].to(device)
         model = self.model.to(device)
         with thread_independent(device):
-            x_hat = model.synthesis(y_hat, torch.tensor([float(quality)], device=device))
-        x_hat = x_hat[0, :, :h, :w].clamp(0, 1).cpu()
-        if c == 1:
-            x_hat = sum(wt * x_hat[i] for i, wt in enumerate(LUMA))[None]
-        return x_hat.mul(255).round().to(torch.uint8)
+            x_hat = model.synthesis(y_hat, torch.tensor([quality], device=device))
+        return to_image(x_hat, h, w, c)
 
 
 def _combined_hash(ztables: TableSet, ytables: TableSet) -> bytes:

@@ -37,33 +37,9 @@ def export_factorized_model(
     model: GainedFactorizedPrior, out: Path, model_id: str, extra: dict | None = None
 ) -> TableSet:
     """Write ``model`` as fp16 safetensors with its frozen tables; returns the tables."""
-    model = copy.deepcopy(model).cpu().eval()
-    model.half().float()  # the decoder sees fp16-rounded weights
-    eb = model.entropy_bottleneck
-    eb._update_quantiles()  # exact tail quantiles by bisection instead of the aux loss's estimate
-    eb.quantiles.data = eb.quantiles.data.half().float()
-    tables = factorized_tables(eb)
-    tensors = {
-        k: v.half().contiguous()
-        for k, v in model.state_dict().items()
-        if not k.startswith("entropy_bottleneck._") or k.endswith("quantiles")
-    }
-    tensors.update(
-        {
-            f"tables.{k}": torch.from_numpy(np.ascontiguousarray(v))
-            for k, v in (("freqs", tables.freqs), ("offsets", tables.offsets), ("lengths", tables.lengths))
-        }
-    )
-    meta = {
-        "arch": FACTORIZED_ARCH,
-        "model_id": model_id,
-        "n": str(model.n),
-        "m": str(model.m),
-        "qualities": str(model.qualities),
-        "lambdas": json.dumps(LAMBDAS),
-        **(extra or {}),
-    }
-    _save_atomic(tensors, Path(out), meta)
+    model = _rounded_copy(model)
+    tables = factorized_tables(model.entropy_bottleneck)
+    _write(model, {"tables": tables}, out, {"arch": FACTORIZED_ARCH, "model_id": model_id, **(extra or {})})
     return tables
 
 
@@ -73,39 +49,39 @@ def export_hyperprior_model(
     """Write a GainedHyperprior as fp16 safetensors with frozen z (factorized) and y (Gaussian) tables."""
     from .hyperprior import ARCH as HYPERPRIOR_ARCH
 
+    model = _rounded_copy(model)
+    ztables, ytables = factorized_tables(model.entropy_bottleneck), gaussian_tables()
+    meta = {"arch": HYPERPRIOR_ARCH, "variant": model.arch, "model_id": model_id, **(extra or {})}
+    _write(model, {"ztables": ztables, "ytables": ytables}, out, meta)
+    return ztables, ytables
+
+
+def _rounded_copy(model):
+    """A CPU copy with fp16-rounded weights (what a decoder loads) and exact tail quantiles, found by
+    bisection rather than the aux loss's estimate, themselves rounded to fp16."""
     model = copy.deepcopy(model).cpu().eval()
     model.half().float()
     eb = model.entropy_bottleneck
     eb._update_quantiles()
     eb.quantiles.data = eb.quantiles.data.half().float()
-    ztables, ytables = factorized_tables(eb), gaussian_tables()
+    return model
+
+
+def _write(model, tables: dict[str, TableSet], out: Path, meta: dict) -> None:
+    """Weights as fp16 (compressai's dynamic CDF buffers and empty placeholders left out), tables as
+    int32 ``{prefix}.freqs/.offsets/.lengths``, metadata strings; written atomically."""
     tensors = {k: v.half().contiguous() for k, v in model.state_dict().items() if "._" not in k and v.numel()}
-    for prefix, tables in (("ztables", ztables), ("ytables", ytables)):
-        tensors.update(
-            {
-                f"{prefix}.{k}": torch.from_numpy(np.ascontiguousarray(v))
-                for k, v in (
-                    ("freqs", tables.freqs),
-                    ("offsets", tables.offsets),
-                    ("lengths", tables.lengths),
-                )
-            }
-        )
+    for prefix, t in tables.items():
+        for name in ("freqs", "offsets", "lengths"):
+            tensors[f"{prefix}.{name}"] = torch.from_numpy(np.ascontiguousarray(getattr(t, name)))
     meta = {
-        "arch": HYPERPRIOR_ARCH,
-        "variant": model.arch,
-        "model_id": model_id,
         "n": str(model.n),
         "m": str(model.m),
         "qualities": str(model.qualities),
         "lambdas": json.dumps(LAMBDAS),
-        **(extra or {}),
+        **meta,
     }
-    _save_atomic(tensors, Path(out), meta)
-    return ztables, ytables
-
-
-def _save_atomic(tensors: dict, out: Path, meta: dict) -> None:
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     save_file(tensors, tmp, metadata=meta)

@@ -1,0 +1,39 @@
+"""What the image codecs share around their networks: uint8 images to transform inputs and back, and
+the checks of an image file's header fields."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import CodecError
+from .padding import pad_to_multiple
+
+LUMA = (0.299, 0.587, 0.114)  # BT.601, to return grayscale sources as grayscale
+
+
+def to_input(image: torch.Tensor, stride: int, codec_id: str) -> torch.Tensor:
+    """uint8 [C, H, W] (C = 1 or 3) -> float [1, 3, H', W'] in [0, 1], padded to the stride."""
+    c, h, w = image.shape
+    if c not in (1, 3):
+        raise CodecError(f"{codec_id} codes 1- or 3-channel images, got {c} channels")
+    return pad_to_multiple(image.expand(3, h, w)[None].float().div(255), stride)
+
+
+def header_fields(params: dict, qualities: tuple[int, int]) -> tuple[int, int, int, float]:
+    """(height, width, channels, quality) of a file, checked against the codec's range."""
+    quality = params.get("quality")
+    lo, hi = qualities
+    if isinstance(quality, bool) or not isinstance(quality, (int, float)) or not lo <= quality <= hi:
+        raise CodecError(f"invalid quality {quality!r}")
+    c = params["channels"]
+    if c not in (1, 3):
+        raise CodecError(f"invalid channel count {c}")
+    return params["height"], params["width"], c, float(quality)
+
+
+def to_image(x_hat: torch.Tensor, height: int, width: int, channels: int) -> torch.Tensor:
+    """Synthesis output [1, 3, H', W'] -> uint8 [channels, height, width] (cropped, clamped, rounded)."""
+    x = x_hat[0, :, :height, :width].clamp(0, 1).cpu()
+    if channels == 1:
+        x = sum(wt * x[i] for i, wt in enumerate(LUMA))[None]
+    return x.mul(255).round().to(torch.uint8)
