@@ -32,6 +32,10 @@ def info(codec_id: str) -> CodecInfo:
     return _FACTORIES[codec_id][0]
 
 
+def has_codec_for(media: str) -> bool:
+    return media in _DEFAULTS
+
+
 def default_for(media: str) -> str:
     if media not in _DEFAULTS:
         raise CodecError(f"no codec for {media} yet")

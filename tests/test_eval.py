@@ -114,6 +114,29 @@ def test_anchor_roundtrips_keep_shapes():
     frames = random_image(3, 31, 45).expand(4, 3, 31, 45).contiguous()
     trial = make_anchor("x264").run((frames, Fraction(25)), 28)
     assert trial.decoded[0].shape == frames.shape and trial.bytes > 0
+    with pytest.raises(ValueError, match="at least 64x64"):  # libx265 would abort the process
+        make_anchor("x265").run((frames, Fraction(25)), 28)
     audio = torch.sin(torch.arange(8000) / 8000 * 6.28 * 300)[None].repeat(2, 1) * 0.5
     trial = make_anchor("opus").run((audio, 8000), 16)
     assert trial.decoded[0].shape == audio.shape
+
+
+def test_eval_video_and_audio_run_their_anchors(capfd, tmp_path):
+    """No video or audio codec yet: the same command measures the anchors for such files."""
+    from fractions import Fraction
+
+    from mcodec.codec.media_io import write_audio, write_video
+
+    data = tmp_path / "media"
+    data.mkdir()
+    frames = random_image(3, 64, 80).expand(5, 3, 64, 80).contiguous()
+    write_video(data / "clip.mkv", frames, Fraction(10))
+    t = torch.arange(16000) / 16000
+    write_audio(data / "tone.wav", (0.3 * torch.sin(2 * torch.pi * 220 * t))[None], 16000)
+    out = tmp_path / "ev"
+    code, _, err = run(capfd, "eval", data, "--out", out)
+    assert code == 0, err
+    records = json.loads((out / "results.json").read_text())["records"]
+    assert {r["codec"] for r in records} == {"x264", "x265", "opus"}
+    assert all(r["bytes"] > 0 for r in records)
+    assert (out / "rd-video.png").exists() and (out / "rd-audio.png").exists()

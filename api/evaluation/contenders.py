@@ -110,6 +110,9 @@ class VideoAnchor(Contender):
     def run(self, item, point) -> Trial:
         frames, rate = item
         t, _, h, w = frames.shape
+        if self.codec == "libx265" and min(h, w) < 64:
+            # libx265 corrupts the heap (the process aborts) on frames smaller than its 64x64 CTU
+            raise ValueError(f"x265 needs frames of at least 64x64 pixels, got {w}x{h}")
         padded = torch.nn.functional.pad(frames, (0, w % 2, 0, h % 2), mode="replicate")  # 4:2:0 needs even
         buf = io.BytesIO()
         t0 = time.perf_counter()

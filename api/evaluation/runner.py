@@ -49,8 +49,11 @@ def contenders_for(
     media: str, codecs: list[str] | None, anchors: list[str] | None, points, anchor_points=None
 ) -> list[Contender]:
     """Our codecs (default: the media's default codec) and anchors (default: the media's usual ones)."""
-    ours = codecs if codecs else [registry.default_for(media)]
-    out: list[Contender] = [OurCodec(c, points) for c in ours if registry.info(c).media == media]
+    if codecs:
+        ours = [c for c in codecs if registry.info(c).media == media]
+    else:  # the media's default codec; anchors alone where mcodec has no codec for it yet
+        ours = [registry.default_for(media)] if registry.has_codec_for(media) else []
+    out: list[Contender] = [OurCodec(c, points) for c in ours]
     for a in anchors if anchors is not None else DEFAULT_ANCHORS[media]:
         anchor = make_anchor(a, anchor_points.get(a) if anchor_points else None)
         if anchor.media == media:
