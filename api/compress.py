@@ -52,7 +52,7 @@ def encode_bytes(
     quality = info.default_quality if quality is None else quality
     lo, hi = info.qualities
     if not lo <= quality <= hi:
-        raise CodecError(f"quality {quality} outside {codec_id}'s range {lo}..{hi}")
+        raise CodecError(f"{info.unit} {quality:g} outside {codec_id}'s range {lo:g}..{hi:g}")
     codec = registry.get(codec_id, weights)
     payload = codec.encode(media_tensor, quality, device=device)
     header = Header(
@@ -106,14 +106,14 @@ def encode_file(
     if dst.exists() and not force:
         raise CodecError(f"{dst} exists (use --force to overwrite)")
     media = registry.info(codec_id).media if codec_id else media_io.media_kind(src)
-    if media == "image":
-        tensor = media_io.read_image(src)
-    else:
+    if not registry.has_codec_for(media):
         raise CodecError(f"{src}: {media} coding is not available yet")
-    data = encode_bytes(tensor, media, codec_id, quality, device, weights)
+    item = media_io.MEDIA_READERS[media](src)
+    data = encode_bytes(item, media, codec_id, quality, device, weights)
     media_io.write_bytes_atomic(dst, data, force)
     h = read_container(data).header
-    return EncodeResult(media, h.codec, h.params.get("quality"), src.stat().st_size, len(data), h.params)
+    knob = h.params.get("quality", h.params.get("kbps"))
+    return EncodeResult(media, h.codec, knob, src.stat().st_size, len(data), h.params)
 
 
 def decode_file(src: Path, dst: Path, device: str = "cpu", weights: Path | None = None, force: bool = False):
@@ -122,8 +122,13 @@ def decode_file(src: Path, dst: Path, device: str = "cpu", weights: Path | None 
     if dst.exists() and not force:
         raise CodecError(f"{dst} exists (use --force to overwrite)")
     container, media = decode_bytes(read_mcodec_file(src), device, weights)
-    if container.header.media == "image":
+    kind = container.header.media
+    if kind == "image":
         media_io.write_image(dst, media, force)
+    elif kind == "audio":
+        media_io.write_audio(dst, *media, force=force)
+    else:
+        media_io.write_video(dst, *media, force=force)
     return container.header, media
 
 

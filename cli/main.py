@@ -68,21 +68,28 @@ def cli(ctx: click.Context, quiet: bool) -> None:
 @click.argument("dst", type=click.Path(path_type=Path))
 @click.option("--codec", "codec_id", help="codec id (see `mcodec codecs`); default: the media's default")
 @click.option("--quality", type=float, help="quality level (range per codec; default: the codec's)")
+@click.option("--bitrate", type=float, help="nominal bitrate in kbit/s, for audio codecs (1.5, 3, 6, 12)")
 @_device_option
 @_weights_option
 @_force_option
 @click.pass_context
-def encode(ctx, src, dst, codec_id, quality, device, weights, force):
+def encode(ctx, src, dst, codec_id, quality, bitrate, device, weights, force):
     """Encode the media file SRC into the mcodec file DST."""
+    if quality is not None and bitrate is not None:
+        raise click.UsageError("give --quality or --bitrate, not both")
+    quality = bitrate if bitrate is not None else quality
     t0 = time.perf_counter()
     r = encode_file(src, dst, codec_id, quality, _device(device), weights, force)
     rate = ""
     if r.media == "image":
         rate = f", {8 * r.output_bytes / (r.params['width'] * r.params['height']):.4f} bpp"
+    elif r.media == "audio":
+        seconds = r.params["samples"] / r.params["sample_rate"]
+        rate = f", {8 * r.output_bytes / 1000 / seconds:.2f} kbit/s"
     _log(
         ctx,
         f"{src} ({r.input_bytes} bytes) -> {dst} ({r.output_bytes} bytes{rate}) "
-        f"codec {r.codec} quality {r.quality:g} in {time.perf_counter() - t0:.2f} s",
+        f"codec {r.codec} {registry.info(r.codec).unit} {r.quality:g} in {time.perf_counter() - t0:.2f} s",
     )
 
 
@@ -126,6 +133,8 @@ def codecs(as_json):
             "id": i.id,
             "media": i.media,
             "qualities": list(i.qualities),
+            "unit": i.unit,
+            "points": i.rate_points(),
             "default_quality": i.default_quality,
             "default": registry.default_for(i.media) == i.id,
             "description": i.description,
@@ -139,8 +148,8 @@ def codecs(as_json):
         lo, hi = r["qualities"]
         mark = "*" if r["default"] else " "
         click.echo(
-            f"{mark} {r['id']:<12} {r['media']:<6} quality {lo}..{hi} (default {r['default_quality']})"
-            f"  {r['description']}"
+            f"{mark} {r['id']:<32} {r['media']:<6} {r['unit']} {lo:g}..{hi:g} "
+            f"(default {r['default_quality']:g})  {r['description']}"
         )
 
 

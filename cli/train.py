@@ -84,3 +84,69 @@ def train_image(
     run_training(model, data, run_dir, cfg, device=device, init_state=init_state)
     export_checkpoint(model, run_dir / "checkpoint.pt", out, model_id)
     click.echo(f"wrote {out}", err=True)
+
+
+@train.command("audio")
+@click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="model file to write (safetensors), usable with --weights",
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="checkpoint folder; a run resumes from it (default: OUT without suffix + '.run')",
+)
+@click.option("--steps", type=click.IntRange(1), default=20000, show_default=True, help="total steps")
+@click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--seconds", type=click.FloatRange(0.1), default=1.0, show_default=True, help="crop length")
+@click.option("--lr", type=float, default=3e-4, show_default=True)
+@click.option(
+    "--width",
+    type=(int, int),
+    default=(16, 128),
+    show_default=True,
+    help="base channels and latent dimension",
+)
+@click.option(
+    "--init",
+    "init_weights",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="start from this model file (e.g. the shipped weights)",
+)
+@click.option("--model-id", default="rvq-custom", show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--force", is_flag=True, help="overwrite OUT")
+def train_audio_command(
+    data, out, run_dir, steps, batch, seconds, lr, width, init_weights, model_id, device, force
+):
+    """Train the RVQ audio codec on the audio files under DATA (any rates; 24 kHz mono inside), then
+    learn its per-stage priors from the same data and export OUT."""
+    from mcodec.codec.audio_model import RVQAutoencoder
+    from mcodec.codec.audio_rvq import ARCH, export_rvq_model
+    from mcodec.codec.audio_training import AudioTrainConfig, code_histograms, train_audio
+    from mcodec.codec.weights import load_weights
+
+    if out.exists() and not force:
+        raise CodecError(f"{out} exists (use --force to overwrite)")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CodecError("--device cuda: no CUDA device is available")
+    run_dir = run_dir or out.with_suffix(".run")
+    init_state = None
+    if init_weights:
+        w = load_weights(init_weights, ARCH)
+        width = (int(w.metadata["base"]), int(w.metadata["dim"]))
+        init_state = {
+            k: v.float() if v.is_floating_point() else v
+            for k, v in w.tensors.items()
+            if not k.startswith("tables.")
+        }
+    model = RVQAutoencoder(*width)
+    cfg = AudioTrainConfig(steps=steps, batch=batch, seconds=seconds, lr=lr)
+    train_audio(model, data, run_dir, cfg, device=device, init_state=init_state)
+    model.cpu()
+    counts = code_histograms(model, data)
+    export_rvq_model(model, counts, out, model_id, {"steps": str(steps)})
+    click.echo(f"wrote {out}", err=True)

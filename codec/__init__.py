@@ -3,6 +3,8 @@
 from functools import partial
 
 from . import registry
+from .audio_rvq import INFO as _RVQ
+from .audio_rvq import RVQAudioCodec
 from .base import Codec, CodecError, CodecInfo, Payload
 from .factorized import INFO as _FACTORIZED
 from .factorized import FactorizedCodec
@@ -11,6 +13,7 @@ from .hyperprior import ZOO as _ZOO
 from .hyperprior import load_ours, load_zoo
 
 registry.register(_FACTORIZED, FactorizedCodec, default=True)
+registry.register(_RVQ, RVQAudioCodec, default=True)
 for _id, _info in _HYPERPRIOR_INFOS.items():
     registry.register(_info, partial(load_zoo if _id in _ZOO else load_ours, _id))
 

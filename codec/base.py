@@ -33,9 +33,15 @@ class Payload:
 class CodecInfo:
     id: str
     media: str
-    qualities: tuple[int, int]
-    default_quality: int
+    qualities: tuple[float, float]  # the accepted range of the rate knob
+    default_quality: float
     description: str
+    points: tuple[float, ...] = ()  # the usual rate points (evaluation); default: integers of the range
+    unit: str = "quality"  # what the knob is: "quality" (a level) or "kbps" (a bitrate)
+
+    def rate_points(self) -> list[float]:
+        lo, hi = self.qualities
+        return list(self.points) or list(range(int(lo), int(hi) + 1))
 
 
 class Codec(ABC):

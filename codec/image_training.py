@@ -9,7 +9,6 @@ safetensors is a separate step (``codec.image_export``).
 from __future__ import annotations
 
 import math
-import os
 import random
 import sys
 import time
@@ -21,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck
 from PIL import Image
+
+from .checkpoint import load_checkpoint, save_checkpoint
 
 # MSE lambdas of compressai's zoo for qualities 1..8 (loss = lambda * 255^2 * MSE + bpp).
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
@@ -84,12 +85,6 @@ def rd_loss(model, x: torch.Tensor, quality: torch.Tensor) -> tuple[torch.Tensor
     return loss, bpp.mean().item(), psnr
 
 
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def train(
     model,
     data: Path,
@@ -112,15 +107,9 @@ def train(
     opt = torch.optim.Adam(main_params, lr=cfg.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
     step = 0
+    optimizers = {"opt": opt, "aux_opt": aux_opt}
     if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["opt"])
-        aux_opt.load_state_dict(ckpt["aux_opt"])
-        step = ckpt["step"]
-        for o, lr in ((opt, cfg.lr), (aux_opt, cfg.aux_lr)):  # a resumed run may change the rates
-            for group in o.param_groups:
-                group["lr"] = lr
+        step = load_checkpoint(ckpt_path, model, optimizers, {"opt": cfg.lr, "aux_opt": cfg.aux_lr}, device)
         print(f"resuming from step {step}", file=log, flush=True)
     elif init_state is not None:
         model.load_state_dict(init_state, strict=False)
@@ -161,12 +150,4 @@ def train(
             )
             t0, agg = time.time(), np.zeros(3)
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            _save_atomic(
-                {
-                    "model": model.state_dict(),
-                    "opt": opt.state_dict(),
-                    "aux_opt": aux_opt.state_dict(),
-                    "step": step,
-                },
-                ckpt_path,
-            )
+            save_checkpoint(ckpt_path, model, optimizers, step)

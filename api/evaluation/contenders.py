@@ -46,8 +46,8 @@ class OurCodec(Contender):
     def __init__(self, codec_id: str, points=None):
         info = registry.info(codec_id)
         self.id, self.media = codec_id, info.media
-        lo, hi = info.qualities
-        self.points = list(points) if points else list(range(lo, hi + 1))
+        self.points = list(points) if points else info.rate_points()
+        self.point_name = info.unit
 
     def run(self, item, point) -> Trial:
         t0 = time.perf_counter()

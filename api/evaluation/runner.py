@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from mcodec.codec import media_io, registry
+from mcodec.codec import CodecError, media_io, registry
 from mcodec.codec.media_io import MEDIA_READERS
 
 from .contenders import DEFAULT_ANCHORS, Contender, OurCodec, make_anchor
@@ -51,8 +51,13 @@ def contenders_for(
     """Our codecs (default: the media's default codec) and anchors (default: the media's usual ones)."""
     if codecs:
         ours = [c for c in codecs if registry.info(c).media == media]
-    else:  # the media's default codec; anchors alone where mcodec has no codec for it yet
+    else:  # the media's default codec; anchors alone where mcodec has no codec (or weights) for it yet
         ours = [registry.default_for(media)] if registry.has_codec_for(media) else []
+        try:
+            for c in ours:
+                registry.get(c)
+        except CodecError:
+            ours = []
     out: list[Contender] = [OurCodec(c, points) for c in ours]
     for a in anchors if anchors is not None else DEFAULT_ANCHORS[media]:
         anchor = make_anchor(a, anchor_points.get(a) if anchor_points else None)

@@ -1,0 +1,112 @@
+"""Residual vector quantization (as in SoundStream and EnCodec) with EMA codebooks.
+
+Each stage quantizes the residual the previous stages left, so the first k codebooks alone give a
+coarser code: training with a random number of stages per batch (quantizer dropout) makes one model
+serve every bitrate. Codebooks are learned by exponential moving averages of the vectors assigned to
+each code (no gradient), initialized by k-means on the first batch; codes left unused are restarted on
+random vectors of the batch.
+
+Shapes: latents x [B, D, T]; codes [n_q, B, T] (int64, values < codebook size).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class EMACodebook(nn.Module):
+    def __init__(self, dim: int, size: int = 1024, decay: float = 0.99, dead_threshold: float = 1.0):
+        super().__init__()
+        self.size, self.decay, self.dead_threshold = size, decay, dead_threshold
+        self.register_buffer("embedding", torch.zeros(size, dim))
+        self.register_buffer("ema_count", torch.ones(size))
+        self.register_buffer("ema_sum", torch.zeros(size, dim))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N, D] -> nearest code [N] (squared L2)."""
+        dist = x.pow(2).sum(1, keepdim=True) - 2 * x @ self.embedding.t() + self.embedding.pow(2).sum(1)[None]
+        return dist.argmin(1)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        return F.embedding(codes, self.embedding)
+
+    @torch.no_grad()
+    def _kmeans_init(self, x: torch.Tensor, iterations: int = 10) -> None:
+        idx = torch.randint(0, x.shape[0], (self.size,), device=x.device)
+        centers = x[idx].clone()
+        for _ in range(iterations):
+            assign = torch.cdist(x, centers).argmin(1)
+            counts = torch.bincount(assign, minlength=self.size).float()
+            sums = torch.zeros_like(centers).index_add_(0, assign, x)
+            filled = counts > 0
+            centers[filled] = sums[filled] / counts[filled, None]
+        self.embedding.copy_(centers)
+        self.ema_sum.copy_(centers)
+        self.ema_count.fill_(1.0)
+        self.initialized.fill_(True)
+
+    @torch.no_grad()
+    def _update(self, x: torch.Tensor, codes: torch.Tensor) -> None:
+        counts = torch.bincount(codes, minlength=self.size).float()
+        sums = torch.zeros_like(self.ema_sum).index_add_(0, codes, x)
+        self.ema_count.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        self.ema_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+        n = self.ema_count.sum()
+        smoothed = (self.ema_count + 1e-5) / (n + self.size * 1e-5) * n  # Laplace smoothing
+        self.embedding.copy_(self.ema_sum / smoothed[:, None])
+        dead = self.ema_count < self.dead_threshold
+        if dead.any():  # restart unused codes on random vectors of this batch
+            picks = x[torch.randint(0, x.shape[0], (int(dead.sum()),), device=x.device)]
+            self.embedding[dead] = picks
+            self.ema_sum[dead] = picks
+            self.ema_count[dead] = 1.0
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [N, D] -> (nearest codewords [N, D], no gradient; codes [N]); training updates the codebook."""
+        if self.training and not bool(self.initialized):
+            self._kmeans_init(x.detach())
+        codes = self.encode(x.detach())
+        if self.training:
+            self._update(x.detach(), codes)
+        return self.decode(codes).detach(), codes
+
+
+class ResidualVQ(nn.Module):
+    def __init__(self, dim: int, n_q: int = 16, size: int = 1024):
+        super().__init__()
+        self.n_q, self.size = n_q, size
+        self.codebooks = nn.ModuleList(EMACodebook(dim, size) for _ in range(n_q))
+
+    def forward(self, x: torch.Tensor, n_q: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x [B, D, T] -> (quantized [B, D, T] with a straight-through gradient, codes [n_q, B, T],
+        commitment loss: the mean squared distance of each stage's residual to its codeword)."""
+        b, d, t = x.shape
+        flat = x.permute(0, 2, 1).reshape(-1, d)
+        total, codes, commit = torch.zeros_like(flat), [], flat.new_zeros(())
+        for cb in self.codebooks[:n_q]:
+            residual = flat - total  # total holds codewords only: no gradient flows through it
+            q, c = cb(residual)
+            commit = commit + F.mse_loss(residual, q)
+            total = total + q
+            codes.append(c)
+        quantized = flat + (total - flat).detach()
+        return quantized.reshape(b, t, d).permute(0, 2, 1), torch.stack(codes).reshape(n_q, b, t), commit
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, n_q: int) -> torch.Tensor:
+        """x [B, D, T] -> codes [n_q, B, T]; never updates the codebooks."""
+        b, d, t = x.shape
+        residual, codes = x.permute(0, 2, 1).reshape(-1, d), []
+        for cb in self.codebooks[:n_q]:
+            c = cb.encode(residual)
+            residual = residual - cb.decode(c)
+            codes.append(c)
+        return torch.stack(codes).reshape(n_q, b, t)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes [n_q, B, T] -> [B, D, T]."""
+        out = sum(cb.decode(c) for cb, c in zip(self.codebooks, codes, strict=False))
+        return out.permute(0, 2, 1)
