@@ -43,8 +43,9 @@ def encode_bytes(
     quality: float | None = None,
     device: str = "cpu",
     weights: Path | None = None,
+    **options,
 ) -> bytes:
-    """Media tensor -> the bytes of an mcodec file."""
+    """Media item -> the bytes of an mcodec file. ``options`` go to the codec (video: preset, progress)."""
     codec_id = codec_id or registry.default_for(media)
     info = registry.info(codec_id)
     if info.media != media:
@@ -54,15 +55,15 @@ def encode_bytes(
     if not lo <= quality <= hi:
         raise CodecError(f"{info.unit} {quality:g} outside {codec_id}'s range {lo:g}..{hi:g}")
     codec = registry.get(codec_id, weights)
-    payload = codec.encode(media_tensor, quality, device=device)
+    payload = codec.encode(media_tensor, quality, device=device, **options)
     header = Header(
         media, codec_id, codec.model_id, codec.weights_hash, codec.tables_hash, codec.profile, payload.params
     )
     return write_container(Container(header, payload.chunks))
 
 
-def decode_bytes(data: bytes, device: str = "cpu", weights: Path | None = None):
-    """Bytes of an mcodec file -> (container, media tensor)."""
+def decode_bytes(data: bytes, device: str = "cpu", weights: Path | None = None, **options):
+    """Bytes of an mcodec file -> (container, media item). ``options`` go to the codec (video: frames)."""
     container = read_container(data)
     h = container.header
     codec = registry.get(h.codec, weights)
@@ -77,7 +78,7 @@ def decode_bytes(data: bytes, device: str = "cpu", weights: Path | None = None):
         raise CodecError("file was encoded with other entropy tables")
     if h.profile != codec.profile:
         raise CodecError(f"unsupported determinism profile {h.profile!r} for {h.codec}")
-    return container, codec.decode(Payload(h.params, container.chunks), device=device)
+    return container, codec.decode(Payload(h.params, container.chunks), device=device, **options)
 
 
 def read_mcodec_file(path: Path) -> bytes:
@@ -101,7 +102,9 @@ def encode_file(
     device: str = "cpu",
     weights: Path | None = None,
     force: bool = False,
+    **options,
 ) -> EncodeResult:
+    """Encode the media file src into the mcodec file dst; ``options`` go to the codec."""
     src, dst = Path(src), Path(dst)
     if dst.exists() and not force:
         raise CodecError(f"{dst} exists (use --force to overwrite)")
@@ -109,19 +112,21 @@ def encode_file(
     if not registry.has_codec_for(media):
         raise CodecError(f"{src}: {media} coding is not available yet")
     item = media_io.MEDIA_READERS[media](src)
-    data = encode_bytes(item, media, codec_id, quality, device, weights)
+    data = encode_bytes(item, media, codec_id, quality, device, weights, **options)
     media_io.write_bytes_atomic(dst, data, force)
     h = read_container(data).header
     knob = h.params.get("quality", h.params.get("kbps"))
     return EncodeResult(media, h.codec, knob, src.stat().st_size, len(data), h.params)
 
 
-def decode_file(src: Path, dst: Path, device: str = "cpu", weights: Path | None = None, force: bool = False):
+def decode_file(
+    src: Path, dst: Path, device: str = "cpu", weights: Path | None = None, force: bool = False, **options
+):
     """Decode src into dst (format from dst's extension). Returns (header, media tensor)."""
     dst = Path(dst)
     if dst.exists() and not force:
         raise CodecError(f"{dst} exists (use --force to overwrite)")
-    container, media = decode_bytes(read_mcodec_file(src), device, weights)
+    container, media = decode_bytes(read_mcodec_file(src), device, weights, **options)
     kind = container.header.media
     if kind == "image":
         media_io.write_image(dst, media, force)

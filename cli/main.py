@@ -34,6 +34,25 @@ def _device(value: str) -> str:
     return value
 
 
+def _is_video(src: Path, codec_id: str | None) -> bool:
+    from mcodec.codec import media_io
+
+    if codec_id:
+        return registry.info(codec_id).media == "video"
+    try:
+        return media_io.media_kind(src) == "video"
+    except media_io.MediaError:
+        return False  # encode_file reports the unreadable input
+
+
+def _frame_range(text: str) -> tuple[int, int]:
+    try:
+        a, b = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise click.BadParameter(f"expected A:B, got {text!r}", param_hint="--frames") from None
+    return a, b
+
+
 def _log(ctx: click.Context, msg: str) -> None:
     if not ctx.find_root().obj.get("quiet"):
         click.echo(msg, err=True)
@@ -69,20 +88,35 @@ def cli(ctx: click.Context, quiet: bool) -> None:
 @click.option("--codec", "codec_id", help="codec id (see `mcodec codecs`); default: the media's default")
 @click.option("--quality", type=float, help="quality level (range per codec; default: the codec's)")
 @click.option("--bitrate", type=float, help="nominal bitrate in kbit/s, for audio codecs (1.5, 3, 6, 12)")
+@click.option(
+    "--preset",
+    type=click.Choice(["fast", "medium", "slow"]),
+    help="video: how long the network is fitted (default medium)",
+)
 @_device_option
 @_weights_option
 @_force_option
 @click.pass_context
-def encode(ctx, src, dst, codec_id, quality, bitrate, device, weights, force):
+def encode(ctx, src, dst, codec_id, quality, bitrate, preset, device, weights, force):
     """Encode the media file SRC into the mcodec file DST."""
     if quality is not None and bitrate is not None:
         raise click.UsageError("give --quality or --bitrate, not both")
     quality = bitrate if bitrate is not None else quality
     t0 = time.perf_counter()
-    r = encode_file(src, dst, codec_id, quality, _device(device), weights, force)
+    options = {}
+    if preset is not None:
+        options["preset"] = preset
+    if _is_video(src, codec_id):
+        options["progress"] = not ctx.find_root().obj.get("quiet")
+    elif preset is not None:
+        raise click.UsageError("--preset applies to video codecs")
+    r = encode_file(src, dst, codec_id, quality, _device(device), weights, force, **options)
     rate = ""
     if r.media == "image":
         rate = f", {8 * r.output_bytes / (r.params['width'] * r.params['height']):.4f} bpp"
+    elif r.media == "video":
+        pixels = r.params["width"] * r.params["height"] * r.params["frames"]
+        rate = f", {8 * r.output_bytes / pixels:.4f} bpp"
     elif r.media == "audio":
         seconds = r.params["samples"] / r.params["sample_rate"]
         rate = f", {8 * r.output_bytes / 1000 / seconds:.2f} kbit/s"
@@ -96,14 +130,16 @@ def encode(ctx, src, dst, codec_id, quality, bitrate, device, weights, force):
 @cli.command()
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
+@click.option("--frames", help="video: decode only frames A:B (first included, B excluded)")
 @_device_option
 @_weights_option
 @_force_option
 @click.pass_context
-def decode(ctx, src, dst, device, weights, force):
+def decode(ctx, src, dst, frames, device, weights, force):
     """Decode the mcodec file SRC into DST (format from DST's extension)."""
     t0 = time.perf_counter()
-    header, _ = decode_file(src, dst, _device(device), weights, force)
+    options = {"frames": _frame_range(frames)} if frames else {}
+    header, _ = decode_file(src, dst, _device(device), weights, force, **options)
     _log(ctx, f"{src} -> {dst} ({header.media}, codec {header.codec}) in {time.perf_counter() - t0:.2f} s")
 
 

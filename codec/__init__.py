@@ -2,6 +2,9 @@
 
 from functools import partial
 
+from mcodec.nerv.codec import INFOS as _NERV_INFOS  # noqa: E402,I001 - video codecs live in mcodec.nerv
+from mcodec.nerv.codec import NervCodec  # noqa: E402
+
 from . import registry
 from .audio_rvq import INFO as _RVQ
 from .audio_rvq import RVQAudioCodec
@@ -14,6 +17,8 @@ from .hyperprior import load_ours, load_zoo
 
 registry.register(_FACTORIZED, FactorizedCodec, default=True)
 registry.register(_RVQ, RVQAudioCodec, default=True)
+for _id, _info in _NERV_INFOS.items():
+    registry.register(_info, partial(NervCodec, _id), default=_id == "hnerv")
 for _id, _info in _HYPERPRIOR_INFOS.items():
     registry.register(_info, partial(load_zoo if _id in _ZOO else load_ours, _id))
 

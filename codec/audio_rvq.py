@@ -100,7 +100,7 @@ class RVQAudioCodec(Codec):
             raise CodecError(f"bitrate {kbps} kbit/s is outside 0.75..{0.75 * self.model.n_q:g}")
         return n_q
 
-    def encode(self, item, quality: float, device: str = "cpu") -> Payload:
+    def encode(self, item, quality: float, device: str = "cpu", **options) -> Payload:
         """item: (audio float32 [C, N], sample rate in Hz); quality: the nominal bitrate in kbit/s."""
         audio, rate = item
         c, n = audio.shape
@@ -128,7 +128,7 @@ class RVQAudioCodec(Codec):
         }
         return Payload(params, chunks)
 
-    def decode(self, payload: Payload, device: str = "cpu"):
+    def decode(self, payload: Payload, device: str = "cpu", **options):
         p = payload.params
         n_q, m = p.get("n_q"), p.get("model_samples")
         if not isinstance(n_q, int) or not 1 <= n_q <= self.model.n_q:

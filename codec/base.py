@@ -58,7 +58,9 @@ class Codec(ABC):
         return bytes(32)
 
     @abstractmethod
-    def encode(self, media, quality: float, device: str = "cpu") -> Payload: ...
+    def encode(self, media, quality: float, device: str = "cpu", **options) -> Payload:
+        """``options``: codec-specific settings (video: preset, progress); others ignore them."""
 
     @abstractmethod
-    def decode(self, payload: Payload, device: str = "cpu"): ...
+    def decode(self, payload: Payload, device: str = "cpu", **options):
+        """``options``: codec-specific settings (video: frames=(first, end))."""

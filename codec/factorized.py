@@ -64,7 +64,7 @@ class FactorizedCodec(Codec):
     def tables_hash(self) -> bytes:
         return self.tables.sha256()
 
-    def encode(self, image: torch.Tensor, quality: float, device: str = "cpu") -> Payload:
+    def encode(self, image: torch.Tensor, quality: float, device: str = "cpu", **options) -> Payload:
         """image: uint8 [C, H, W], C = 1 or 3."""
         c, h, w = image.shape
         x = to_input(image, STRIDE, self.info.id).to(device)
@@ -76,7 +76,7 @@ class FactorizedCodec(Codec):
         params = {"width": w, "height": h, "channels": c, "quality": float(quality)}
         return Payload(params, [("YLAT", data)])
 
-    def decode(self, payload: Payload, device: str = "cpu") -> torch.Tensor:
+    def decode(self, payload: Payload, device: str = "cpu", **options) -> torch.Tensor:
         h, w, c, quality = header_fields(payload.params, self.info.qualities)
         shape = (self.model.m, *latent_size(h, w, STRIDE))
         symbols = decode_factorized(payload.chunk("YLAT"), shape, self.tables)

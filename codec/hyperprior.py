@@ -110,7 +110,7 @@ class HyperpriorCodec(Codec):
             scales, means = params, np.zeros(params.shape)
         return scale_indexes(scales.numpy().reshape(-1), self.scale_table), means
 
-    def encode(self, image: torch.Tensor, quality: float, device: str = "cpu") -> Payload:
+    def encode(self, image: torch.Tensor, quality: float, device: str = "cpu", **options) -> Payload:
         c, h, w = image.shape
         x = to_input(image, STRIDE, self.info.id).to(device)
         model = self.model.to(device)
@@ -133,7 +133,7 @@ class HyperpriorCodec(Codec):
         ]
         return Payload(params, chunks)
 
-    def decode(self, payload: Payload, device: str = "cpu") -> torch.Tensor:
+    def decode(self, payload: Payload, device: str = "cpu", **options) -> torch.Tensor:
         h, w, c, quality = header_fields(payload.params, self.info.qualities)
         zh, zw = -(-h // STRIDE), -(-w // STRIDE)
         z_symbols = decode_factorized(payload.chunk("ZLAT"), (self.model.n, zh, zw), self.ztables)

@@ -74,8 +74,10 @@ def test_cli_audio_roundtrip(weights, tmp_path, capfd):
     from mcodec.codec.media_io import read_audio, write_audio
 
     write_audio(tmp_path / "in.wav", tone(2, 2.0, 22050), 22050)
-    for args in (["encode", tmp_path / "in.wav", tmp_path / "a.mcd", "--bitrate", 3],
-                 ["decode", tmp_path / "a.mcd", tmp_path / "out.flac"]):
+    for args in (
+        ["encode", tmp_path / "in.wav", tmp_path / "a.mcd", "--bitrate", 3],
+        ["decode", tmp_path / "a.mcd", tmp_path / "out.flac"],
+    ):
         with pytest.raises(SystemExit) as e:
             main([*map(str, args), "--weights", str(weights)])
         assert e.value.code == 0, capfd.readouterr().err

@@ -1,0 +1,97 @@
+"""Video INR codecs on tiny clips: real bitstreams, frame ranges, shapes and rates kept, bad input."""
+
+from fractions import Fraction
+
+import pytest
+import torch
+from conftest import random_image
+
+from mcodec import decode_bytes, encode_bytes
+from mcodec.codec import CodecError
+from mcodec.entropy import read_container, write_container
+from mcodec.nerv.codec import group_ranges, network_for
+from mcodec.nerv.model import plan
+
+
+def clip(t=6, h=40, w=52):
+    base = random_image(3, h, w, seed=2).float()
+    return torch.stack([base.roll(i, dims=2) for i in range(t)]).round().clamp(0, 255).to(torch.uint8)
+
+
+@pytest.mark.parametrize("kind", ["hnerv", "nerv"])
+def test_roundtrip_and_frame_range(kind):
+    frames = clip()
+    data = encode_bytes((frames, Fraction(30000, 1001)), "video", kind, 2, preset="fast", progress=False)
+    container, (decoded, rate) = decode_bytes(data)
+    assert decoded.shape == frames.shape and decoded.dtype == torch.uint8
+    assert rate == Fraction(30000, 1001)
+    assert [t for t, _ in container.chunks] == ["VGOP"]
+    _, (part, _) = decode_bytes(data, frames=(1, 4))
+    assert torch.equal(part, decoded[1:4])
+    with pytest.raises(CodecError, match="frame range"):
+        decode_bytes(data, frames=(4, 9))
+
+
+def test_fitting_learns_the_clip():
+    """The fitted network reproduces the clip far better than its mean frame would."""
+    frames = clip(t=4)
+    _, (decoded, _) = decode_bytes(
+        encode_bytes((frames, 25), "video", "hnerv", 4, preset="fast", progress=False)
+    )
+    mse = ((decoded.float() - frames.float()) ** 2).mean()
+    baseline = (
+        (frames.float() - frames.float().mean(0, keepdim=True).mean((2, 3), keepdim=True)) ** 2
+    ).mean()
+    assert mse < 0.5 * baseline
+
+
+def test_corrupt_group_is_refused():
+    frames = clip(t=2, h=32, w=32)
+    c = read_container(encode_bytes((frames, 25), "video", "nerv", 1, preset="fast", progress=False))
+    c.chunks[0] = ("VGOP", c.chunks[0][1][:3])
+    with pytest.raises(CodecError, match="truncated"):
+        decode_bytes(write_container(c))
+    c.chunks[0] = ("VGOP", b"\x05\x00\x00\x00{bad}")
+    with pytest.raises(CodecError, match="JSON"):
+        decode_bytes(write_container(c))
+
+
+def test_sizing_follows_quality_and_pixels():
+    small = network_for("hnerv", 240, 320, 60, 2)
+    large = network_for("hnerv", 240, 320, 60, 5)
+    assert large.channels[0] > small.channels[0]
+    assert plan("hnerv", 240, 320, 32).grid == (3, 4)
+    assert group_ranges(444, 240, 320) == [(0, 111), (111, 222), (222, 333), (333, 444)]
+
+
+def test_cli_video(tmp_path, capfd):
+    from mcodec.cli.main import main
+    from mcodec.codec.media_io import read_video, write_video
+
+    write_video(tmp_path / "in.mkv", clip(t=3, h=32, w=48), Fraction(12))
+
+    def run(*args):
+        with pytest.raises(SystemExit) as e:
+            main([str(a) for a in args])
+        return e.value.code, capfd.readouterr().err
+
+    assert run("encode", tmp_path / "in.mkv", tmp_path / "v.mcd", "--preset", "fast", "--quality", 1)[0] == 0
+    assert run("decode", tmp_path / "v.mcd", tmp_path / "out.mkv", "--frames", "1:3")[0] == 0
+    frames, rate = read_video(tmp_path / "out.mkv")
+    assert frames.shape == (2, 3, 32, 48) and rate == 12
+    code, err = run("decode", tmp_path / "v.mcd", tmp_path / "x.mkv", "--frames", "abc")
+    assert code == 2 and "Traceback" not in err
+    code, err = run(
+        "encode", tmp_path / "in.mkv", tmp_path / "w.mcd", "--codec", "factorized", "--preset", "fast"
+    )
+    assert code == 2
+
+
+def test_audio_only_file_has_no_video(tmp_path, capfd):
+    from mcodec.cli.main import main
+    from mcodec.codec.media_io import write_audio
+
+    write_audio(tmp_path / "a.wav", torch.zeros(1, 800), 8000)
+    with pytest.raises(SystemExit) as e:
+        main(["encode", str(tmp_path / "a.wav"), str(tmp_path / "a.mcd"), "--codec", "hnerv"])
+    assert e.value.code == 1 and "no video stream" in capfd.readouterr().err
