@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from importlib.resources import files
 from pathlib import Path
@@ -9,47 +10,79 @@ from pathlib import Path
 import click
 
 from mcodec import decode_file, encode_file
-from mcodec.codec import media_io
-from mcodec.codec.metrics import psnr
+from mcodec.codec import CodecError, media_io, registry
+from mcodec.evaluation.metrics import psnr_rgb
 
 SAMPLES = Path(str(files("mcodec") / "samples"))
+OUTPUT_SUFFIX = {"image": ".png", "video": ".mkv", "audio": ".wav"}
 
 
 def run_demo(out: Path, quality: float | None, log=sys.stderr) -> list[dict]:
-    """Encode and decode every sample into ``out``; prints one table row per sample to stdout."""
+    """Encode and decode every sample into ``out``; prints one table row per sample to stdout.
+    Video uses the fast preset so the demo stays short."""
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for src in sorted(p for p in SAMPLES.iterdir() if p.is_file() and not p.name.endswith(".md")):
         kind = media_io.media_kind(src)
-        if kind != "image":
-            continue  # video and audio codecs are not there yet
-        bitstream, rec = out / f"{src.stem}.mcd", out / f"{src.stem}.rec.png"
+        try:
+            codec_id = registry.default_for(kind)
+            registry.get(codec_id)
+        except CodecError as e:
+            if log:
+                print(f"skipping {src.name}: {e}", file=log)
+            continue
+        bitstream, rec = out / f"{src.stem}.mcd", out / f"{src.stem}.rec{OUTPUT_SUFFIX[kind]}"
         if log:
-            print(f"encoding {src.name} ...", file=log, flush=True)
-        r = encode_file(src, bitstream, quality=quality, force=True)
+            print(f"encoding {src.name} with {codec_id} ...", file=log, flush=True)
+        options = {"preset": "fast", "progress": log is not None} if kind == "video" else {}
+        r = encode_file(src, bitstream, quality=quality, force=True, **options)
         _, decoded = decode_file(bitstream, rec, force=True)
-        original = media_io.read_image(src)
-        pixels = r.params["width"] * r.params["height"]
+        original = media_io.MEDIA_READERS[kind](src)
         rows.append(
             {
                 "sample": src.name,
                 "codec": r.codec,
                 "quality": r.quality,
-                "size": f"{r.params['width']}x{r.params['height']}",
                 "input_bytes": r.input_bytes,
                 "bitstream_bytes": r.output_bytes,
-                "bpp": 8 * r.output_bytes / pixels,
-                "psnr_db": psnr(original, decoded),
+                **_measures(kind, original, decoded, r.output_bytes),
             }
         )
     click.echo(
-        f"{'sample':<20} {'codec':<11} {'q':>3} {'size':>9} {'input B':>9} {'coded B':>8} "
-        f"{'bpp':>7} {'PSNR dB':>8}"
+        f"{'sample':<20} {'codec':<11} {'q':>4} {'size':>12} {'input B':>9} {'coded B':>8} "
+        f"{'rate':>14} {'PSNR dB':>8}"
     )
     for r in rows:
         click.echo(
-            f"{r['sample']:<20} {r['codec']:<11} {r['quality']:>3g} {r['size']:>9} "
-            f"{r['input_bytes']:>9} {r['bitstream_bytes']:>8} {r['bpp']:>7.4f} {r['psnr_db']:>8.2f}"
+            f"{r['sample']:<20} {r['codec']:<11} {r['quality']:>4g} {r['size']:>12} {r['input_bytes']:>9} "
+            f"{r['bitstream_bytes']:>8} {r['rate']:>14} {r['psnr_db']:>8.2f}"
         )
     click.echo(f"bitstreams and reconstructions in {out}")
     return rows
+
+
+def _measures(kind: str, original, decoded, nbytes: int) -> dict:
+    if kind == "image":
+        _, h, w = original.shape
+        bpp = 8 * nbytes / (h * w)
+        return {
+            "size": f"{w}x{h}",
+            "bpp": bpp,
+            "rate": f"{bpp:.4f} bpp",
+            "psnr_db": psnr_rgb(original, decoded),
+        }
+    if kind == "video":
+        (frames, _), (out, _) = original, decoded
+        t, _, h, w = frames.shape
+        bpp = 8 * nbytes / (t * h * w)
+        return {
+            "size": f"{w}x{h}x{t}",
+            "bpp": bpp,
+            "rate": f"{bpp:.4f} bpp",
+            "psnr_db": psnr_rgb(frames, out),
+        }
+    (audio, rate), (out, _) = original, decoded  # audio: SNR in the PSNR column
+    kbps = 8 * nbytes / 1000 / (audio.shape[1] / rate)
+    mse = max(float(((audio - out) ** 2).mean()), 1e-12)
+    snr = 10 * math.log10(max(float((audio**2).mean()), 1e-12) / mse)
+    return {"size": f"{audio.shape[1] / rate:.1f}s", "bpp": None, "rate": f"{kbps:.2f} kbit/s", "psnr_db": snr}
