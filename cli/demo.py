@@ -85,4 +85,9 @@ def _measures(kind: str, original, decoded, nbytes: int) -> dict:
     kbps = 8 * nbytes / 1000 / (audio.shape[1] / rate)
     mse = max(float(((audio - out) ** 2).mean()), 1e-12)
     snr = 10 * math.log10(max(float((audio**2).mean()), 1e-12) / mse)
-    return {"size": f"{audio.shape[1] / rate:.1f}s", "bpp": None, "rate": f"{kbps:.2f} kbit/s", "psnr_db": snr}
+    return {
+        "size": f"{audio.shape[1] / rate:.1f}s",
+        "bpp": None,
+        "rate": f"{kbps:.2f} kbit/s",
+        "psnr_db": snr,
+    }
