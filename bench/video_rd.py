@@ -84,9 +84,19 @@ def main() -> None:
         }
         rows.append(row)
     print(f"\n{args.clip.name}: {t} frames {w}x{h}, torch threads {torch.get_num_threads()}\n")
-    print(
-        "| codec | q | preset | bpp | PSNR-RGB | MS-SSIM | fit s | decode fps | x264 PSNR @bpp | x265 PSNR @bpp |"
-    )
+    columns = [
+        "codec",
+        "q",
+        "preset",
+        "bpp",
+        "PSNR-RGB",
+        "MS-SSIM",
+        "fit s",
+        "decode fps",
+        "x264 PSNR @bpp",
+        "x265 PSNR @bpp",
+    ]
+    print("| " + " | ".join(columns) + " |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
