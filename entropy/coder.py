@@ -37,16 +37,15 @@ def _model(tables: TableSet, k: int) -> Categorical:
     return model
 
 
-def _check(symbols: np.ndarray, indexes: np.ndarray, tables: TableSet) -> tuple[np.ndarray, np.ndarray]:
+def _table_indexes(indexes: np.ndarray, tables: TableSet, count: int | None = None) -> np.ndarray:
+    """Flat table indexes, checked, as the smallest unsigned type (numpy's stable argsort is a radix
+    sort for integer types of 16 bits or less)."""
     indexes = np.asarray(indexes).reshape(-1)
     if indexes.size and (indexes.min() < 0 or indexes.max() >= tables.num_tables):
         raise ValueError("table index out of range")
-    # radix sort (fast, stable) applies to integer types of 16 bits or less
-    dtype = np.uint8 if tables.num_tables <= 256 else np.uint16
-    indexes = indexes.astype(dtype, copy=False)
-    if symbols is not None and np.asarray(symbols).size != indexes.size:
+    if count is not None and indexes.size != count:
         raise ValueError("symbols and indexes differ in length")
-    return symbols, indexes
+    return indexes.astype(np.uint8 if tables.num_tables <= 256 else np.uint16, copy=False)
 
 
 def _groups(indexes: np.ndarray, num_tables: int):
@@ -59,8 +58,8 @@ def _groups(indexes: np.ndarray, num_tables: int):
 def encode_indexed(symbols: np.ndarray, indexes: np.ndarray, tables: TableSet) -> bytes:
     """symbols: int array, any shape; indexes: table index per symbol (same size). Returns the stream.
     Symbols outside their table's range are escaped, so any int32 value codes."""
-    symbols, indexes = _check(symbols, indexes, tables)
     symbols = np.asarray(symbols).reshape(-1).astype(np.int64)
+    indexes = _table_indexes(indexes, tables, symbols.size)
     if symbols.size and (symbols.min() < -(2**31) or symbols.max() >= 2**31):
         raise ValueError("symbols must fit in int32")
     pos = symbols - tables.offsets[indexes]
@@ -81,7 +80,7 @@ def encode_indexed(symbols: np.ndarray, indexes: np.ndarray, tables: TableSet) -
 
 def decode_indexed(data: bytes, indexes: np.ndarray, tables: TableSet) -> np.ndarray:
     """Inverse of encode_indexed: int32 symbols, flat, in the order of ``indexes``."""
-    _, indexes = _check(None, indexes, tables)
+    indexes = _table_indexes(indexes, tables)
     if len(data) % 4:
         raise EntropyDecodeError("entropy-coded stream length is not a multiple of 4 bytes")
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
