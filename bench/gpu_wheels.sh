@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Fetch, on this machine, the wheels the GPU device lacks (Python 3.12, x86-64; it has torch, numpy 2,
+# scipy, torch-geometric, click, tqdm, safetensors, pillow, matplotlib). They land in .whl/ (ignored by
+# git; pass `carry: [".whl"]` to the device run). On the device, start every command with:
+#   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
+#     && python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site . \
+#     && export PYTHONPATH=/tmp/site
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .whl
+grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
+PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64
+           --platform manylinux2014_x86_64 --platform manylinux_2_34_x86_64 --platform manylinux_2_35_x86_64)
+PY=${PYTHON:-.venv/bin/python}
+$PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp "${PLATFORMS[@]}" \
+    -d .whl compressai==1.2.8 constriction==0.5.0 av==18.1.0 pytorch-msssim==1.0.0
+ls -la .whl
