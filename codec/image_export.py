@@ -7,6 +7,7 @@ rounded model in float64, so the tables describe exactly the model a decoder loa
 from __future__ import annotations
 
 import copy
+import os
 import json
 from pathlib import Path
 
@@ -85,4 +86,7 @@ def _write(model, tables: dict[str, TableSet], out: Path, meta: dict) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     save_file(tensors, tmp, metadata=meta)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # a shipped file, readable by all
     tmp.replace(out)
