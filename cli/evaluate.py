@@ -48,6 +48,7 @@ def _ids(values: tuple[str, ...]) -> list[str] | None:
     help="folder for results.json/.csv, rd.png, report.md (a rerun skips what is done)",
 )
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="worker processes")
+@click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), help="video codecs' fitting preset")
 @click.option(
     "--compare",
     "compare",
@@ -56,7 +57,7 @@ def _ids(values: tuple[str, ...]) -> list[str] | None:
     help="overlay curves from an earlier results.json or a compressai results JSON",
 )
 @click.pass_context
-def evaluate(ctx, data, codecs, quality, bitrate, anchors, out, jobs, compare):
+def evaluate(ctx, data, codecs, quality, bitrate, anchors, out, jobs, preset, compare):
     """Encode and decode every file in DATA with every codec and anchor at every rate point."""
     from mcodec.codec import registry
     from mcodec.evaluation.report import write_reports
@@ -83,6 +84,7 @@ def evaluate(ctx, data, codecs, quality, bitrate, anchors, out, jobs, compare):
             _numbers(quality) or _numbers(bitrate),
             jobs,
             progress=not quiet,
+            options={"preset": preset} if preset else None,
         )
     except ValueError as e:
         raise CodecError(str(e)) from None

@@ -7,8 +7,8 @@ rounded model in float64, so the tables describe exactly the model a decoder loa
 from __future__ import annotations
 
 import copy
-import os
 import json
+import os
 from pathlib import Path
 
 import numpy as np

@@ -43,15 +43,17 @@ class Contender:
 
 
 class OurCodec(Contender):
-    def __init__(self, codec_id: str, points=None):
+    def __init__(self, codec_id: str, points=None, options: dict | None = None):
         info = registry.info(codec_id)
         self.id, self.media = codec_id, info.media
         self.points = list(points) if points else info.rate_points()
         self.point_name = info.unit
+        # codec settings (video: preset); video fitting progress would interleave with the grid's bar
+        self.options = {**(options or {}), **({"progress": False} if info.media == "video" else {})}
 
     def run(self, item, point) -> Trial:
         t0 = time.perf_counter()
-        data = encode_bytes(item, self.media, self.id, point)
+        data = encode_bytes(item, self.media, self.id, point, **self.options)
         t1 = time.perf_counter()
         _, decoded = decode_bytes(data)
         t2 = time.perf_counter()

@@ -32,6 +32,7 @@ class Task:
     contender: str  # codec or anchor id
     kind: str  # "codec" or "anchor"
     point: float
+    options: tuple = ()  # our codecs' settings as (key, value) pairs (video: preset)
 
 
 def list_files(inputs: list[Path]) -> list[Path]:
@@ -77,7 +78,10 @@ def measure(task: Task) -> dict:
     }
     try:
         item = MEDIA_READERS[task.media](Path(task.file))
-        contender = OurCodec(task.contender) if task.kind == "codec" else make_anchor(task.contender)
+        if task.kind == "codec":
+            contender = OurCodec(task.contender, options=dict(task.options))
+        else:
+            contender = make_anchor(task.contender)
         trial = contender.run(item, task.point)
         record.update(bytes=trial.bytes, encode_s=trial.encode_s, decode_s=trial.decode_s)
         record.update(_distortion(task.media, item, trial.decoded, trial.bytes))
@@ -147,8 +151,10 @@ def run_grid(
     points=None,
     jobs: int = 1,
     progress: bool = True,
+    options: dict | None = None,
 ) -> list[dict]:
-    """Measure everything not yet in out/records.jsonl; returns all records (old and new)."""
+    """Measure everything not yet in out/records.jsonl; returns all records (old and new).
+    ``options`` go to our codecs (video: preset)."""
     out.mkdir(parents=True, exist_ok=True)
     records = load_records(out)
     done = {_key(r) for r in records if "error" not in r}
@@ -163,7 +169,7 @@ def run_grid(
         for c in contenders_for(media, codecs, anchors, points):
             kind = "codec" if isinstance(c, OurCodec) else "anchor"
             tasks += [
-                Task(str(f), media, c.id, kind, float(p))
+                Task(str(f), media, c.id, kind, float(p), tuple(sorted((options or {}).items())))
                 for p in c.points
                 if (str(f), c.id, float(p)) not in done
             ]
