@@ -10,6 +10,24 @@ import torch
 from mcodec.codec import CodecError
 
 
+def _run_options(command):
+    """--out, --run-dir and --steps, shared by every training command."""
+    command = click.option(
+        "--steps", type=click.IntRange(1), default=20000, show_default=True, help="total steps"
+    )(command)
+    command = click.option(
+        "--run-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="checkpoint folder; a run resumes from it (default: OUT without suffix + '.run')",
+    )(command)
+    return click.option(
+        "--out",
+        required=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="model file to write (safetensors), usable with --weights",
+    )(command)
+
+
 @click.group()
 def train() -> None:
     """Train codec models on your own data."""
@@ -24,18 +42,7 @@ def train() -> None:
     default="factorized",
     show_default=True,
 )
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="model file to write (safetensors), usable with --weights",
-)
-@click.option(
-    "--run-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="checkpoint folder; a run resumes from it (default: OUT without suffix + '.run')",
-)
-@click.option("--steps", type=click.IntRange(1), default=20000, show_default=True, help="total steps")
+@_run_options
 @click.option("--batch", type=click.IntRange(1), default=12, show_default=True)
 @click.option("--crop", type=click.IntRange(16), default=128, show_default=True, help="crop side (px)")
 @click.option("--lr", type=float, default=3e-4, show_default=True)
@@ -88,18 +95,7 @@ def train_image(
 
 @train.command("audio")
 @click.argument("data", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="model file to write (safetensors), usable with --weights",
-)
-@click.option(
-    "--run-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="checkpoint folder; a run resumes from it (default: OUT without suffix + '.run')",
-)
-@click.option("--steps", type=click.IntRange(1), default=20000, show_default=True, help="total steps")
+@_run_options
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--seconds", type=click.FloatRange(0.1), default=1.0, show_default=True, help="crop length")
 @click.option("--lr", type=float, default=3e-4, show_default=True)
