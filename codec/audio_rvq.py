@@ -84,15 +84,7 @@ class RVQAudioCodec(Codec):
             raise CodecError(f"{path.name}: {self.tables.num_tables} tables for {self.model.n_q} stages + 1")
         self.model.eval()
         self.model_id = meta.get("model_id", "rvq")
-        self._weights_hash = w.sha256
-
-    @property
-    def weights_hash(self) -> bytes:
-        return self._weights_hash
-
-    @property
-    def tables_hash(self) -> bytes:
-        return self.tables.sha256()
+        self.weights_hash, self.tables_hash = w.sha256, self.tables.sha256()
 
     def stages(self, kbps: float) -> int:
         n_q = codebooks_for(kbps)

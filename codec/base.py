@@ -48,14 +48,8 @@ class Codec(ABC):
     info: CodecInfo
     model_id: str = ""
     profile: str = "none"  # determinism profile written into the file (FORMAT.md)
-
-    @property
-    def weights_hash(self) -> bytes:
-        return bytes(32)
-
-    @property
-    def tables_hash(self) -> bytes:
-        return bytes(32)
+    weights_hash: bytes = bytes(32)  # sha256 of the model file; zeros for codecs without one
+    tables_hash: bytes = bytes(32)  # sha256 of the frozen entropy tables (set once: they never change)
 
     @abstractmethod
     def encode(self, media, quality: float, device: str = "cpu", **options) -> Payload:

@@ -52,17 +52,9 @@ class FactorizedCodec(Codec):
             raise CodecError(f"{w.path.name}: {self.tables.num_tables} tables for {self.model.m} channels")
         self.model.eval()
         self.model_id = meta.get("model_id", "factorized")
-        self._weights_hash = w.sha256
+        self.weights_hash, self.tables_hash = w.sha256, self.tables.sha256()
         # medians per channel: symbols are coded around them (as compressai's EntropyBottleneck)
         self.medians = self.model.entropy_bottleneck.quantiles[:, 0, 1].detach().double()
-
-    @property
-    def weights_hash(self) -> bytes:
-        return self._weights_hash
-
-    @property
-    def tables_hash(self) -> bytes:
-        return self.tables.sha256()
 
     def encode(self, image: torch.Tensor, quality: float, device: str = "cpu", **options) -> Payload:
         """image: uint8 [C, H, W], C = 1 or 3."""

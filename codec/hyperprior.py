@@ -82,21 +82,14 @@ class HyperpriorCodec(Codec):
         weights_hash: bytes,
     ):
         self.info, self.model, self.model_id = INFOS[codec_id], model.eval(), model_id
-        self.ztables, self.ytables, self._weights_hash = ztables, ytables, weights_hash
+        self.ztables, self.ytables, self.weights_hash = ztables, ytables, weights_hash
+        self.tables_hash = _combined_hash(ztables, ytables)
         if ztables.num_tables != model.n:
             raise CodecError(f"{ztables.num_tables} z tables for {model.n} channels")
         self.z_medians = model.entropy_bottleneck.quantiles[:, 0, 1].detach().double()
         # the entropy-parameter path: float64, CPU, never moved to another device
         self.h_s64 = copy.deepcopy(model.net.h_s).double().cpu().eval()
         self.scale_table = np.exp(np.linspace(np.log(0.11), np.log(256.0), ytables.num_tables))
-
-    @property
-    def weights_hash(self) -> bytes:
-        return self._weights_hash
-
-    @property
-    def tables_hash(self) -> bytes:
-        return _combined_hash(self.ztables, self.ytables)
 
     def _entropy_parameters(self, z_symbols: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """z symbols [N, h, w] int64 -> (scale indexes [M*4h*4w] uint8, means [M, 4h, 4w] float64)."""

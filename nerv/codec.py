@@ -66,15 +66,12 @@ def group_ranges(frames: int, height: int, width: int) -> list[tuple[int, int]]:
 
 class NervCodec(Codec):
     profile = "tables"
+    tables_hash = _TABLES.sha256()
 
     def __init__(self, kind: str, weights=None):
         if weights is not None:
             raise CodecError(f"{kind} has no model file: the network is fitted to each clip")
         self.kind, self.info, self.model_id = kind, INFOS[kind], kind
-
-    @property
-    def tables_hash(self) -> bytes:
-        return _TABLES.sha256()
 
     def encode(
         self,
