@@ -16,22 +16,14 @@ from pathlib import Path
 import click
 
 from mcodec import USER_ERRORS, decode_file, describe, encode_file
-from mcodec.codec import CodecError, registry
+from mcodec.codec import registry
 
 from .demo import run_demo
+from .device import check_device
 from .evaluate import evaluate
 from .train import train
 
 EXIT_USER_ERROR, EXIT_INTERNAL = 1, 3
-
-
-def _device(value: str) -> str:
-    if value == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise CodecError("--device cuda: no CUDA device is available")
-    return value
 
 
 def _is_video(src: Path, codec_id: str | None) -> bool:
@@ -110,7 +102,7 @@ def encode(ctx, src, dst, codec_id, quality, bitrate, preset, device, weights, f
         options["progress"] = not ctx.find_root().obj.get("quiet")
     elif preset is not None:
         raise click.UsageError("--preset applies to video codecs")
-    r = encode_file(src, dst, codec_id, quality, _device(device), weights, force, **options)
+    r = encode_file(src, dst, codec_id, quality, check_device(device), weights, force, **options)
     rate = ""
     if r.media == "image":
         rate = f", {8 * r.output_bytes / (r.params['width'] * r.params['height']):.4f} bpp"
@@ -139,7 +131,7 @@ def decode(ctx, src, dst, frames, device, weights, force):
     """Decode the mcodec file SRC into DST (format from DST's extension)."""
     t0 = time.perf_counter()
     options = {"frames": _frame_range(frames)} if frames else {}
-    header, _ = decode_file(src, dst, _device(device), weights, force, **options)
+    header, _ = decode_file(src, dst, check_device(device), weights, force, **options)
     _log(ctx, f"{src} -> {dst} ({header.media}, codec {header.codec}) in {time.perf_counter() - t0:.2f} s")
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import torch
 
 from mcodec.codec import CodecError
+
+from .device import check_device
 
 
 def _run_options(command):
@@ -26,6 +27,15 @@ def _run_options(command):
         type=click.Path(dir_okay=False, path_type=Path),
         help="model file to write (safetensors), usable with --weights",
     )(command)
+
+
+def _start_run(out: Path, run_dir: Path | None, device: str, force: bool) -> Path:
+    """Checks before training starts (OUT not overwritten unless --force, the device exists); the run
+    folder, by default OUT without suffix + '.run'."""
+    if out.exists() and not force:
+        raise CodecError(f"{out} exists (use --force to overwrite)")
+    check_device(device)
+    return run_dir or out.with_suffix(".run")
 
 
 @click.group()
@@ -74,11 +84,7 @@ def train_image(
     from mcodec.codec.image_training import train as run_training
     from mcodec.codec.weights import load_weights
 
-    if out.exists() and not force:
-        raise CodecError(f"{out} exists (use --force to overwrite)")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise CodecError("--device cuda: no CUDA device is available")
-    run_dir = run_dir or out.with_suffix(".run")
+    run_dir = _start_run(out, run_dir, device, force)
     factorized = codec_id == "factorized"
     init_state = None
     if init_weights:
@@ -125,11 +131,7 @@ def train_audio_command(
     from mcodec.codec.audio_training import AudioTrainConfig, code_histograms, train_audio
     from mcodec.codec.weights import load_weights
 
-    if out.exists() and not force:
-        raise CodecError(f"{out} exists (use --force to overwrite)")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise CodecError("--device cuda: no CUDA device is available")
-    run_dir = run_dir or out.with_suffix(".run")
+    run_dir = _start_run(out, run_dir, device, force)
     init_state = None
     if init_weights:
         w = load_weights(init_weights, ARCH)
