@@ -11,7 +11,7 @@ import pytest
 
 from mcodec.cli.main import main
 from mcodec.codec.media_io import read_image
-from mcodec.codec.metrics import psnr
+from mcodec.evaluation.metrics import psnr_rgb
 
 
 def run(capfd, *args):
@@ -38,7 +38,7 @@ def test_sample_roundtrip_through_cli(capfd, tmp_path, sample_path):
     assert code == 0
     original, decoded = read_image(sample_path), read_image(rec)
     assert decoded.shape == original.shape
-    assert psnr(original, decoded) > 25.0
+    assert psnr_rgb(original, decoded) > 25.0
 
 
 def test_quiet_silences_stderr(capfd, tmp_path, sample_path):
