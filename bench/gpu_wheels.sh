@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Fetch, on this machine, the wheels the GPU device lacks (Python 3.12, x86-64; it has torch, numpy 2,
 # scipy, torch-geometric, click, tqdm, safetensors, pillow, matplotlib). They land in .whl/ (ignored by
-# git; pass `carry: [".whl"]` to the device run). On the device, start every command with:
+# git; pass `carry: [".whl"]` to the device run), with mcodec's own wheel (rebuild after every change).
+# On the device, start every command with (bench/gpu_session.sh setup does it):
 #   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
-#     && python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site . \
 #     && export PYTHONPATH=/tmp/site
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,4 +14,6 @@ PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --p
 PY=${PYTHON:-.venv/bin/python}
 $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp "${PLATFORMS[@]}" \
     -d .whl compressai==1.2.8 constriction==0.5.0 av==18.1.0 pytorch-msssim==1.0.0
+rm -f .whl/mcodec-*.whl  # mcodec itself, built here: the device has no setuptools>=77 guarantee
+$PY -m pip wheel -q --no-deps --no-build-isolation -w .whl .
 ls -la .whl

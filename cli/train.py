@@ -12,7 +12,12 @@ from .device import check_device
 
 
 def _run_options(command):
-    """--out, --run-dir and --steps, shared by every training command."""
+    """--out, --run-dir, --steps and --max-minutes, shared by every training command."""
+    command = click.option(
+        "--max-minutes",
+        type=click.FloatRange(min=0, min_open=True),
+        help="also stop after this many minutes (the learning rate decays towards the end either way)",
+    )(command)
     command = click.option(
         "--steps", type=click.IntRange(1), default=20000, show_default=True, help="total steps"
     )(command)
@@ -36,6 +41,10 @@ def _start_run(out: Path, run_dir: Path | None, device: str, force: bool) -> Pat
         raise CodecError(f"{out} exists (use --force to overwrite)")
     check_device(device)
     return run_dir or out.with_suffix(".run")
+
+
+def _seconds(minutes: float | None) -> float | None:
+    return minutes * 60 if minutes else None
 
 
 @click.group()
@@ -71,7 +80,20 @@ def train() -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--force", is_flag=True, help="overwrite OUT")
 def train_image(
-    data, codec_id, out, run_dir, steps, batch, crop, lr, width, init_weights, model_id, device, force
+    data,
+    codec_id,
+    out,
+    run_dir,
+    steps,
+    max_minutes,
+    batch,
+    crop,
+    lr,
+    width,
+    init_weights,
+    model_id,
+    device,
+    force,
 ):
     """Train on the images in DATA (random crops, qualities 1..8 in one model), then export OUT."""
     from mcodec.codec.factorized import ARCH as FACTORIZED_ARCH
@@ -93,7 +115,7 @@ def train_image(
         init_state = {k: v.float() for k, v in w.tensors.items() if "tables." not in k}
     width = width or ((96, 128) if factorized else (128, 192))
     model = GainedFactorizedPrior(*width) if factorized else GainedHyperprior(VARIANTS[codec_id], *width)
-    cfg = TrainConfig(steps=steps, batch=batch, crop=crop, lr=lr)
+    cfg = TrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, max_seconds=_seconds(max_minutes))
     run_training(model, data, run_dir, cfg, device=device, init_state=init_state)
     export_checkpoint(model, run_dir / "checkpoint.pt", out, model_id)
     click.echo(f"wrote {out}", err=True)
@@ -122,7 +144,7 @@ def train_image(
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--force", is_flag=True, help="overwrite OUT")
 def train_audio_command(
-    data, out, run_dir, steps, batch, seconds, lr, width, init_weights, model_id, device, force
+    data, out, run_dir, steps, max_minutes, batch, seconds, lr, width, init_weights, model_id, device, force
 ):
     """Train the RVQ audio codec on the audio files under DATA (any rates; 24 kHz mono inside), then
     learn its per-stage priors from the same data and export OUT."""
@@ -142,7 +164,9 @@ def train_audio_command(
             if not k.startswith("tables.")
         }
     model = RVQAutoencoder(*width)
-    cfg = AudioTrainConfig(steps=steps, batch=batch, seconds=seconds, lr=lr)
+    cfg = AudioTrainConfig(
+        steps=steps, batch=batch, seconds=seconds, lr=lr, max_seconds=_seconds(max_minutes)
+    )
     train_audio(model, data, run_dir, cfg, device=device, init_state=init_state)
     model.cpu()
     counts = code_histograms(model, data)

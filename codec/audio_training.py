@@ -20,6 +20,7 @@ import torchaudio
 from .audio_model import HOP, SAMPLE_RATE, RVQAutoencoder
 from .checkpoint import load_checkpoint, save_checkpoint
 from .media_io import MediaError, read_audio
+from .train_clock import TrainClock, set_lr, speed_up_cuda
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac"}
 MEL_WINDOWS = (512, 1024, 2048)
@@ -35,6 +36,7 @@ class AudioTrainConfig:
     ckpt_every: int = 200
     log_every: int = 20
     seed: int = 0
+    max_seconds: float | None = None
 
 
 def load_corpus(folder: Path, min_samples: int) -> list[torch.Tensor]:
@@ -118,8 +120,11 @@ def train_audio(
         flush=True,
     )
     model.train()
-    t0, agg = time.time(), torch.zeros(3)
-    while step < cfg.steps:
+    speed_up_cuda(device)
+    clock = TrainClock(cfg.steps, cfg.max_seconds)
+    t0, agg, logged = time.time(), torch.zeros(3), 0
+    while not clock.done(step):
+        set_lr(opt, cfg.lr, clock.lr_scale(step))
         x = random_batch(clips, cfg.batch, samples, rng).to(device)
         n_q = rng.randint(1, model.n_q)
         out = model(x, n_q)
@@ -129,18 +134,18 @@ def train_audio(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        step += 1
+        step, logged = step + 1, logged + 1
         agg += torch.tensor([loss.item(), l1.item(), mel.item()])
         if step % cfg.log_every == 0:
-            loss_m, l1_m, mel_m = (agg / cfg.log_every).tolist()
+            loss_m, l1_m, mel_m = (agg / logged).tolist()
             print(
                 f"step {step}/{cfg.steps} loss {loss_m:.4f} l1 {l1_m:.4f} mel {mel_m:.4f} "
-                f"{(time.time() - t0) / cfg.log_every:.2f} s/step",
+                f"{(time.time() - t0) / logged:.2f} s/step",
                 file=log,
                 flush=True,
             )
-            t0, agg = time.time(), torch.zeros(3)
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            t0, agg, logged = time.time(), torch.zeros(3), 0
+        if clock.should_save(step, cfg.ckpt_every):
             save_checkpoint(ckpt_path, model, optimizers, step)
 
 

@@ -22,6 +22,7 @@ from compressai.entropy_models import EntropyBottleneck
 from PIL import Image
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .train_clock import TrainClock, set_lr, speed_up_cuda
 
 # MSE lambdas of compressai's zoo for qualities 1..8 (loss = lambda * 255^2 * MSE + bpp).
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
@@ -38,6 +39,7 @@ class TrainConfig:
     ckpt_every: int = 100
     log_every: int = 10
     seed: int = 0
+    max_seconds: float | None = None
 
 
 def load_images(folder: Path, min_side: int) -> list[torch.Tensor]:
@@ -122,8 +124,11 @@ def train(
         flush=True,
     )
     model.train()
-    t0, agg = time.time(), np.zeros(3)
-    while step < cfg.steps:
+    speed_up_cuda(device)
+    clock = TrainClock(cfg.steps, cfg.max_seconds)
+    t0, agg, logged = time.time(), np.zeros(3), 0
+    while not clock.done(step):
+        set_lr(opt, cfg.lr, clock.lr_scale(step))
         x = random_batch(images, cfg.batch, cfg.crop, rng).to(device)
         quality = torch.tensor(
             [rng.randint(1, len(LAMBDAS)) for _ in range(cfg.batch)], device=device, dtype=torch.float32
@@ -137,17 +142,17 @@ def train(
         aux_opt.zero_grad()
         aux_loss.backward()
         aux_opt.step()
-        step += 1
+        step, logged = step + 1, logged + 1
         agg += (loss.item(), bpp, psnr)
         if step % cfg.log_every == 0:
-            loss_m, bpp_m, psnr_m = agg / cfg.log_every
-            rate = (time.time() - t0) / cfg.log_every
+            loss_m, bpp_m, psnr_m = agg / logged
+            rate = (time.time() - t0) / logged
             print(
                 f"step {step}/{cfg.steps} loss {loss_m:.4f} bpp {bpp_m:.3f} psnr {psnr_m:.2f} dB "
                 f"aux {aux_loss.item():.1f} {rate:.2f} s/step",
                 file=log,
                 flush=True,
             )
-            t0, agg = time.time(), np.zeros(3)
-        if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            t0, agg, logged = time.time(), np.zeros(3), 0
+        if clock.should_save(step, cfg.ckpt_every):
             save_checkpoint(ckpt_path, model, optimizers, step)

@@ -163,13 +163,23 @@ def read_video(path: Path, max_frames: int | None = None) -> tuple[torch.Tensor,
                 raise MediaError(f"{path}: video of {w}x{h} pixels is outside the supported size")
             limit = min(max_frames or (1 << 20), MAX_VIDEO_BYTES // (3 * w * h))
             rate = Fraction(stream.average_rate or stream.guessed_rate or 25)
-            frames = []
+            frames, first_pts = [], None
             for frame in container.decode(stream):
-                if len(frames) >= limit:
-                    if max_frames:
-                        break
-                    raise MediaError(f"{path}: video longer than {limit} frames")
-                frames.append(frame.to_ndarray(format="rgb24"))
+                # A frame whose timestamp skips slots (AVI "drop" frames, as in tree.avi: 68 coded frames
+                # over 444 slots) is shown for all of them: repeat it, as ffmpeg's constant-rate output.
+                slot = len(frames)
+                if frame.pts is not None and frame.time_base is not None:
+                    first_pts = frame.pts if first_pts is None else first_pts
+                    slot = max(slot, round((frame.pts - first_pts) * frame.time_base * rate))
+                image = frame.to_ndarray(format="rgb24")
+                while len(frames) <= slot:
+                    if len(frames) >= limit:
+                        if max_frames:
+                            break
+                        raise MediaError(f"{path}: video longer than {limit} frames")
+                    frames.append(frames[-1] if frames and len(frames) < slot else image)
+                if len(frames) >= limit and max_frames:
+                    break
     except (av.FFmpegError, OSError) as e:
         raise MediaError(f"{path}: cannot read video ({e})") from None
     if not frames:

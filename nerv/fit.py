@@ -97,8 +97,9 @@ def fit_group(
             sq_err += loss.item() * len(i)
         psnr = -10 * math.log10(max(sq_err / n, 1e-12))
         bar.set_postfix_str(f"{'qat' if epoch >= epochs else 'fit'} psnr {psnr:.2f} dB")
-    decoder.eval()
-    return FitResult(decoder, embeddings, embed_symbols, embed_steps, psnr)
+    # The bitstream writer and the decoder work on the CPU, whatever device fitted the network.
+    cpu = [None if x is None else x.cpu() for x in (embeddings, embed_symbols, embed_steps)]
+    return FitResult(decoder.eval().cpu(), *cpu, psnr)
 
 
 def _lr_factor(step: int, total: int) -> float:

@@ -95,3 +95,28 @@ def test_audio_only_file_has_no_video(tmp_path, capfd):
     with pytest.raises(SystemExit) as e:
         main(["encode", str(tmp_path / "a.wav"), str(tmp_path / "a.mcd"), "--codec", "hnerv"])
     assert e.value.code == 1 and "no video stream" in capfd.readouterr().err
+
+
+def test_frames_that_skip_slots_are_repeated(tmp_path):
+    """A stream whose timestamps skip slots (AVI drop frames: tree.avi has 68 coded frames over 444
+    slots) reads as the constant-rate clip a player shows: each frame repeated over its slots."""
+    import av
+    import numpy as np
+
+    from mcodec.codec.media_io import read_video
+
+    path = tmp_path / "gaps.mkv"
+    with av.open(str(path), mode="w") as out:
+        stream = out.add_stream("ffv1", rate=15)
+        stream.width, stream.height, stream.pix_fmt = 32, 16, "bgr0"
+        stream.codec_context.time_base = Fraction(1, 15)
+        for value, pts in ((10, 0), (120, 2), (240, 5)):
+            frame = av.VideoFrame.from_ndarray(np.full((16, 32, 3), value, np.uint8), format="rgb24")
+            frame = frame.reformat(format="bgr0")
+            frame.pts, frame.time_base = pts, Fraction(1, 15)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    frames, rate = read_video(path)
+    assert rate == 15
+    assert [int(f[0, 0, 0]) for f in frames] == [10, 10, 120, 120, 120, 240]
+    assert read_video(path, max_frames=4)[0].shape[0] == 4

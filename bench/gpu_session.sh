@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# One GPU lease, all media at once: the steps run on the device machine (see the device tool's README),
+# each call `bash bench/gpu_session.sh STEP...`. Trainers and fits run detached (setsid) so they go on
+# between calls while the machine stays warm; every call ends with `collect`, so a lost machine loses
+# only what happened since. Everything stops at the deadline that `setup` writes.
+#
+# Here, first: `bash bench/gpu_wheels.sh` (wheels + mcodec's own wheel in .whl/) and the training data in
+# .gpu/ (images/ as lossless WebP, audio/ as 24 kHz FLAC, video/ clips; see bench/synth_speech.py).
+#   call 1, carry .whl .gpu:  DEADLINE=1440 bash bench/gpu_session.sh setup rehearse_image rehearse_video \
+#                               start_image start_video wait_call collect
+#   call 2, carry .whl .gpu:  bash bench/gpu_session.sh setup rehearse_audio start_audio wait_call collect
+#   call 3:                   bash bench/gpu_session.sh wait_jobs gpu_encode collect
+set -u
+export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site
+RUNS=/tmp/runs
+CALL_START=$(date +%s)
+mkdir -p "$RUNS"
+py() { python3 "$@"; }
+left() { echo $(($(cat $RUNS/deadline) - $(date +%s))); }
+
+setup() {  # the deadline (DEADLINE seconds from now, first call only); installs once per machine
+  [ -f $RUNS/deadline ] || echo $(($(date +%s) + ${DEADLINE:-1440})) > $RUNS/deadline
+  if [ ! -f /tmp/site/.ok ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
+      && touch /tmp/site/.ok || { echo "install failed"; exit 1; }
+  fi
+  nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
+  py -c "import torch, mcodec.codec; print('torch', torch.__version__, torch.cuda.is_available())"
+}
+
+rehearse_image() {
+  py -m mcodec train image .gpu/images --codec meanscale --device cuda --steps 3 --batch 2 --crop 256 \
+    --out $RUNS/rehearse_ms.safetensors --force 2>&1 | tail -3
+  py -m mcodec encode api/samples/fruits_400x300.png $RUNS/rehearse.mcd --codec meanscale \
+    --weights $RUNS/rehearse_ms.safetensors --device cuda --force && echo "image rehearsal ok"
+}
+
+rehearse_video() {
+  py -m mcodec encode api/samples/tree_128x96.mkv $RUNS/rehearse_v.mcd --preset fast --quality 1 \
+    --device cuda --force 2>&1 | tr '\r' '\n' | tail -2 && echo "video rehearsal ok"
+}
+
+rehearse_audio() {
+  py -m mcodec train audio .gpu/audio --device cuda --steps 3 --batch 2 --out $RUNS/rehearse_rvq.safetensors \
+    --force 2>&1 | tail -3 && echo "audio rehearsal ok"
+}
+
+start_image() {  # meanscale, N=128 M=192, until 90 s before the deadline
+  local minutes; minutes=$(py -c "print(max(1, ($(left) - 90) / 60))")
+  setsid nohup python3 -m mcodec train image .gpu/images --codec meanscale --device cuda --batch 16 \
+    --crop 256 --lr 2e-4 --steps 1000000 --max-minutes "$minutes" --model-id meanscale-v1 \
+    --run-dir $RUNS/meanscale.run --out $RUNS/meanscale.safetensors --force \
+    > $RUNS/meanscale.log 2>&1 < /dev/null &
+  echo "image training started for $minutes min"
+}
+
+start_audio() {
+  local minutes; minutes=$(py -c "print(max(1, ($(left) - 120) / 60))")
+  setsid nohup python3 -m mcodec train audio .gpu/audio --device cuda --batch 32 --lr 5e-4 --steps 1000000 \
+    --max-minutes "$minutes" --model-id rvq-v1 --run-dir $RUNS/rvq.run --out $RUNS/rvq.safetensors --force \
+    > $RUNS/rvq.log 2>&1 < /dev/null &
+  echo "audio training started for $minutes min"
+}
+
+video_jobs() {  # sequential fits, each only if the deadline leaves room; times in video.log
+  py - <<'EOF'
+from mcodec.codec.media_io import read_video, write_video
+frames, rate = read_video(".gpu/video/tree.avi", max_frames=120)
+write_video("/tmp/runs/tree120.mkv", frames, rate, force=True)
+EOF
+  for job in "tree120 2" "tree444 2" "tree120 1" "tree120 4" "tree120 3" "tree120 6"; do
+    set -- $job
+    local src=$RUNS/tree120.mkv; [ "$1" = tree444 ] && src=.gpu/video/tree.avi
+    [ "$(left)" -gt 200 ] || break
+    local t0; t0=$(date +%s)
+    timeout $(($(left) - 60)) python3 -m mcodec encode "$src" $RUNS/video_$1_q$2.mcd --preset slow \
+      --quality "$2" --device cuda --force > $RUNS/video_$1_q$2.log 2>&1
+    echo "$1 q$2 slow rc=$? $(($(date +%s) - t0)) s $(tail -c 300 $RUNS/video_$1_q$2.log | tr '\r' '\n' | tail -1)" \
+      >> $RUNS/video.log
+  done
+}
+
+start_video() {
+  export -f video_jobs py left; export RUNS
+  setsid nohup bash -c video_jobs > $RUNS/video_jobs.log 2>&1 < /dev/null &
+  echo "video jobs started"
+}
+
+wait_call() {  # until 40 s before this call's 600 s limit
+  while [ $(($(date +%s) - CALL_START)) -lt 420 ] && pgrep -f "mcodec (train|encode)" > /dev/null; do sleep 5; done
+}
+
+wait_jobs() {  # until every trainer and fit has exited (they stop themselves at the deadline)
+  while pgrep -f "mcodec (train|encode)" > /dev/null || pgrep -f video_jobs > /dev/null; do
+    [ $(($(date +%s) - CALL_START)) -lt 520 ] || break
+    sleep 5
+  done
+}
+
+gpu_encode() {  # GPU encode -> (here) CPU decode check: the same sample on cuda and on cpu
+  [ -f $RUNS/meanscale.safetensors ] || return
+  for q in 1 4 8; do
+    for d in cuda cpu; do
+      py -m mcodec encode api/samples/fruits_400x300.png $RUNS/fruits_ms_q${q}_$d.mcd --codec meanscale \
+        --weights $RUNS/meanscale.safetensors --quality $q --device $d --force
+    done
+    cmp -s $RUNS/fruits_ms_q${q}_cuda.mcd $RUNS/fruits_ms_q${q}_cpu.mcd && echo "q$q: cuda and cpu files identical" \
+      || echo "q$q: cuda and cpu files differ"
+  done | tee $RUNS/gpu_encode.log
+}
+
+collect() {  # logs and results into $OUT (at most 8 files); partial exports when a run is unfinished
+  py - <<'EOF'
+import torch
+from pathlib import Path
+runs = Path("/tmp/runs")
+ckpt = runs / "meanscale.run/checkpoint.pt"
+if ckpt.exists() and not (runs / "meanscale.safetensors").exists():
+    from mcodec.codec.hyperprior import VARIANTS
+    from mcodec.codec.hyperprior_model import GainedHyperprior
+    from mcodec.codec.image_export import export_checkpoint
+    export_checkpoint(GainedHyperprior(VARIANTS["meanscale"], 128, 192), ckpt, runs / "meanscale_partial.safetensors", "meanscale-partial")
+ckpt = runs / "rvq.run/checkpoint.pt"
+if ckpt.exists() and not (runs / "rvq.safetensors").exists():
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    torch.save({"model": state["model"], "step": state["step"]}, runs / "rvq_partial.pt")
+EOF
+  cp $RUNS/meanscale.safetensors $RUNS/meanscale_partial.safetensors $RUNS/rvq.safetensors $RUNS/rvq_partial.pt \
+    "$OUT"/ 2>/dev/null
+  (cd $RUNS && tar czf "$OUT/results.tgz" --exclude='*.run' --exclude='*.safetensors' --exclude='*.pt' \
+    --exclude='*.mkv' *.log *.mcd 2>/dev/null)
+  tail -n 3 $RUNS/*.log; ls -la "$OUT"
+}
+
+for step in "$@"; do
+  echo "== $step ($(($(date +%s) - CALL_START)) s into the call, $(left 2>/dev/null) s to the deadline)"
+  "$step"
+done
