@@ -6,9 +6,16 @@
 #
 # Here, first: `bash bench/gpu_wheels.sh` (wheels + mcodec's own wheel in .whl/) and the training data in
 # .gpu/ (images/ as lossless WebP, audio/ as 24 kHz FLAC, video/ clips; see bench/synth_speech.py).
-#   call 1, carry .whl .gpu:  DEADLINE=1440 bash bench/gpu_session.sh setup rehearse_image rehearse_video \
-#                               start_image start_video wait_call collect
-#   call 2, carry .whl .gpu:  bash bench/gpu_session.sh setup rehearse_audio start_audio wait_call collect
+# A call's tree may hold 64 MiB (the repo, with checkpoints/, is ~20): call 1 carries .whl (4 MB) and
+# .gpu/images (19) for the image run, which needs no PyAV; call 2 carries .whl-av (36), .gpu/audio (15)
+# and .gpu/video (1). setup copies what came into /tmp/data, which later calls keep.
+# Lessons of the first lease (2026-11-23): the machine goes back 30 s after a call, so each next call
+# must be ready; collect needs ~60 s (exports), so wait_call stops at 420 s; processes sharing the GPU
+# time-slice it (meanscale ran at 0.12-0.39 s/step beside audio and video instead of 0.06).
+#   call 1, carry .whl .gpu/images:  DEADLINE=1440 bash bench/gpu_session.sh setup rehearse_image start_image \
+#                                      wait_call collect
+#   call 2, carry .whl .whl-av .gpu/audio .gpu/video:  bash bench/gpu_session.sh setup rehearse_video \
+#                                      start_audio start_video wait_call collect
 #   call 3:                   bash bench/gpu_session.sh wait_jobs gpu_encode collect
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site
@@ -24,12 +31,16 @@ setup() {  # the deadline (DEADLINE seconds from now, first call only); installs
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
       && touch /tmp/site/.ok || { echo "install failed"; exit 1; }
   fi
+  if [ -d .whl-av ] && [ ! -f /tmp/site/.av ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl-av/*.whl && touch /tmp/site/.av
+  fi
+  mkdir -p /tmp/data && cp -rn .gpu/. /tmp/data/ 2>/dev/null  # outside the tree: a later call replaces it
   nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
   py -c "import torch, mcodec.codec; print('torch', torch.__version__, torch.cuda.is_available())"
 }
 
 rehearse_image() {
-  py -m mcodec train image .gpu/images --codec meanscale --device cuda --steps 3 --batch 2 --crop 256 \
+  py -m mcodec train image /tmp/data/images --codec meanscale --device cuda --steps 3 --batch 2 --crop 256 \
     --out $RUNS/rehearse_ms.safetensors --force 2>&1 | tail -3
   py -m mcodec encode api/samples/fruits_400x300.png $RUNS/rehearse.mcd --codec meanscale \
     --weights $RUNS/rehearse_ms.safetensors --device cuda --force && echo "image rehearsal ok"
@@ -41,13 +52,14 @@ rehearse_video() {
 }
 
 rehearse_audio() {
-  py -m mcodec train audio .gpu/audio --device cuda --steps 3 --batch 2 --out $RUNS/rehearse_rvq.safetensors \
+  py -m mcodec train audio /tmp/data/audio --device cuda --steps 3 --batch 2 --out $RUNS/rehearse_rvq.safetensors \
     --force 2>&1 | tail -3 && echo "audio rehearsal ok"
 }
 
 start_image() {  # meanscale, N=128 M=192, until 90 s before the deadline
   local minutes; minutes=$(py -c "print(max(1, ($(left) - 90) / 60))")
-  setsid nohup python3 -m mcodec train image .gpu/images --codec meanscale --device cuda --batch 16 \
+  local init=(); [ -f checkpoints/meanscale-wip.safetensors ] && init=(--init checkpoints/meanscale-wip.safetensors)
+  setsid nohup python3 -m mcodec train image /tmp/data/images --codec meanscale --device cuda --batch 16 "${init[@]}" \
     --crop 256 --lr 2e-4 --steps 1000000 --max-minutes "$minutes" --model-id meanscale-v1 \
     --run-dir $RUNS/meanscale.run --out $RUNS/meanscale.safetensors --force \
     > $RUNS/meanscale.log 2>&1 < /dev/null &
@@ -56,7 +68,7 @@ start_image() {  # meanscale, N=128 M=192, until 90 s before the deadline
 
 start_audio() {
   local minutes; minutes=$(py -c "print(max(1, ($(left) - 120) / 60))")
-  setsid nohup python3 -m mcodec train audio .gpu/audio --device cuda --batch 32 --lr 5e-4 --steps 1000000 \
+  setsid nohup python3 -m mcodec train audio /tmp/data/audio --device cuda --batch 32 --lr 5e-4 --steps 1000000 \
     --max-minutes "$minutes" --model-id rvq-v1 --run-dir $RUNS/rvq.run --out $RUNS/rvq.safetensors --force \
     > $RUNS/rvq.log 2>&1 < /dev/null &
   echo "audio training started for $minutes min"
@@ -65,12 +77,12 @@ start_audio() {
 video_jobs() {  # sequential fits, each only if the deadline leaves room; times in video.log
   py - <<'EOF'
 from mcodec.codec.media_io import read_video, write_video
-frames, rate = read_video(".gpu/video/tree.avi", max_frames=120)
+frames, rate = read_video("/tmp/data/video/tree.avi", max_frames=120)
 write_video("/tmp/runs/tree120.mkv", frames, rate, force=True)
 EOF
   for job in "tree120 2" "tree444 2" "tree120 1" "tree120 4" "tree120 3" "tree120 6"; do
     set -- $job
-    local src=$RUNS/tree120.mkv; [ "$1" = tree444 ] && src=.gpu/video/tree.avi
+    local src=$RUNS/tree120.mkv; [ "$1" = tree444 ] && src=/tmp/data/video/tree.avi
     [ "$(left)" -gt 200 ] || break
     local t0; t0=$(date +%s)
     timeout $(($(left) - 60)) python3 -m mcodec encode "$src" $RUNS/video_$1_q$2.mcd --preset slow \
@@ -123,7 +135,8 @@ if ckpt.exists() and not (runs / "meanscale.safetensors").exists():
 ckpt = runs / "rvq.run/checkpoint.pt"
 if ckpt.exists() and not (runs / "rvq.safetensors").exists():
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    torch.save({"model": state["model"], "step": state["step"]}, runs / "rvq_partial.pt")
+    half = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
+    torch.save({"model": half, "step": state["step"]}, runs / "rvq_partial.pt")  # fp16: under 16 MB
 EOF
   cp $RUNS/meanscale.safetensors $RUNS/meanscale_partial.safetensors $RUNS/rvq.safetensors $RUNS/rvq_partial.pt \
     "$OUT"/ 2>/dev/null

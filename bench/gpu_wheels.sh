@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetch, on this machine, the wheels the GPU device lacks (Python 3.12, x86-64; it has torch, numpy 2,
 # scipy, torch-geometric, click, tqdm, safetensors, pillow, matplotlib). They land in .whl/ (ignored by
-# git; pass `carry: [".whl"]` to the device run), with mcodec's own wheel (rebuild after every change).
+# git; pass `carry: [".whl"]` to the device run, and ".whl-av" where video or audio runs), with mcodec's
+# own wheel (rebuild after every change).
 # On the device, start every command with (bench/gpu_session.sh setup does it):
 #   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
 #     && export PYTHONPATH=/tmp/site
@@ -13,7 +14,12 @@ PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --p
            --platform manylinux2014_x86_64 --platform manylinux_2_34_x86_64 --platform manylinux_2_35_x86_64)
 PY=${PYTHON:-.venv/bin/python}
 $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp "${PLATFORMS[@]}" \
-    -d .whl compressai==1.2.8 constriction==0.5.0 av==18.1.0 pytorch-msssim==1.0.0
+    -d .whl compressai==1.2.8 constriction==0.5.0 pytorch-msssim==1.0.0
+# PyAV (36 MB) apart: only video and audio need it, and a call's upload is capped at 64 MiB.
+mkdir -p .whl-av
+grep -qx '/.whl-av/' .git/info/exclude 2>/dev/null || echo '/.whl-av/' >> .git/info/exclude
+$PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp "${PLATFORMS[@]}" \
+    -d .whl-av av==18.1.0
 rm -f .whl/mcodec-*.whl  # mcodec itself, built here: the device has no setuptools>=77 guarantee
 $PY -m pip wheel -q --no-deps --no-build-isolation -w .whl .
-ls -la .whl
+ls -la .whl .whl-av

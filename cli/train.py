@@ -116,7 +116,8 @@ def train_image(
     width = width or ((96, 128) if factorized else (128, 192))
     model = GainedFactorizedPrior(*width) if factorized else GainedHyperprior(VARIANTS[codec_id], *width)
     cfg = TrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, max_seconds=_seconds(max_minutes))
-    run_training(model, data, run_dir, cfg, device=device, init_state=init_state)
+    if not run_training(model, data, run_dir, cfg, device=device, init_state=init_state):
+        return  # a torchrun worker: rank 0 exports
     export_checkpoint(model, run_dir / "checkpoint.pt", out, model_id)
     click.echo(f"wrote {out}", err=True)
 
@@ -148,6 +149,8 @@ def train_audio_command(
 ):
     """Train the RVQ audio codec on the audio files under DATA (any rates; 24 kHz mono inside), then
     learn its per-stage priors from the same data and export OUT."""
+    import torch
+
     from mcodec.codec.audio_model import RVQAutoencoder
     from mcodec.codec.audio_rvq import ARCH, export_rvq_model
     from mcodec.codec.audio_training import AudioTrainConfig, code_histograms, train_audio
@@ -167,8 +170,10 @@ def train_audio_command(
     cfg = AudioTrainConfig(
         steps=steps, batch=batch, seconds=seconds, lr=lr, max_seconds=_seconds(max_minutes)
     )
-    train_audio(model, data, run_dir, cfg, device=device, init_state=init_state)
+    if not train_audio(model, data, run_dir, cfg, device=device, init_state=init_state):
+        return  # a torchrun worker: rank 0 exports
     model.cpu()
     counts = code_histograms(model, data)
-    export_rvq_model(model, counts, out, model_id, {"steps": str(steps)})
+    step = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)["step"]
+    export_rvq_model(model, counts, out, model_id, {"steps": str(step)})
     click.echo(f"wrote {out}", err=True)

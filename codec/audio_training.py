@@ -1,8 +1,9 @@
 """Training the RVQ audio autoencoder: random 1 s crops of a folder of audio (resampled to 24 kHz mono),
-loss = L1 on the waveform + multi-scale log-mel L1 + the RVQ commitment loss, with a random number of
-RVQ stages per batch (quantizer dropout) so one model serves every bitrate. No adversarial loss: at a
-budget of GPU-minutes it does not pay for itself (see the audio notes); the mel loss carries quality.
-Checkpoints every ``ckpt_every`` steps; a run resumes from run_dir/checkpoint.pt.
+loss = L1 on the waveform + multi-scale log-mel L1 + the RVQ commitment loss - sisdr_weight * SI-SDR/10,
+with a random number of RVQ stages per batch (quantizer dropout) so one model serves every bitrate. No
+adversarial loss: at a budget of GPU-minutes it does not pay for itself (see the audio notes). The mel
+loss carries the spectrum; the SI-SDR term the phase (without it the first GPU run learned noise with the
+right spectrum). Checkpoints every ``ckpt_every`` steps; a run resumes from run_dir/checkpoint.pt.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 
+from . import distributed
 from .audio_model import HOP, SAMPLE_RATE, RVQAutoencoder
 from .checkpoint import load_checkpoint, save_checkpoint
 from .media_io import MediaError, read_audio
@@ -33,6 +35,7 @@ class AudioTrainConfig:
     seconds: float = 1.0
     lr: float = 3e-4
     commit_weight: float = 1.0
+    sisdr_weight: float = 3.0
     ckpt_every: int = 200
     log_every: int = 20
     seed: int = 0
@@ -87,6 +90,18 @@ class MelLoss(torch.nn.Module):
         )
 
 
+def si_sdr_db(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Scale-invariant SDR in dB per batch item ([B, N] each). The mel loss is blind to phase, and the
+    plain L1 on the waveform is too weak a pull beside it: without this term a model learns noise with
+    the right spectrum (SI-SDR -45 dB after 7.8k GPU steps)."""
+    ref = reference - reference.mean(-1, keepdim=True)
+    est = estimate - estimate.mean(-1, keepdim=True)
+    scale = (est * ref).sum(-1, keepdim=True) / ref.pow(2).sum(-1, keepdim=True).clamp_min(1e-8)
+    target = scale * ref
+    ratio = target.pow(2).sum(-1) / (est - target).pow(2).sum(-1).clamp_min(1e-8)
+    return 10 * torch.log10(ratio.clamp_min(1e-8))
+
+
 def train_audio(
     model: RVQAutoencoder,
     data: Path,
@@ -95,8 +110,12 @@ def train_audio(
     device: str = "cpu",
     init_state: dict | None = None,
     log=None,
-) -> None:
+) -> bool:
+    """Train until ``cfg.steps`` total steps (or ``cfg.max_seconds``), resuming from run_dir/checkpoint.pt;
+    returns whether this is the main process (the one that should export), torchrun or not."""
     log = log or sys.stderr
+    d = distributed.init(device)
+    device = d.device
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"
     model.to(device)
@@ -110,43 +129,53 @@ def train_audio(
         model.load_state_dict(init_state, strict=False)
     samples = int(cfg.seconds * SAMPLE_RATE) // HOP * HOP
     clips = load_corpus(data, samples)
-    rng = random.Random(cfg.seed * 1_000_003 + step)
-    torch.manual_seed(cfg.seed * 7919 + step)
+    rng = random.Random(cfg.seed * 1_000_003 + step + 7919 * d.rank)
+    torch.manual_seed(cfg.seed * 7919 + step + d.rank)
     mel_loss = MelLoss().to(device)
-    print(
-        f"{len(clips)} clips, {sum(c.numel() for c in clips) / SAMPLE_RATE / 60:.1f} min of audio, "
-        f"{sum(p.numel() for p in model.parameters())} parameters",
-        file=log,
-        flush=True,
-    )
+    if d.main:
+        print(
+            f"{len(clips)} clips, {sum(c.numel() for c in clips) / SAMPLE_RATE / 60:.1f} min of audio, "
+            f"{sum(p.numel() for p in model.parameters())} parameters, {d.world} process(es)",
+            file=log,
+            flush=True,
+        )
+    net = distributed.wrap(model, d)
     model.train()
     speed_up_cuda(device)
     clock = TrainClock(cfg.steps, cfg.max_seconds)
-    t0, agg, logged = time.time(), torch.zeros(3), 0
-    while not clock.done(step):
-        set_lr(opt, cfg.lr, clock.lr_scale(step))
+    t0, agg, logged, saved = time.time(), torch.zeros(3), 0, step
+    while True:
+        done, lr_scale = distributed.agree(d, clock.done(step), clock.lr_scale(step))
+        if done:
+            break
+        set_lr(opt, cfg.lr, lr_scale)
         x = random_batch(clips, cfg.batch, samples, rng).to(device)
         n_q = rng.randint(1, model.n_q)
-        out = model(x, n_q)
+        out = net(x, n_q)
         l1, mel = F.l1_loss(out["audio_hat"], x), mel_loss(out["audio_hat"][:, 0], x[:, 0])
-        loss = l1 + mel + cfg.commit_weight * out["commit"]
+        sisdr = si_sdr_db(out["audio_hat"][:, 0], x[:, 0]).clamp(max=40).mean()
+        loss = l1 + mel + cfg.commit_weight * out["commit"] - cfg.sisdr_weight * sisdr / 10
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step, logged = step + 1, logged + 1
-        agg += torch.tensor([loss.item(), l1.item(), mel.item()])
-        if step % cfg.log_every == 0:
-            loss_m, l1_m, mel_m = (agg / logged).tolist()
+        agg += torch.tensor([loss.item(), sisdr.item(), mel.item()])
+        if d.main and step % cfg.log_every == 0:
+            loss_m, sisdr_m, mel_m = (agg / logged).tolist()
             print(
-                f"step {step}/{cfg.steps} loss {loss_m:.4f} l1 {l1_m:.4f} mel {mel_m:.4f} "
+                f"step {step}/{cfg.steps} loss {loss_m:.4f} si-sdr {sisdr_m:.2f} dB mel {mel_m:.4f} "
                 f"{(time.time() - t0) / logged:.2f} s/step",
                 file=log,
                 flush=True,
             )
             t0, agg, logged = time.time(), torch.zeros(3), 0
-        if clock.should_save(step, cfg.ckpt_every):
-            save_checkpoint(ckpt_path, model, optimizers, step)
+        if d.main and clock.should_save(step, cfg.ckpt_every):
+            save_checkpoint(ckpt_path, model, optimizers, saved := step)
+    if d.main and saved != step:
+        save_checkpoint(ckpt_path, model, optimizers, step)
+    distributed.finish(d)
+    return d.main
 
 
 @torch.no_grad()

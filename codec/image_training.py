@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck
 from PIL import Image
 
+from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .train_clock import TrainClock, set_lr, speed_up_cuda
 
@@ -95,12 +96,15 @@ def train(
     device: str = "cpu",
     init_state: dict | None = None,
     log=None,
-) -> None:
+) -> bool:
     """Train ``model`` until ``cfg.steps`` total steps, resuming from run_dir/checkpoint.pt if present.
+    Returns whether this is the main process (the one that should export), torchrun or not.
 
     ``init_state``: weights to start from when there is no checkpoint yet (fine-tuning shipped weights).
     """
     log = log or sys.stderr
+    d = distributed.init(device)
+    device = d.device
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"
     model.to(device)
@@ -115,25 +119,31 @@ def train(
         print(f"resuming from step {step}", file=log, flush=True)
     elif init_state is not None:
         model.load_state_dict(init_state, strict=False)
-    rng = random.Random(cfg.seed * 1_000_003 + step)
-    torch.manual_seed(cfg.seed * 7919 + step)
+    rng = random.Random(cfg.seed * 1_000_003 + step + 7919 * d.rank)
+    torch.manual_seed(cfg.seed * 7919 + step + d.rank)
     images = load_images(data, cfg.crop)
-    print(
-        f"{len(images)} training images, {sum(p.numel() for p in main_params)} parameters",
-        file=log,
-        flush=True,
-    )
+    if d.main:
+        print(
+            f"{len(images)} training images, {sum(p.numel() for p in main_params)} parameters, "
+            f"{d.world} process(es)",
+            file=log,
+            flush=True,
+        )
+    net = distributed.wrap(model, d)
     model.train()
     speed_up_cuda(device)
     clock = TrainClock(cfg.steps, cfg.max_seconds)
-    t0, agg, logged = time.time(), np.zeros(3), 0
-    while not clock.done(step):
-        set_lr(opt, cfg.lr, clock.lr_scale(step))
+    t0, agg, logged, saved = time.time(), np.zeros(3), 0, step
+    while True:
+        done, lr_scale = distributed.agree(d, clock.done(step), clock.lr_scale(step))
+        if done:
+            break
+        set_lr(opt, cfg.lr, lr_scale)
         x = random_batch(images, cfg.batch, cfg.crop, rng).to(device)
         quality = torch.tensor(
             [rng.randint(1, len(LAMBDAS)) for _ in range(cfg.batch)], device=device, dtype=torch.float32
         )
-        loss, bpp, psnr = rd_loss(model, x, quality)
+        loss, bpp, psnr = rd_loss(net, x, quality)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(main_params, 1.0)
@@ -141,10 +151,11 @@ def train(
         aux_loss = sum(m.loss() for m in model.modules() if isinstance(m, EntropyBottleneck))
         aux_opt.zero_grad()
         aux_loss.backward()
+        distributed.average_grads(aux_params, d)
         aux_opt.step()
         step, logged = step + 1, logged + 1
         agg += (loss.item(), bpp, psnr)
-        if step % cfg.log_every == 0:
+        if d.main and step % cfg.log_every == 0:
             loss_m, bpp_m, psnr_m = agg / logged
             rate = (time.time() - t0) / logged
             print(
@@ -154,5 +165,9 @@ def train(
                 flush=True,
             )
             t0, agg, logged = time.time(), np.zeros(3), 0
-        if clock.should_save(step, cfg.ckpt_every):
-            save_checkpoint(ckpt_path, model, optimizers, step)
+        if d.main and clock.should_save(step, cfg.ckpt_every):
+            save_checkpoint(ckpt_path, model, optimizers, saved := step)
+    if d.main and saved != step:
+        save_checkpoint(ckpt_path, model, optimizers, step)
+    distributed.finish(d)
+    return d.main

@@ -15,15 +15,22 @@ from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from .base import CodecError
 
-# ffmpeg's own log lines would reach stderr through Python logging; our errors say what went wrong.
-av.logging.set_level(None)
+
+def _av():
+    """PyAV, imported on first use: image-only work (training on a GPU machine without PyAV, say) never
+    needs it. ffmpeg's own log lines would reach stderr through Python logging; our errors say what
+    went wrong, so they are off."""
+    import av
+
+    av.logging.set_level(None)
+    return av
+
 
 MAX_IMAGE_SIDE, MAX_IMAGE_PIXELS = 16384, 1 << 26
 MAX_FRAME_PIXELS, MAX_VIDEO_BYTES = 1 << 24, 8 << 30
@@ -65,6 +72,7 @@ def media_kind(path: Path) -> str:
         return "image"  # an image, too large: read_image says so
     except (UnidentifiedImageError, OSError):
         pass
+    av = _av()
     try:
         with av.open(str(path)) as c:
             for kind, streams in (("video", c.streams.video), ("audio", c.streams.audio)):
@@ -151,6 +159,7 @@ def write_image(path: Path, image: torch.Tensor, force: bool = False) -> None:
 
 def read_video(path: Path, max_frames: int | None = None) -> tuple[torch.Tensor, Fraction]:
     """uint8 [T, 3, H, W] RGB frames of the first video stream, and its frame rate (frames/s)."""
+    av = _av()
     path = Path(path)
     _check_readable(path)
     try:
@@ -189,6 +198,7 @@ def read_video(path: Path, max_frames: int | None = None) -> tuple[torch.Tensor,
 
 def write_video(path: Path, frames: torch.Tensor, rate: Fraction, force: bool = False, crf: int = 18) -> None:
     """frames: uint8 [T, 3, H, W]. .mkv: lossless FFV1 (RGB); .y4m: raw YUV 4:4:4; .mp4: x264 4:2:0."""
+    av = _av()
     path = Path(path)
     spec = VIDEO_WRITE_FORMATS.get(path.suffix.lower())
     if spec is None:
@@ -216,6 +226,7 @@ def write_video(path: Path, frames: torch.Tensor, rate: Fraction, force: bool = 
 
 def read_audio(path: Path) -> tuple[torch.Tensor, int]:
     """float32 [C, N] in [-1, 1] of the first audio stream, and its sample rate (Hz)."""
+    av = _av()
     path = Path(path)
     _check_readable(path)
     try:
@@ -248,6 +259,7 @@ def read_audio(path: Path) -> tuple[torch.Tensor, int]:
 
 def write_audio(path: Path, audio: torch.Tensor, rate: int, force: bool = False) -> None:
     """audio: float [C, N] in [-1, 1]; .wav (16-bit PCM) or .flac (16-bit)."""
+    av = _av()
     path = Path(path)
     spec = AUDIO_WRITE_FORMATS.get(path.suffix.lower())
     if spec is None:

@@ -30,9 +30,9 @@ class TrainClock:
         return self.progress(step) >= 1.0
 
     def should_save(self, step: int, every: int) -> bool:
-        """Every ``every`` steps but no more often than CHECKPOINT_SECONDS, and always at the end."""
+        """Every ``every`` steps but no more often than CHECKPOINT_SECONDS (the loop saves the last step)."""
         now = time.monotonic()
-        if self.done(step) or (step % every == 0 and now - self.last_save >= CHECKPOINT_SECONDS):
+        if step % every == 0 and now - self.last_save >= CHECKPOINT_SECONDS:
             self.last_save = now
             return True
         return False

@@ -215,3 +215,17 @@ def test_python_dash_m_works(tmp_path, sample_path):
     assert (
         r.returncode == 1 and r.stderr.strip() == f"mcodec: error: {tmp_path / 'missing.mcd'}: no such file"
     )
+
+
+def test_images_need_no_pyav(tmp_path, sample_path):
+    """PyAV is imported on first video/audio use: image work runs where it is missing (a GPU machine
+    that trains image models gets smaller uploads)."""
+    code = (
+        "import sys; sys.modules['av'] = None\n"
+        "from mcodec import decode_file, encode_file\n"
+        f"encode_file({str(sample_path)!r}, {str(tmp_path / 'a.mcd')!r})\n"
+        f"decode_file({str(tmp_path / 'a.mcd')!r}, {str(tmp_path / 'a.png')!r})\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-1500:]
+    assert (tmp_path / "a.png").exists()

@@ -48,3 +48,32 @@ def test_train_resume_export_and_use(capfd, tmp_path, codec):
     assert run(capfd, "decode", bit, tmp_path / "x.png", "--weights", model)[0] == 0
     code, _, err = run(capfd, "decode", bit, tmp_path / "y.png")  # default weights: refused
     assert code == 1 and ("other weights" in err or "no default weights" in err)
+
+
+def test_train_under_torchrun_two_processes(tmp_path):
+    """DDP on the CPU (gloo): two workers train in step and rank 0 alone exports a usable file."""
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(2):
+        Image.fromarray(random_image(3, 72, 80, seed=i).permute(1, 2, 0).numpy()).save(data / f"{i}.png")
+    model = tmp_path / "m.safetensors"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    cmd += ["-m", "mcodec", "train", "image", str(data), "--out", str(model), "--steps", "3"]
+    cmd += ["--batch", "1", "--crop", "64", "--width", "8", "8"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 process(es)" in result.stderr and model.exists()
+    assert run_ok_encode(tmp_path, data / "0.png", model)
+
+
+def run_ok_encode(tmp_path, image, model) -> bool:
+    from mcodec import decode_file, encode_file
+
+    encode_file(image, tmp_path / "x.mcd", weights=model)
+    decode_file(tmp_path / "x.mcd", tmp_path / "x.png", weights=model)
+    return (tmp_path / "x.png").exists()
