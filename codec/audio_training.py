@@ -9,8 +9,6 @@ right spectrum). Checkpoints every ``ckpt_every`` steps; a run resumes from run_
 from __future__ import annotations
 
 import random
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +18,8 @@ import torchaudio
 
 from . import distributed
 from .audio_model import HOP, SAMPLE_RATE, RVQAutoencoder
-from .checkpoint import load_checkpoint, save_checkpoint
 from .media_io import MediaError, read_audio
-from .train_clock import TrainClock, set_lr, speed_up_cuda
+from .train_loop import train_loop
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac"}
 MEL_WINDOWS = (512, 1024, 2048)
@@ -102,6 +99,34 @@ def si_sdr_db(estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(ratio.clamp_min(1e-8))
 
 
+class AudioTask:
+    """One step: random crops, a random number of RVQ stages (quantizer dropout), the loss above."""
+
+    def __init__(self, model: RVQAutoencoder, data: Path, cfg: AudioTrainConfig, opt):
+        self.model, self.data, self.cfg, self.opt = model, data, cfg, opt
+
+    def setup(self, d: distributed.Dist) -> str:
+        self.device = d.device
+        self.samples = int(self.cfg.seconds * SAMPLE_RATE) // HOP * HOP
+        self.clips = load_corpus(self.data, self.samples)
+        self.mel_loss = MelLoss().to(d.device)
+        minutes = sum(c.numel() for c in self.clips) / SAMPLE_RATE / 60
+        return f"{len(self.clips)} clips, {minutes:.1f} min of audio"
+
+    def step(self, net, rng: random.Random) -> dict[str, float]:
+        cfg = self.cfg
+        x = random_batch(self.clips, cfg.batch, self.samples, rng).to(self.device)
+        out = net(x, rng.randint(1, self.model.n_q))
+        l1, mel = F.l1_loss(out["audio_hat"], x), self.mel_loss(out["audio_hat"][:, 0], x[:, 0])
+        sisdr = si_sdr_db(out["audio_hat"][:, 0], x[:, 0]).clamp(max=40).mean()
+        loss = l1 + mel + cfg.commit_weight * out["commit"] - cfg.sisdr_weight * sisdr / 10
+        self.opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        return {"loss": loss.item(), "si-sdr": sisdr.item(), "mel": mel.item()}
+
+
 def train_audio(
     model: RVQAutoencoder,
     data: Path,
@@ -113,69 +138,9 @@ def train_audio(
 ) -> bool:
     """Train until ``cfg.steps`` total steps (or ``cfg.max_seconds``), resuming from run_dir/checkpoint.pt;
     returns whether this is the main process (the one that should export), torchrun or not."""
-    log = log or sys.stderr
-    d = distributed.init(device)
-    device = d.device
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = run_dir / "checkpoint.pt"
-    model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
-    optimizers = {"opt": opt}
-    step = 0
-    if ckpt_path.exists():
-        step = load_checkpoint(ckpt_path, model, optimizers, {"opt": cfg.lr}, device)
-        print(f"resuming from step {step}", file=log, flush=True)
-    elif init_state is not None:
-        model.load_state_dict(init_state, strict=False)
-    samples = int(cfg.seconds * SAMPLE_RATE) // HOP * HOP
-    clips = load_corpus(data, samples)
-    rng = random.Random(cfg.seed * 1_000_003 + step + 7919 * d.rank)
-    torch.manual_seed(cfg.seed * 7919 + step + d.rank)
-    mel_loss = MelLoss().to(device)
-    if d.main:
-        print(
-            f"{len(clips)} clips, {sum(c.numel() for c in clips) / SAMPLE_RATE / 60:.1f} min of audio, "
-            f"{sum(p.numel() for p in model.parameters())} parameters, {d.world} process(es)",
-            file=log,
-            flush=True,
-        )
-    net = distributed.wrap(model, d)
-    model.train()
-    speed_up_cuda(device)
-    clock = TrainClock(cfg.steps, cfg.max_seconds)
-    t0, agg, logged, saved = time.time(), torch.zeros(3), 0, step
-    while True:
-        done, lr_scale = distributed.agree(d, clock.done(step), clock.lr_scale(step))
-        if done:
-            break
-        set_lr(opt, cfg.lr, lr_scale)
-        x = random_batch(clips, cfg.batch, samples, rng).to(device)
-        n_q = rng.randint(1, model.n_q)
-        out = net(x, n_q)
-        l1, mel = F.l1_loss(out["audio_hat"], x), mel_loss(out["audio_hat"][:, 0], x[:, 0])
-        sisdr = si_sdr_db(out["audio_hat"][:, 0], x[:, 0]).clamp(max=40).mean()
-        loss = l1 + mel + cfg.commit_weight * out["commit"] - cfg.sisdr_weight * sisdr / 10
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step, logged = step + 1, logged + 1
-        agg += torch.tensor([loss.item(), sisdr.item(), mel.item()])
-        if d.main and step % cfg.log_every == 0:
-            loss_m, sisdr_m, mel_m = (agg / logged).tolist()
-            print(
-                f"step {step}/{cfg.steps} loss {loss_m:.4f} si-sdr {sisdr_m:.2f} dB mel {mel_m:.4f} "
-                f"{(time.time() - t0) / logged:.2f} s/step",
-                file=log,
-                flush=True,
-            )
-            t0, agg, logged = time.time(), torch.zeros(3), 0
-        if d.main and clock.should_save(step, cfg.ckpt_every):
-            save_checkpoint(ckpt_path, model, optimizers, saved := step)
-    if d.main and saved != step:
-        save_checkpoint(ckpt_path, model, optimizers, step)
-    distributed.finish(d)
-    return d.main
+    task = AudioTask(model, data, cfg, opt)
+    return train_loop(model, task, {"opt": opt}, run_dir, cfg, device, init_state, log)
 
 
 @torch.no_grad()

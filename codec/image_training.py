@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import math
 import random
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +20,7 @@ from compressai.entropy_models import EntropyBottleneck
 from PIL import Image
 
 from . import distributed
-from .checkpoint import load_checkpoint, save_checkpoint
-from .train_clock import TrainClock, set_lr, speed_up_cuda
+from .train_loop import train_loop
 
 # MSE lambdas of compressai's zoo for qualities 1..8 (loss = lambda * 255^2 * MSE + bpp).
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
@@ -88,6 +85,39 @@ def rd_loss(model, x: torch.Tensor, quality: torch.Tensor) -> tuple[torch.Tensor
     return loss, bpp.mean().item(), psnr
 
 
+class ImageTask:
+    """One step: random crops with a quality drawn per crop, RD loss, then compressai's auxiliary
+    quantile loss on its own optimizer (gradients averaged across processes by hand: DDP never sees it)."""
+
+    def __init__(self, model, data: Path, cfg: TrainConfig, opt, aux_opt, aux_params: list):
+        self.model, self.data, self.cfg = model, data, cfg
+        self.opt, self.aux_opt, self.aux_params = opt, aux_opt, aux_params
+        self.main_params = [p for g in opt.param_groups for p in g["params"]]
+
+    def setup(self, d: distributed.Dist) -> str:
+        self.d = d
+        self.images = load_images(self.data, self.cfg.crop)
+        return f"{len(self.images)} training images"
+
+    def step(self, net, rng: random.Random) -> dict[str, float]:
+        cfg, device = self.cfg, self.d.device
+        x = random_batch(self.images, cfg.batch, cfg.crop, rng).to(device)
+        quality = torch.tensor(
+            [rng.randint(1, len(LAMBDAS)) for _ in range(cfg.batch)], device=device, dtype=torch.float32
+        )
+        loss, bpp, psnr = rd_loss(net, x, quality)
+        self.opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.main_params, 1.0)
+        self.opt.step()
+        aux_loss = sum(m.loss() for m in self.model.modules() if isinstance(m, EntropyBottleneck))
+        self.aux_opt.zero_grad()
+        aux_loss.backward()
+        distributed.average_grads(self.aux_params, self.d)
+        self.aux_opt.step()
+        return {"loss": loss.item(), "bpp": bpp, "psnr": psnr, "aux": aux_loss.item()}
+
+
 def train(
     model,
     data: Path,
@@ -97,77 +127,15 @@ def train(
     init_state: dict | None = None,
     log=None,
 ) -> bool:
-    """Train ``model`` until ``cfg.steps`` total steps, resuming from run_dir/checkpoint.pt if present.
-    Returns whether this is the main process (the one that should export), torchrun or not.
+    """Train ``model`` until ``cfg.steps`` total steps (or ``cfg.max_seconds``), resuming from
+    run_dir/checkpoint.pt if present; returns whether this is the main process (the one that exports).
 
     ``init_state``: weights to start from when there is no checkpoint yet (fine-tuning shipped weights).
     """
-    log = log or sys.stderr
-    d = distributed.init(device)
-    device = d.device
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = run_dir / "checkpoint.pt"
-    model.to(device)
     aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
     main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
     opt = torch.optim.Adam(main_params, lr=cfg.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
-    step = 0
+    task = ImageTask(model, data, cfg, opt, aux_opt, aux_params)
     optimizers = {"opt": opt, "aux_opt": aux_opt}
-    if ckpt_path.exists():
-        step = load_checkpoint(ckpt_path, model, optimizers, {"opt": cfg.lr, "aux_opt": cfg.aux_lr}, device)
-        print(f"resuming from step {step}", file=log, flush=True)
-    elif init_state is not None:
-        model.load_state_dict(init_state, strict=False)
-    rng = random.Random(cfg.seed * 1_000_003 + step + 7919 * d.rank)
-    torch.manual_seed(cfg.seed * 7919 + step + d.rank)
-    images = load_images(data, cfg.crop)
-    if d.main:
-        print(
-            f"{len(images)} training images, {sum(p.numel() for p in main_params)} parameters, "
-            f"{d.world} process(es)",
-            file=log,
-            flush=True,
-        )
-    net = distributed.wrap(model, d)
-    model.train()
-    speed_up_cuda(device)
-    clock = TrainClock(cfg.steps, cfg.max_seconds)
-    t0, agg, logged, saved = time.time(), np.zeros(3), 0, step
-    while True:
-        done, lr_scale = distributed.agree(d, clock.done(step), clock.lr_scale(step))
-        if done:
-            break
-        set_lr(opt, cfg.lr, lr_scale)
-        x = random_batch(images, cfg.batch, cfg.crop, rng).to(device)
-        quality = torch.tensor(
-            [rng.randint(1, len(LAMBDAS)) for _ in range(cfg.batch)], device=device, dtype=torch.float32
-        )
-        loss, bpp, psnr = rd_loss(net, x, quality)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(main_params, 1.0)
-        opt.step()
-        aux_loss = sum(m.loss() for m in model.modules() if isinstance(m, EntropyBottleneck))
-        aux_opt.zero_grad()
-        aux_loss.backward()
-        distributed.average_grads(aux_params, d)
-        aux_opt.step()
-        step, logged = step + 1, logged + 1
-        agg += (loss.item(), bpp, psnr)
-        if d.main and step % cfg.log_every == 0:
-            loss_m, bpp_m, psnr_m = agg / logged
-            rate = (time.time() - t0) / logged
-            print(
-                f"step {step}/{cfg.steps} loss {loss_m:.4f} bpp {bpp_m:.3f} psnr {psnr_m:.2f} dB "
-                f"aux {aux_loss.item():.1f} {rate:.2f} s/step",
-                file=log,
-                flush=True,
-            )
-            t0, agg, logged = time.time(), np.zeros(3), 0
-        if d.main and clock.should_save(step, cfg.ckpt_every):
-            save_checkpoint(ckpt_path, model, optimizers, saved := step)
-    if d.main and saved != step:
-        save_checkpoint(ckpt_path, model, optimizers, step)
-    distributed.finish(d)
-    return d.main
+    return train_loop(model, task, optimizers, run_dir, cfg, device, init_state, log)

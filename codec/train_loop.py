@@ -1,0 +1,87 @@
+"""The training loop both learned codecs share: torchrun (DDP) or a single process, resume from
+run_dir/checkpoint.pt or start from ``init_state``, stop on steps or wall clock (``TrainClock``) with the
+learning rate decayed at the end, progress lines, atomic checkpoints. What one step does (data, loss,
+optimizer steps) is the medium's ``TrainTask``.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from . import distributed
+from .checkpoint import load_checkpoint, save_checkpoint
+from .train_clock import TrainClock, set_lr, speed_up_cuda
+
+
+class TrainTask(Protocol):
+    def setup(self, d: distributed.Dist) -> str:
+        """Load the data for this process (device ``d.device``); returns a description for the log."""
+
+    def step(self, net: torch.nn.Module, rng: random.Random) -> dict[str, float]:
+        """One optimisation step through ``net`` (the model, DDP-wrapped under torchrun): forward,
+        backward, optimizer steps. Returns the metrics to log."""
+
+
+def train_loop(
+    model: torch.nn.Module,
+    task: TrainTask,
+    optimizers: dict[str, torch.optim.Optimizer],
+    run_dir: Path,
+    cfg,
+    device: str = "cpu",
+    init_state: dict | None = None,
+    log=None,
+) -> bool:
+    """Train until ``cfg.steps`` total steps or ``cfg.max_seconds`` in this run. ``cfg`` has steps, seed,
+    ckpt_every, log_every and max_seconds; each optimizer's learning rate as created is its base rate.
+    Returns whether this is the main process (the one that should export), torchrun or not."""
+    log = log or sys.stderr
+    d = distributed.init(device)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / "checkpoint.pt"
+    model.to(d.device)
+    base_lrs = {k: o.param_groups[0]["lr"] for k, o in optimizers.items()}
+    step = 0
+    if ckpt_path.exists():
+        step = load_checkpoint(ckpt_path, model, optimizers, base_lrs, d.device)
+        if d.main:
+            print(f"resuming from step {step}", file=log, flush=True)
+    elif init_state is not None:
+        model.load_state_dict(init_state, strict=False)
+    rng = random.Random(cfg.seed * 1_000_003 + step + 7919 * d.rank)
+    torch.manual_seed(cfg.seed * 7919 + step + d.rank)
+    about = task.setup(d)
+    if d.main:
+        params = sum(p.numel() for p in model.parameters())
+        print(f"{about}, {params} parameters, {d.world} process(es)", file=log, flush=True)
+    net = distributed.wrap(model, d)
+    model.train()
+    speed_up_cuda(d.device)
+    clock = TrainClock(cfg.steps, cfg.max_seconds)
+    t0, sums, logged, saved = time.time(), {}, 0, step
+    while True:
+        done, lr_scale = distributed.agree(d, clock.done(step), clock.lr_scale(step))
+        if done:
+            break
+        for key, opt in optimizers.items():
+            set_lr(opt, base_lrs[key], lr_scale)
+        for key, value in task.step(net, rng).items():
+            sums[key] = sums.get(key, 0.0) + value
+        step, logged = step + 1, logged + 1
+        if d.main and step % cfg.log_every == 0:
+            shown = " ".join(f"{key} {value / logged:.4f}" for key, value in sums.items())
+            rate = (time.time() - t0) / logged
+            print(f"step {step}/{cfg.steps} {shown} {rate:.2f} s/step", file=log, flush=True)
+            t0, sums, logged = time.time(), {}, 0
+        if d.main and clock.should_save(step, cfg.ckpt_every):
+            save_checkpoint(ckpt_path, model, optimizers, saved := step)
+    if d.main and saved != step:
+        save_checkpoint(ckpt_path, model, optimizers, step)
+    distributed.finish(d)
+    return d.main
