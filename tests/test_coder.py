@@ -105,3 +105,20 @@ def test_index_out_of_range_is_refused():
     t = small_tables(2)
     with pytest.raises(ValueError):
         encode_indexed(np.zeros(3, int), np.array([0, 1, 2]), t)
+
+
+def test_frozen_gaussian_tables_match_their_generator():
+    """The shipped tables are the generator's output (to one count in 2^24: another libm may round one
+    probability differently, which is why they are frozen) and carry the hash FORMAT.md states."""
+    from pathlib import Path
+
+    from mcodec.entropy import scale_table
+    from mcodec.entropy.gaussian import FROZEN_SHA256, build_gaussian_tables, build_scale_table
+
+    frozen, built = gaussian_tables(), build_gaussian_tables()
+    assert frozen.sha256().hex() == FROZEN_SHA256
+    assert np.array_equal(frozen.lengths, built.lengths) and np.array_equal(frozen.offsets, built.offsets)
+    assert np.abs(frozen.freqs.astype(np.int64) - built.freqs).max() <= 1
+    assert np.allclose(scale_table(), build_scale_table(), rtol=1e-15, atol=0)
+    spec = Path(__file__).resolve().parents[1] / "bitstream_spec" / "FORMAT.md"
+    assert FROZEN_SHA256 in spec.read_text()
