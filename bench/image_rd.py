@@ -26,7 +26,7 @@ from mcodec.evaluation.runner import list_files, run_grid
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "media" / "images"
 
 
-def time_768x512(codec_id: str, files: list[Path]) -> tuple[float, float]:
+def time_768x512(codec_id: str, files: list[Path], weights: Path | None = None) -> tuple[float, float]:
     """Median encode and decode seconds of a 768x512 crop of the first image large enough."""
     for f in files:
         image = read_image(f)
@@ -38,9 +38,9 @@ def time_768x512(codec_id: str, files: list[Path]) -> tuple[float, float]:
     enc, dec = [], []
     for _ in range(3):
         t0 = time.perf_counter()
-        data = encode_bytes(crop, "image", codec_id, registry.info(codec_id).default_quality)
+        data = encode_bytes(crop, "image", codec_id, registry.info(codec_id).default_quality, weights=weights)
         t1 = time.perf_counter()
-        decode_bytes(data)
+        decode_bytes(data, weights=weights)
         enc.append(t1 - t0)
         dec.append(time.perf_counter() - t1)
     return statistics.median(enc), statistics.median(dec)
@@ -53,10 +53,14 @@ def main() -> None:
     ap.add_argument("--anchor", default="jpeg,webp,avif")
     ap.add_argument("--out", type=Path, default=Path("bench-out/image"))
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument(
+        "--weights", action="append", default=[], metavar="CODEC=FILE", help="model file for CODEC"
+    )
     args = ap.parse_args()
     codecs = args.codec or ["factorized"]
+    weights = {c: Path(f) for c, _, f in (w.partition("=") for w in args.weights)}
     files = list_files([args.data])
-    records = run_grid(files, args.out, codecs, args.anchor.split(","), None, args.jobs)
+    records = run_grid(files, args.out, codecs, args.anchor.split(","), None, args.jobs, weights=weights)
     summary = write_reports(records, args.out)
     print(f"\n{len(files)} images from {args.data}; report in {args.out / 'report.md'}\n")
     print("| codec | anchor | BD-rate PSNR-RGB | BD-rate MS-SSIM |\n|---|---|---|---|")
@@ -65,7 +69,7 @@ def main() -> None:
     print(f"\nCPU timing, torch threads: {torch.get_num_threads()}\n")
     print("| codec | encode 768x512 (s) | decode 768x512 (s) |\n|---|---|---|")
     for c in codecs:
-        e, d = time_768x512(c, files)
+        e, d = time_768x512(c, files, weights.get(c))
         print(f"| {c} | {e:.3f} | {d:.3f} |")
 
 

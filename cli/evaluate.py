@@ -50,6 +50,13 @@ def _ids(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="worker processes")
 @click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), help="video codecs' fitting preset")
 @click.option(
+    "--weights",
+    "weights",
+    multiple=True,
+    metavar="CODEC=FILE",
+    help="evaluate CODEC with this model file (e.g. one from `mcodec train`); use a new --out per model",
+)
+@click.option(
     "--compare",
     "compare",
     multiple=True,
@@ -57,7 +64,7 @@ def _ids(values: tuple[str, ...]) -> list[str] | None:
     help="overlay curves from an earlier results.json or a compressai results JSON",
 )
 @click.pass_context
-def evaluate(ctx, data, codecs, quality, bitrate, anchors, out, jobs, preset, compare):
+def evaluate(ctx, data, codecs, quality, bitrate, anchors, out, jobs, preset, weights, compare):
     """Encode and decode every file in DATA with every codec and anchor at every rate point."""
     from mcodec.codec import registry
     from mcodec.evaluation.report import write_reports
@@ -68,6 +75,7 @@ def evaluate(ctx, data, codecs, quality, bitrate, anchors, out, jobs, preset, co
     codec_ids = _ids(codecs)
     for c in codec_ids or []:
         registry.info(c)  # unknown ids fail before any work
+    model_files = _weights(weights)
     anchor_ids = _ids(anchors)
     if anchor_ids == ["none"]:
         anchor_ids = []
@@ -85,6 +93,7 @@ def evaluate(ctx, data, codecs, quality, bitrate, anchors, out, jobs, preset, co
             jobs,
             progress=not quiet,
             options={"preset": preset} if preset else None,
+            weights=model_files,
         )
     except ValueError as e:
         raise CodecError(str(e)) from None
@@ -98,3 +107,19 @@ def evaluate(ctx, data, codecs, quality, bitrate, anchors, out, jobs, preset, co
     if summary["errors"]:
         click.echo(f"{len(summary['errors'])} errors (see {out / 'report.md'})", err=True)
     click.echo(f"report: {out / 'report.md'}")
+
+
+def _weights(pairs: tuple[str, ...]) -> dict[str, Path]:
+    """CODEC=FILE pairs -> {codec: file}; the codec must exist and the file be readable."""
+    from mcodec.codec import registry
+
+    out = {}
+    for pair in pairs:
+        codec, sep, file = pair.partition("=")
+        if not sep or not codec or not file:
+            raise click.UsageError(f"--weights takes CODEC=FILE, got {pair!r}")
+        registry.info(codec)
+        if not Path(file).is_file():
+            raise CodecError(f"{file}: no such model file")
+        out[codec] = Path(file)
+    return out

@@ -141,3 +141,19 @@ def test_eval_video_and_audio_run_their_anchors(capfd, tmp_path):
     assert {r["codec"] for r in records} == {"hnerv", "x264", "x265", "opus"}  # no rvq weights shipped yet
     assert all(r["bytes"] > 0 for r in records)
     assert (out / "rd-video.png").exists() and (out / "rd-audio.png").exists()
+
+
+def test_eval_weights_measure_that_model(capfd, tmp_path, image_folder, tiny_weights):
+    """--weights CODEC=FILE evaluates a trained model file: its bytes are that file's, not the shipped
+    model's; a malformed pair is a usage error."""
+    out = tmp_path / "ev"
+    args = ["eval", image_folder, "--codec", "factorized", "--quality", "2", "--anchor", "none", "--out", out]
+    code, _, err = run(capfd, *args, "--weights", f"factorized={tiny_weights}")
+    assert code == 0, err
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    record = next(r for r in records if "bytes" in r)
+    encode_file(record["file"], tmp_path / "x.mcd", "factorized", 2.0, weights=tiny_weights)
+    assert record["bytes"] == (tmp_path / "x.mcd").stat().st_size
+    encode_file(record["file"], tmp_path / "y.mcd", "factorized", 2.0)  # the shipped model differs
+    assert record["bytes"] != (tmp_path / "y.mcd").stat().st_size
+    assert run(capfd, *args, "--weights", "factorized")[0] == 2

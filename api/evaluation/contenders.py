@@ -12,6 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -43,9 +44,10 @@ class Contender:
 
 
 class OurCodec(Contender):
-    def __init__(self, codec_id: str, points=None, options: dict | None = None):
+    def __init__(self, codec_id: str, points=None, options: dict | None = None, weights: str | None = None):
         info = registry.info(codec_id)
         self.id, self.media = codec_id, info.media
+        self.weights = Path(weights) if weights else None  # a model file instead of the shipped one
         self.points = list(points) if points else info.rate_points()
         self.point_name = info.unit
         # codec settings (video: preset); video fitting progress would interleave with the grid's bar
@@ -53,9 +55,9 @@ class OurCodec(Contender):
 
     def run(self, item, point) -> Trial:
         t0 = time.perf_counter()
-        data = encode_bytes(item, self.media, self.id, point, **self.options)
+        data = encode_bytes(item, self.media, self.id, point, weights=self.weights, **self.options)
         t1 = time.perf_counter()
-        _, decoded = decode_bytes(data)
+        _, decoded = decode_bytes(data, weights=self.weights)
         t2 = time.perf_counter()
         return Trial(len(data), decoded, t1 - t0, t2 - t1)
 

@@ -33,6 +33,7 @@ class Task:
     kind: str  # "codec" or "anchor"
     point: float
     options: tuple = ()  # our codecs' settings as (key, value) pairs (video: preset)
+    weights: str | None = None  # our codec's model file, where not the shipped one
 
 
 def list_files(inputs: list[Path]) -> list[Path]:
@@ -79,7 +80,7 @@ def measure(task: Task) -> dict:
     try:
         item = MEDIA_READERS[task.media](Path(task.file))
         if task.kind == "codec":
-            contender = OurCodec(task.contender, options=dict(task.options))
+            contender = OurCodec(task.contender, options=dict(task.options), weights=task.weights)
         else:
             contender = make_anchor(task.contender)
         trial = contender.run(item, task.point)
@@ -152,9 +153,10 @@ def run_grid(
     jobs: int = 1,
     progress: bool = True,
     options: dict | None = None,
+    weights: dict[str, Path] | None = None,
 ) -> list[dict]:
     """Measure everything not yet in out/records.jsonl; returns all records (old and new).
-    ``options`` go to our codecs (video: preset)."""
+    ``options`` go to our codecs (video: preset); ``weights`` maps a codec id to its model file."""
     out.mkdir(parents=True, exist_ok=True)
     records = load_records(out)
     done = {_key(r) for r in records if "error" not in r}
@@ -169,7 +171,15 @@ def run_grid(
         for c in contenders_for(media, codecs, anchors, points):
             kind = "codec" if isinstance(c, OurCodec) else "anchor"
             tasks += [
-                Task(str(f), media, c.id, kind, float(p), tuple(sorted((options or {}).items())))
+                Task(
+                    str(f),
+                    media,
+                    c.id,
+                    kind,
+                    float(p),
+                    tuple(sorted((options or {}).items())),
+                    str((weights or {})[c.id]) if c.id in (weights or {}) else None,
+                )
                 for p in c.points
                 if (str(f), c.id, float(p)) not in done
             ]
