@@ -6,17 +6,18 @@
 #
 # Here, first: `bash bench/gpu_wheels.sh` (wheels + mcodec's own wheel in .whl/) and the training data in
 # .gpu/ (images/ as lossless WebP, audio/ as 24 kHz FLAC, video/ clips; see bench/synth_speech.py).
-# A call's tree may hold 64 MiB (the repo, with checkpoints/, is ~20): call 1 carries .whl (4 MB) and
-# .gpu/images (19) for the image run, which needs no PyAV; call 2 carries .whl-av (36), .gpu/audio (15)
-# and .gpu/video (1). setup copies what came into /tmp/data, which later calls keep.
+# A call's tree may hold 64 MiB and the repo itself is ~18.5 (checkpoints/ included): call 1 carries
+# .whl (4) and .gpu/images (18) for the image run, which needs no PyAV; call 2 carries .whl-av (34) and
+# .gpu/audio, which must stay under ~11 MiB (synthesize 2.5 min of espeak speech, not 4.5); call 3
+# carries .gpu/video (1). setup copies what came into /tmp/data, which later calls keep.
 # Lessons of the first lease (2026-11-23): the machine goes back 30 s after a call, so each next call
 # must be ready; collect needs ~60 s (exports), so wait_call stops at 420 s; processes sharing the GPU
 # time-slice it (meanscale ran at 0.12-0.39 s/step beside audio and video instead of 0.06).
 #   call 1, carry .whl .gpu/images:  DEADLINE=1440 bash bench/gpu_session.sh setup rehearse_image start_image \
 #                                      wait_call collect
-#   call 2, carry .whl .whl-av .gpu/audio .gpu/video:  bash bench/gpu_session.sh setup rehearse_video \
-#                                      start_audio start_video wait_call collect
-#   call 3:                   bash bench/gpu_session.sh wait_jobs gpu_encode collect
+#   call 2, carry .whl-av .gpu/audio:  bash bench/gpu_session.sh setup start_audio wait_call collect
+#   call 3, carry .gpu/video:  bash bench/gpu_session.sh setup rehearse_video start_video wait_call collect
+#   call 4:                   bash bench/gpu_session.sh wait_jobs gpu_encode collect
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site
 RUNS=/tmp/runs
