@@ -27,6 +27,7 @@ from mcodec.entropy import (
     gaussian_tables,
     scale_indexes,
 )
+from mcodec.entropy.gaussian import SCALE_LEVELS
 
 from .base import Codec, CodecError, CodecInfo, Payload
 from .determinism import thread_independent
@@ -86,10 +87,11 @@ class HyperpriorCodec(Codec):
         self.tables_hash = _combined_hash(ztables, ytables)
         if ztables.num_tables != model.n:
             raise CodecError(f"{ztables.num_tables} z tables for {model.n} channels")
+        if ytables.num_tables != SCALE_LEVELS:  # one per entry of the frozen scale table (FORMAT.md 6.2)
+            raise CodecError(f"{ytables.num_tables} y tables for the {SCALE_LEVELS}-entry scale table")
         self.z_medians = model.entropy_bottleneck.quantiles[:, 0, 1].detach().double()
         # the entropy-parameter path: float64, CPU, never moved to another device
         self.h_s64 = copy.deepcopy(model.net.h_s).double().cpu().eval()
-        self.scale_table = np.exp(np.linspace(np.log(0.11), np.log(256.0), ytables.num_tables))
 
     def _entropy_parameters(self, z_symbols: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """z symbols [N, h, w] int64 -> (scale indexes [M*4h*4w] uint8, means [M, 4h, 4w] float64)."""
@@ -101,7 +103,7 @@ class HyperpriorCodec(Codec):
             means = means.numpy()
         else:
             scales, means = params, np.zeros(params.shape)
-        return scale_indexes(scales.numpy().reshape(-1), self.scale_table), means
+        return scale_indexes(scales.numpy().reshape(-1)), means
 
     def encode(self, image: torch.Tensor, quality: float, device: str = "cpu", **options) -> Payload:
         c, h, w = image.shape

@@ -5,7 +5,7 @@ zero-mean discretized Gaussian whose table scale is the smallest table entry >= 
 cross to the coder: the caller computes sigma on a deterministic path and ``scale_indexes`` snaps it.
 
 The default scale table and its 64 integer tables are frozen in ``gaussian_tables.npz`` (FORMAT.md
-5.4): computing them at run time through numpy's exp and scipy's ndtr gave other integers on the GPU
+6.2): computing them at run time through numpy's exp and scipy's ndtr gave other integers on the GPU
 machine (numpy 2, another scipy) than here, so a video encoded there was refused here. The generator
 stays (``build_gaussian_tables``); ``python -m mcodec.entropy.gaussian`` rewrites the file.
 """
@@ -49,7 +49,7 @@ def scale_table() -> np.ndarray:
 
 
 def gaussian_tables() -> TableSet:
-    """The frozen integer tables of the default scale table (FORMAT.md 5.4)."""
+    """The frozen integer tables of the default scale table (FORMAT.md 6.2)."""
     return _frozen()[0]
 
 

@@ -157,6 +157,7 @@ def run_grid(
 ) -> list[dict]:
     """Measure everything not yet in out/records.jsonl; returns all records (old and new).
     ``options`` go to our codecs (video: preset); ``weights`` maps a codec id to its model file."""
+    weights = weights or {}
     out.mkdir(parents=True, exist_ok=True)
     records = load_records(out)
     done = {_key(r) for r in records if "error" not in r}
@@ -178,7 +179,7 @@ def run_grid(
                     kind,
                     float(p),
                     tuple(sorted((options or {}).items())),
-                    str((weights or {})[c.id]) if c.id in (weights or {}) else None,
+                    str(weights[c.id]) if c.id in weights else None,
                 )
                 for p in c.points
                 if (str(f), c.id, float(p)) not in done
