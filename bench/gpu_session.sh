@@ -6,18 +6,18 @@
 #
 # Here, first: `bash bench/gpu_wheels.sh` (wheels + mcodec's own wheel in .whl/) and the training data in
 # .gpu/ (images/ as lossless WebP, audio/ as 24 kHz FLAC, video/ clips; see bench/synth_speech.py).
-# A call's tree may hold 64 MiB and the repo itself is ~18.5 (checkpoints/ included): call 1 carries
-# .whl (4) and .gpu/images (18) for the image run, which needs no PyAV; call 2 carries .whl-av (34) and
-# .gpu/audio, which must stay under ~11 MiB (synthesize 2.5 min of espeak speech, not 4.5); call 3
-# carries .gpu/video (1). setup copies what came into /tmp/data, which later calls keep.
+# A call's tree may hold 64 MiB and the repo itself is ~19: call 1 carries .whl (4), .gpu/images (19) and
+# .gpu/audio (15); call 2 carries .whl-av (36, PyAV), which the audio run needs; a later lease carries
+# .gpu/video (1) for the video fits. setup copies what came into /tmp/data, which later calls keep.
 # Lessons of the first lease (2026-11-23): the machine goes back 30 s after a call, so each next call
 # must be ready; collect needs ~60 s (exports), so wait_call stops at 420 s; processes sharing the GPU
 # time-slice it (meanscale ran at 0.12-0.39 s/step beside audio and video instead of 0.06).
-#   call 1, carry .whl .gpu/images:  DEADLINE=1440 bash bench/gpu_session.sh setup rehearse_image start_image \
-#                                      wait_call collect
-#   call 2, carry .whl-av .gpu/audio:  bash bench/gpu_session.sh setup start_audio wait_call collect
-#   call 3, carry .gpu/video:  bash bench/gpu_session.sh setup rehearse_video start_video wait_call collect
-#   call 4:                   bash bench/gpu_session.sh wait_jobs gpu_encode collect
+#   call 1, carry .whl .gpu/images .gpu/audio:
+#       DEADLINE=900 bash bench/gpu_session.sh setup rehearse_image probe_image start_image
+#   call 2, carry .whl-av:  bash bench/gpu_session.sh setup start_audio wait_call collect
+#   call 3:                 bash bench/gpu_session.sh wait_jobs gpu_encode collect
+#   video lease, carry .whl .whl-av .gpu/video:
+#       DEADLINE=540 bash bench/gpu_session.sh setup rehearse_video start_video wait_call collect
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site
 RUNS=/tmp/runs
@@ -57,14 +57,29 @@ rehearse_audio() {
     --force 2>&1 | tail -3 && echo "audio rehearsal ok"
 }
 
-start_image() {  # meanscale, N=128 M=192, until 90 s before the deadline
+probe_image() {  # 60 steps at batch 32 in bfloat16 (--amp): kept if it beats 16 crops / 0.06 s in fp32 by 15%
+  timeout 120 python3 -m mcodec train image /tmp/data/images --codec meanscale --device cuda --batch 32 --amp \
+    --crop 256 --steps 60 --run-dir $RUNS/probe.run --out $RUNS/probe.safetensors --force > $RUNS/probe.log 2>&1
+  py - <<'EOF'
+import re
+lines = [l for l in open("/tmp/runs/probe.log") if l.startswith("step ")]
+sec = float(re.search(r"([0-9.]+) s/step", lines[-1]).group(1)) if lines else 1e9
+finite = bool(lines) and "nan" not in lines[-1]
+amp = finite and 32 / sec > 1.15 * 16 / 0.06
+open("/tmp/runs/image_opts", "w").write("--batch 32 --amp" if amp else "--batch 16")
+print(f"probe: {sec:.3f} s/step at batch 32 amp ({32 / sec:.0f} crops/s), finite={finite}: amp={amp}")
+EOF
+}
+
+start_image() {  # meanscale, N=128 M=192, until 90 s before the deadline; batch/amp from probe_image
   local minutes; minutes=$(py -c "print(max(1, ($(left) - 90) / 60))")
   local init=(); [ -f checkpoints/meanscale-wip.safetensors ] && init=(--init checkpoints/meanscale-wip.safetensors)
-  setsid nohup python3 -m mcodec train image /tmp/data/images --codec meanscale --device cuda --batch 16 "${init[@]}" \
+  local opts; opts=$(cat $RUNS/image_opts 2>/dev/null || echo "--batch 16")
+  setsid nohup python3 -m mcodec train image /tmp/data/images --codec meanscale --device cuda $opts "${init[@]}" \
     --crop 256 --lr 2e-4 --steps 1000000 --max-minutes "$minutes" --model-id meanscale-v1 \
     --run-dir $RUNS/meanscale.run --out $RUNS/meanscale.safetensors --force \
     > $RUNS/meanscale.log 2>&1 < /dev/null &
-  echo "image training started for $minutes min"
+  echo "image training started for $minutes min with $opts"
 }
 
 start_audio() {

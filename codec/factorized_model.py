@@ -61,6 +61,7 @@ class GainedFactorizedPrior(nn.Module):
 
     def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
         """Training/estimation pass: noisy (train) or rounded (eval) latents and their likelihoods."""
-        y = self.analysis(x, quality)
-        y_hat, likelihoods = self.entropy_bottleneck(y)
+        y = self.analysis(x, quality).float()
+        with torch.autocast(x.device.type, enabled=False):  # likelihoods in float32 under --amp
+            y_hat, likelihoods = self.entropy_bottleneck(y)
         return {"x_hat": self.synthesis(y_hat, quality), "likelihoods": {"y": likelihoods}}

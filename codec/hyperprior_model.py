@@ -66,11 +66,17 @@ class GainedHyperprior(nn.Module):
         return self.net.g_s(y_hat * self.gains(quality)[1])
 
     def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
-        y = self.analysis(x, quality)
-        z = self.hyper_analysis(y)
-        z_hat, z_likelihoods = self.net.entropy_bottleneck(z)
+        """Training pass. Under a caller's autocast (``--amp``) the transforms run in bfloat16 and the
+        entropy models in float32: likelihoods of a few bits' precision would make the rate term noise."""
+        y = self.analysis(x, quality).float()
+        z = self.hyper_analysis(y).float()
+        with torch.autocast(x.device.type, enabled=False):
+            z_hat, z_likelihoods = self.net.entropy_bottleneck(z)
         scales, means = self.entropy_parameters(z_hat)
-        y_hat, y_likelihoods = self.net.gaussian_conditional(y, scales, means=means)
+        with torch.autocast(x.device.type, enabled=False):
+            y_hat, y_likelihoods = self.net.gaussian_conditional(
+                y, scales.float(), means=None if means is None else means.float()
+            )
         return {
             "x_hat": self.synthesis(y_hat, quality),
             "likelihoods": {"y": y_likelihoods, "z": z_likelihoods},

@@ -38,6 +38,7 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     max_seconds: float | None = None
+    amp: bool = False  # transforms in bfloat16 autocast (entropy models stay float32)
 
 
 def load_images(folder: Path, min_side: int) -> list[torch.Tensor]:
@@ -78,7 +79,7 @@ def rd_loss(model, x: torch.Tensor, quality: torch.Tensor) -> tuple[torch.Tensor
     num_pixels = x.shape[2] * x.shape[3]
     bits = sum(-torch.log2(lk).flatten(1).sum(1) for lk in out["likelihoods"].values())
     bpp = bits / num_pixels
-    mse = F.mse_loss(out["x_hat"], x, reduction="none").flatten(1).mean(1)
+    mse = F.mse_loss(out["x_hat"].float(), x, reduction="none").flatten(1).mean(1)
     lam = torch.tensor(LAMBDAS, device=x.device)[quality.long() - 1]
     loss = (lam * 255**2 * mse + bpp).mean()
     psnr = -10 * math.log10(max(mse.mean().item(), 1e-10))
@@ -105,7 +106,8 @@ class ImageTask:
         quality = torch.tensor(
             [rng.randint(1, len(LAMBDAS)) for _ in range(cfg.batch)], device=device, dtype=torch.float32
         )
-        loss, bpp, psnr = rd_loss(net, x, quality)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+            loss, bpp, psnr = rd_loss(net, x, quality)
         self.opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.main_params, 1.0)

@@ -37,7 +37,8 @@ def test_train_resume_export_and_use(capfd, tmp_path, codec):
         8,
         8,
     ]
-    code, _, err = run(capfd, *common, "--steps", 2)
+    amp = ["--amp"] if codec == "meanscale" else []  # bfloat16 transforms: the CPU has autocast too
+    code, _, err = run(capfd, *common, "--steps", 2, *amp)
     assert code == 0 and model.exists(), err
     code, _, err = run(capfd, *common, "--steps", 3, "--force")
     assert code == 0 and "resuming from step 2" in err, err
@@ -77,3 +78,24 @@ def run_ok_encode(tmp_path, image, model) -> bool:
     encode_file(image, tmp_path / "x.mcd", weights=model)
     decode_file(tmp_path / "x.mcd", tmp_path / "x.png", weights=model)
     return (tmp_path / "x.png").exists()
+
+
+def test_amp_keeps_the_entropy_models_in_float32():
+    """Under bfloat16 autocast (`--amp`) the transforms run in bfloat16 but the likelihoods, and so the
+    rate term, stay float32 and finite; the loss matches the float32 one to autocast precision."""
+    import torch
+
+    from mcodec.codec.hyperprior_model import GainedHyperprior
+    from mcodec.codec.image_training import rd_loss
+
+    torch.manual_seed(0)
+    model = GainedHyperprior("mean-scale-hyperprior", 16, 24).eval()
+    x, quality = torch.rand(2, 3, 64, 64), torch.tensor([1.0, 8.0])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, quality)
+        amp_loss, amp_bpp, _ = rd_loss(model, x, quality)
+    assert all(lk.dtype == torch.float32 for lk in out["likelihoods"].values())
+    assert out["x_hat"].dtype == torch.bfloat16
+    loss, bpp, _ = rd_loss(model, x, quality)
+    assert torch.isfinite(amp_loss) and abs(amp_loss.item() - loss.item()) < 0.05 * loss.item()
+    assert abs(amp_bpp - bpp) < 0.05 * bpp
