@@ -110,14 +110,26 @@ class ImageTask:
             loss, bpp, psnr = rd_loss(net, x, quality)
         self.opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.main_params, 1.0)
-        self.opt.step()
+        norm = torch.nn.utils.clip_grad_norm_(self.main_params, 1.0)
+        # One inf or NaN gradient, clipped, would turn every weight into NaN: skip that step instead
+        # (the log's "skipped" is the fraction of such steps). Under torchrun every rank sees the same
+        # averaged gradient, so all ranks skip together.
+        finite = bool(torch.isfinite(norm))
+        if finite:
+            self.opt.step()
         aux_loss = sum(m.loss() for m in self.model.modules() if isinstance(m, EntropyBottleneck))
         self.aux_opt.zero_grad()
         aux_loss.backward()
         distributed.average_grads(self.aux_params, self.d)
-        self.aux_opt.step()
-        return {"loss": loss.item(), "bpp": bpp, "psnr": psnr, "aux": aux_loss.item()}
+        if torch.isfinite(aux_loss):
+            self.aux_opt.step()
+        return {
+            "loss": loss.item(),
+            "bpp": bpp,
+            "psnr": psnr,
+            "aux": aux_loss.item(),
+            "skipped": float(not finite),
+        }
 
 
 def train(

@@ -99,3 +99,29 @@ def test_amp_keeps_the_entropy_models_in_float32():
     loss, bpp, _ = rd_loss(model, x, quality)
     assert torch.isfinite(amp_loss) and abs(amp_loss.item() - loss.item()) < 0.05 * loss.item()
     assert abs(amp_bpp - bpp) < 0.05 * bpp
+
+
+def test_a_step_with_a_non_finite_gradient_is_skipped(tmp_path):
+    """A NaN loss must not reach the weights: gradient clipping would spread it to every parameter."""
+    import random
+
+    import torch
+
+    from mcodec.codec import distributed
+    from mcodec.codec.hyperprior_model import GainedHyperprior
+    from mcodec.codec.image_training import ImageTask, TrainConfig
+
+    for i in range(2):
+        Image.fromarray(random_image(3, 64, 64, seed=i).permute(1, 2, 0).numpy()).save(tmp_path / f"{i}.png")
+    model = GainedHyperprior("mean-scale-hyperprior", 8, 8)
+    aux = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
+    main = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    cfg = TrainConfig(batch=2, crop=64)
+    task = ImageTask(model, tmp_path, cfg, torch.optim.Adam(main), torch.optim.Adam(aux), aux)
+    task.setup(distributed.init("cpu"))
+    with torch.no_grad():
+        model.net.g_s[-1].bias[0] = float("nan")  # the reconstruction, so the loss, becomes NaN
+    before = model.net.g_a[0].weight.clone()
+    metrics = task.step(model, random.Random(0))
+    assert metrics["skipped"] == 1.0
+    assert torch.equal(model.net.g_a[0].weight, before)
