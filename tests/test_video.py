@@ -11,7 +11,7 @@ from mcodec.codec import CodecError
 from mcodec.codec.determinism import map_single_threaded, thread_independent
 from mcodec.entropy import read_container, write_container
 from mcodec.nerv.codec import group_ranges, network_for, reconstruct
-from mcodec.nerv.model import Decoder, plan
+from mcodec.nerv.model import Decoder, Head, plan
 
 
 def clip(t=6, h=40, w=52):
@@ -57,6 +57,14 @@ def test_reconstruction_is_independent_of_threads_and_range(kind):
     assert videos[0].shape == (9, 3, 236, 320)
     assert all(torch.equal(v, videos[0]) for v in videos[1:])
     assert torch.equal(reconstruct(decoder, inputs[3:7], 236, 320), videos[0][3:7])
+
+
+def test_fast_head_is_the_convolution():
+    head = Head(12)
+    x = torch.randn(2, 12, 30, 40)
+    expected = torch.nn.functional.conv2d(x, head.weight, head.bias, padding=1)
+    assert torch.allclose(head.eval()(x), expected, atol=1e-5)
+    assert torch.equal(head.train()(x), expected)
 
 
 def test_fitting_learns_the_clip():
