@@ -2,9 +2,11 @@
 
     python bitstream_spec/make_vectors.py
 
-Writes the files and vectors.json: for files to decode, the SHA-256 of the decoded samples (uint8,
-C x H x W) and of the decoded latent symbols (int32 little-endian, the stream's order); for files a
-reader must refuse, a substring of the expected error.
+Writes the files and vectors.json: for files to decode, the SHA-256 of the decoded samples (uint8;
+images C x H x W, video T x 3 x H x W) and, for images, of the decoded latent symbols (int32
+little-endian, the stream's order); for files a reader must refuse, a substring of the expected error.
+The video vectors are fitted here on the CPU (preset fast): regenerating them writes other files, which
+is fine, since the table records what the files decode to.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 
 from mcodec import decode_bytes, encode_bytes
 from mcodec.codec import registry
-from mcodec.codec.media_io import read_image
+from mcodec.codec.media_io import read_image, read_video
 from mcodec.entropy import decode_factorized, read_container
 
 OUT = Path(__file__).resolve().parent / "vectors"
@@ -62,6 +64,12 @@ def main() -> None:
         "crop_q2_5.mcd": encode_bytes(sample[:, 100:133, 200:251], "image", "factorized", 2.5),
     }
     decodable["ancillary_chunk.mcd"] = with_ancillary(decodable["gray_37x23_q8.mcd"])
+    tree, rate = read_video(Path(str(files("mcodec") / "samples" / "tree_128x96.mkv")), max_frames=3)
+    for kind in ("hnerv", "nerv"):  # 3 frames of 64x48: the smallest networks (strides 4, 4)
+        clip = (tree[:, :, 24:72, 32:96].contiguous(), rate)
+        decodable[f"tree_64x48_{kind}_q1.mcd"] = encode_bytes(
+            clip, "video", kind, 1, preset="fast", progress=False
+        )
     good = decodable["crop_q2_5.mcd"]
     flipped = bytearray(good)
     flipped[len(good) // 2] ^= 0x01
@@ -73,12 +81,15 @@ def main() -> None:
     table = {}
     for name, data in decodable.items():
         (OUT / name).write_bytes(data)
-        _, media = decode_bytes(data)
+        container, media = decode_bytes(data)
+        if container.header.media == "video":
+            media = media[0]  # (frames, rate)
         table[name] = {
             "decoded_shape": list(media.shape),
             "decoded_sha256": hashlib.sha256(media.numpy().tobytes()).hexdigest(),
-            "symbols_sha256": symbols_sha256(data),
         }
+        if container.header.media == "image":
+            table[name]["symbols_sha256"] = symbols_sha256(data)
     for name, (data, message) in refused.items():
         (OUT / name).write_bytes(data)
         table[name] = {"refuse": message}

@@ -8,9 +8,10 @@ from conftest import random_image
 
 from mcodec import decode_bytes, encode_bytes
 from mcodec.codec import CodecError
+from mcodec.codec.determinism import map_single_threaded, thread_independent
 from mcodec.entropy import read_container, write_container
-from mcodec.nerv.codec import group_ranges, network_for
-from mcodec.nerv.model import plan
+from mcodec.nerv.codec import group_ranges, network_for, reconstruct
+from mcodec.nerv.model import Decoder, Head, plan
 
 
 def clip(t=6, h=40, w=52):
@@ -30,6 +31,40 @@ def test_roundtrip_and_frame_range(kind):
     assert torch.equal(part, decoded[1:4])
     with pytest.raises(CodecError, match="frame range"):
         decode_bytes(data, frames=(4, 9))
+
+
+@pytest.mark.parametrize("kind", ["hnerv", "nerv"])
+def test_reconstruction_is_independent_of_threads_and_range(kind):
+    """With oneDNN off, torch's GELU splits its work at thread-dependent offsets and its scalar and
+    vector paths differ in the last bit: batches of 8 decoded differently with 1 and 2 threads (2 of 27.6M
+    pixels of a 120-frame clip). Each frame is now computed alone on one thread, so the float output
+    itself is the same for any thread count, and a range gives exactly those frames of the clip."""
+    torch.manual_seed(0)
+    cfg = plan(kind, 240, 320, 16)
+    decoder = Decoder(cfg).eval()
+    inputs = torch.randn(9, cfg.embed_dim, *cfg.grid) if kind == "hnerv" else torch.arange(9) / 9
+    before = torch.get_num_threads()
+    floats, videos = [], []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            with thread_independent():
+                floats.append(torch.cat(map_single_threaded(lambda i: decoder(inputs[i : i + 1]), range(9))))
+            videos.append(reconstruct(decoder, inputs, 236, 320))
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(f, floats[0]) for f in floats[1:])
+    assert videos[0].shape == (9, 3, 236, 320)
+    assert all(torch.equal(v, videos[0]) for v in videos[1:])
+    assert torch.equal(reconstruct(decoder, inputs[3:7], 236, 320), videos[0][3:7])
+
+
+def test_fast_head_is_the_convolution():
+    head = Head(12)
+    x = torch.randn(2, 12, 30, 40)
+    expected = torch.nn.functional.conv2d(x, head.weight, head.bias, padding=1)
+    assert torch.allclose(head.eval()(x), expected, atol=1e-5)
+    assert torch.equal(head.train()(x), expected)
 
 
 def test_fitting_learns_the_clip():
