@@ -155,3 +155,27 @@ def test_frames_that_skip_slots_are_repeated(tmp_path):
     assert rate == 15
     assert [int(f[0, 0, 0]) for f in frames] == [10, 10, 120, 120, 120, 240]
     assert read_video(path, max_frames=4)[0].shape[0] == 4
+
+
+def test_empty_and_oversized_videos_fail_with_one_line(tmp_path, capfd, monkeypatch):
+    """A video stream with no frames, and frames larger than the supported size, are refused with a
+    one-line error (exit 1) before any fitting or large allocation."""
+    import av
+
+    from mcodec.cli.main import main
+    from mcodec.codec import media_io
+
+    with av.open(str(tmp_path / "empty.mkv"), mode="w") as out:
+        stream = out.add_stream("ffv1", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "bgr0"
+        out.start_encoding()  # the header of a video stream, then no frame
+    media_io.write_video(tmp_path / "big.mkv", clip(t=1, h=32, w=48), Fraction(12))
+    monkeypatch.setattr(media_io, "MAX_FRAME_PIXELS", 32 * 32)  # as a 16k x 16k clip against the real limit
+    import re
+
+    for name, message in (("empty.mkv", "no frames|cannot read video"), ("big.mkv", "outside the supported")):
+        with pytest.raises(SystemExit) as e:
+            main(["encode", str(tmp_path / name), str(tmp_path / "v.mcd"), "--codec", "hnerv"])
+        err = capfd.readouterr().err
+        assert e.value.code == 1 and re.search(message, err) and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1
