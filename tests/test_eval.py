@@ -122,8 +122,8 @@ def test_anchor_roundtrips_keep_shapes():
 
 
 def test_eval_video_and_audio_run_their_anchors(capfd, tmp_path):
-    """The same command measures video (hnerv, fitted per clip, and x264/x265) and audio (Opus; the rvq
-    codec has no shipped weights yet, so it is left out)."""
+    """The same command measures video (hnerv, fitted per clip, and x264/x265) and audio (rvq with its
+    shipped model, and Opus)."""
     from fractions import Fraction
 
     from mcodec.codec.media_io import write_audio, write_video
@@ -138,8 +138,10 @@ def test_eval_video_and_audio_run_their_anchors(capfd, tmp_path):
     code, _, err = run(capfd, "eval", data, "--out", out, "--quality", "1", "--preset", "fast")
     assert code == 0, err
     records = json.loads((out / "results.json").read_text())["records"]
-    assert {r["codec"] for r in records} == {"hnerv", "x264", "x265", "opus"}  # no rvq weights shipped yet
+    assert {r["codec"] for r in records} == {"hnerv", "x264", "x265", "opus", "rvq"}
     assert all(r["bytes"] > 0 for r in records)
+    rvq = [r for r in records if r["codec"] == "rvq"]
+    assert len(rvq) == 1 and rvq[0]["kbps"] == pytest.approx(8 * rvq[0]["bytes"] / 1000, rel=1e-6)
     assert (out / "rd-video.png").exists() and (out / "rd-audio.png").exists()
 
 
