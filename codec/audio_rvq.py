@@ -24,7 +24,7 @@ from mcodec.entropy import TableSet, decode_indexed, encode_indexed
 
 from .audio_model import FRAME_RATE, HOP, SAMPLE_RATE, RVQAutoencoder, codebooks_for
 from .base import Codec, CodecError, CodecInfo, Payload
-from .determinism import thread_independent
+from .determinism import map_per_item
 from .weights import MODELS_DIR, load_weights
 
 ARCH = "rvq-audio"
@@ -135,10 +135,18 @@ class RVQAudioCodec(Codec):
             raise CodecError(f"expected {len(bounds)} ASEG chunks, found {len(payload.chunks)}")
         out, weight = torch.zeros(m), torch.zeros(m)
         model = self.model.to(device)
-        for (start, end, lo, hi), (_, data) in zip(bounds, payload.chunks, strict=True):
-            codes = self._decode_segment(data, n_q, _frames(hi - lo))[:, None]
-            with thread_independent(device):
-                y = model.decode(torch.from_numpy(codes).long().to(device))[0, 0, : hi - lo].cpu()
+        codes = [
+            self._decode_segment(data, n_q, _frames(hi - lo))
+            for (_, _, lo, hi), (_, data) in zip(bounds, payload.chunks, strict=True)
+        ]
+
+        def synthesize(c: np.ndarray) -> torch.Tensor:
+            return model.decode(torch.from_numpy(c[:, None]).long().to(device))[0, 0].cpu()
+
+        # One thread per segment: with oneDNN off, ELU splits a tensor between threads at offsets that
+        # depend on the thread count, and the samples at a seam differed in the last bit.
+        for (start, end, lo, hi), y in zip(bounds, map_per_item(synthesize, codes, device), strict=True):
+            y = y[: hi - lo]
             w = _crossfade(hi - lo, start - lo, hi - end)
             out[lo:hi] += y * w
             weight[lo:hi] += w

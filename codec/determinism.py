@@ -56,3 +56,12 @@ def map_single_threaded(fn: Callable, items: Iterable) -> list:
             return list(pool.map(call, items))
     finally:
         torch.set_num_threads(threads)
+
+
+def map_per_item(fn: Callable, items: Iterable, device: str = "cpu") -> list:
+    """[fn(item) for item in items] inside ``thread_independent``; on the CPU through
+    ``map_single_threaded``, so each result is the same for any thread count."""
+    with thread_independent(device):
+        if str(device).startswith("cpu"):
+            return map_single_threaded(fn, items)
+        return [fn(item) for item in items]

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from mcodec.codec.base import Codec, CodecError, CodecInfo, Payload
-from mcodec.codec.determinism import map_single_threaded, thread_independent
+from mcodec.codec.determinism import map_per_item
 from mcodec.entropy import decode_indexed, encode_indexed, gaussian_tables, scale_indexes, scale_table
 
 from .fit import PRESETS, fit_group
@@ -237,9 +237,5 @@ def reconstruct(
         x = decoder(inputs[i : i + 1].to(device))[:, :, :height, :width]
         return x.clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
 
-    with thread_independent(device):
-        if str(device).startswith("cpu"):
-            out = map_single_threaded(frame, range(inputs.shape[0]))
-        else:
-            out = [frame(i) for i in range(inputs.shape[0])]
+    out = map_per_item(frame, range(inputs.shape[0]), device)
     return torch.cat(out) if out else torch.zeros(0, 3, height, width, dtype=torch.uint8)
