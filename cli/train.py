@@ -110,13 +110,22 @@ def train_image(
 
     run_dir = _start_run(out, run_dir, device, force)
     factorized = codec_id == "factorized"
-    init_state = None
-    if init_weights:
-        w = load_weights(init_weights, FACTORIZED_ARCH if factorized else HYPERPRIOR_ARCH)
+    w = (
+        load_weights(init_weights, FACTORIZED_ARCH if factorized else HYPERPRIOR_ARCH)
+        if init_weights
+        else None
+    )
+    if w is not None:
         width = (int(w.metadata["n"]), int(w.metadata["m"]))
-        init_state = {k: v.float() for k, v in w.tensors.items() if "tables." not in k}
     width = width or ((96, 128) if factorized else (128, 192))
     model = GainedFactorizedPrior(*width) if factorized else GainedHyperprior(VARIANTS[codec_id], *width)
+    init_state = None
+    if w is not None:
+        # Parameters only: the file's buffers are fp16 copies of constants, and fp16 turns compressai's
+        # likelihood bound (1e-9) and GDN's pedestal (2^-36) into 0. A zero likelihood bound gives
+        # infinite rates, so training from such a start went NaN within steps.
+        learned = {name for name, _ in model.named_parameters()}
+        init_state = {k: v.float() for k, v in w.tensors.items() if k in learned}
     cfg = TrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, max_seconds=_seconds(max_minutes), amp=amp)
     if not run_training(model, data, run_dir, cfg, device=device, init_state=init_state):
         return  # a torchrun worker: rank 0 exports

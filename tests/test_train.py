@@ -125,3 +125,22 @@ def test_a_step_with_a_non_finite_gradient_is_skipped(tmp_path):
     metrics = task.step(model, random.Random(0))
     assert metrics["skipped"] == 1.0
     assert torch.equal(model.net.g_a[0].weight, before)
+
+
+def test_init_takes_parameters_not_the_fp16_constants(capfd, tmp_path):
+    """A model file stores its buffers in fp16, where compressai's likelihood bound (1e-9) is 0: a run
+    started from it with --init must keep its own constants, or a zero likelihood makes the rate
+    infinite (what made the first GPU resume go NaN)."""
+    import torch
+
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(random_image(3, 72, 80, seed=0).permute(1, 2, 0).numpy()).save(data / "0.png")
+    common = ["train", "image", data, "--codec", "meanscale", "--batch", 2, "--crop", 64, "--width", 8, 8]
+    first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    assert run(capfd, *common, "--out", first, "--steps", 1)[0] == 0
+    code, _, err = run(capfd, *common, "--out", second, "--steps", 1, "--init", first)
+    assert code == 0, err
+    state = torch.load(tmp_path / "b.run" / "checkpoint.pt", weights_only=True)["model"]
+    assert state["net.entropy_bottleneck.likelihood_lower_bound.bound"].item() == pytest.approx(1e-9)
+    assert state["net.g_a.1.beta_reparam.pedestal"].item() > 0
