@@ -16,9 +16,10 @@
 #  - the 30 s count from the end of a call, whatever else runs here: a local job batched beside a device
 #    call, or a long think after one, lost the machine with 10k audio steps on it;
 #  - `pkill -f "mcodec train"` matches the calling shell's own command line and kills it: `m[c]odec`;
-#  - meanscale from checkpoints/meanscale-wip.safetensors went NaN within 10 steps on the GPU (fp32 and
-#    bf16 alike) while the same start trains finite on the CPU; training now skips non-finite steps
-#    ("skipped" in the log) and probe_image starts from the same init, so the log shows it first.
+#  - meanscale from checkpoints/meanscale-wip.safetensors went NaN within 10 steps: --init loaded the
+#    file's fp16 buffers, where compressai's likelihood bound (1e-9) is 0, so rates became infinite.
+#    --init now takes parameters only; training skips non-finite steps ("skipped" in the log), and
+#    probe_image starts from the same init, so the log shows trouble first.
 #   call 1, carry .whl .gpu/images .gpu/audio:
 #       DEADLINE=900 bash bench/gpu_session.sh setup rehearse_image probe_image start_image
 #   call 2, carry .whl-av:  bash bench/gpu_session.sh setup start_audio wait_call collect
