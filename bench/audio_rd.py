@@ -23,7 +23,7 @@ import torchaudio
 
 from mcodec import decode_bytes, encode_bytes
 from mcodec.codec.media_io import read_audio
-from mcodec.evaluation.report import write_reports
+from mcodec.evaluation.report import curves, write_reports
 from mcodec.evaluation.runner import list_files, run_grid
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media" / "audio"
@@ -57,16 +57,13 @@ def real_time_factors(
 
 
 def report(records: list[dict], out: Path, metrics: tuple[str, ...]) -> None:
+    """The harness's reports in ``out``, and its per-point means over files as a table here."""
     write_reports(records, out)
-    table: dict[tuple[str, float], list[dict]] = {}
-    for r in records:
-        if "error" not in r:
-            table.setdefault((r["codec"], r["point"]), []).append(r)
     print(f"\n{out}: | codec | point | files | kbit/s | " + " | ".join(metrics) + " |")
-    for (codec, point), rs in sorted(table.items()):
-        kbps = statistics.mean(r["kbps"] for r in rs)
-        values = " | ".join(f"{statistics.mean(r[m] for r in rs if m in r):.3f}" for m in metrics)
-        print(f"| {codec} | {point:g} | {len(rs)} | {kbps:.2f} | {values} |")
+    for codec, curve in sorted(curves(records)["audio"].items()):
+        for i, point in enumerate(curve["points"]):
+            values = " | ".join(f"{curve[m][i]:.3f}" for m in metrics)
+            print(f"| {codec} | {point:g} | {curve['files']} | {curve['kbps'][i]:.2f} | {values} |")
 
 
 def main() -> None:
