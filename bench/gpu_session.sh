@@ -86,12 +86,12 @@ EOF
 start_image() {  # meanscale, N=128 M=192, until 90 s before the deadline; batch/amp from probe_image
   local minutes; minutes=$(py -c "print(max(1, ($(left) - 90) / 60))")
   local init=(); [ -f checkpoints/meanscale-wip.safetensors ] && init=(--init checkpoints/meanscale-wip.safetensors)
-  local opts; opts=$(cat $RUNS/image_opts 2>/dev/null || echo "--batch 16")
+  local opts; opts=${IMAGE_OPTS:-$(cat $RUNS/image_opts 2>/dev/null || echo "--batch 16")}
   setsid nohup python3 -m mcodec train image /tmp/data/images --codec meanscale --device cuda $opts "${init[@]}" \
-    --crop 256 --lr 2e-4 --steps 1000000 --max-minutes "$minutes" --model-id meanscale-v1 \
+    --crop 256 --lr ${IMAGE_LR:-5e-4} --steps 1000000 --max-minutes "$minutes" --model-id meanscale-v1 \
     --run-dir $RUNS/meanscale.run --out $RUNS/meanscale.safetensors --force \
     > $RUNS/meanscale.log 2>&1 < /dev/null &
-  echo "image training started for $minutes min with $opts"
+  echo "image training started for $minutes min with $opts, lr ${IMAGE_LR:-5e-4}"
 }
 
 start_audio() {  # resumes the shipped model (its weights and EMA codebooks) until 120 s before the deadline

@@ -74,7 +74,8 @@ def train() -> None:
     "--init",
     "init_weights",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="start from this model file (e.g. the shipped weights) instead of random weights",
+    help="start from this model file (e.g. the shipped weights) instead of random weights; a hyperprior "
+    "also starts from a factorized model of its width (transforms and gains; the hyperprior from scratch)",
 )
 @click.option("--model-id", default="factorized-custom", show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
@@ -98,6 +99,7 @@ def train_image(
     force,
 ):
     """Train on the images in DATA (random crops, qualities 1..8 in one model), then export OUT."""
+    from mcodec.codec import image_init
     from mcodec.codec.factorized import ARCH as FACTORIZED_ARCH
     from mcodec.codec.factorized_model import GainedFactorizedPrior
     from mcodec.codec.hyperprior import ARCH as HYPERPRIOR_ARCH
@@ -110,23 +112,35 @@ def train_image(
 
     run_dir = _start_run(out, run_dir, device, force)
     factorized = codec_id == "factorized"
-    w = (
-        load_weights(init_weights, FACTORIZED_ARCH if factorized else HYPERPRIOR_ARCH)
-        if init_weights
-        else None
-    )
+    # A hyperprior can also start from a factorized model (its transforms; see codec.image_init).
+    archs = (FACTORIZED_ARCH,) if factorized else (HYPERPRIOR_ARCH, FACTORIZED_ARCH)
+    w = load_weights(init_weights, archs) if init_weights else None
     if w is not None:
+        variant = w.metadata.get("variant")
+        if not factorized and variant is not None and variant != VARIANTS[codec_id]:
+            raise CodecError(f"{init_weights} holds a {variant!r} model, not {VARIANTS[codec_id]!r}")
         width = (int(w.metadata["n"]), int(w.metadata["m"]))
     width = width or ((96, 128) if factorized else (128, 192))
     model = GainedFactorizedPrior(*width) if factorized else GainedHyperprior(VARIANTS[codec_id], *width)
-    init_state = None
+    init_state, frozen = None, []
     if w is not None:
-        # Parameters only: the file's buffers are fp16 copies of constants, and fp16 turns compressai's
-        # likelihood bound (1e-9) and GDN's pedestal (2^-36) into 0. A zero likelihood bound gives
-        # infinite rates, so training from such a start went NaN within steps.
-        learned = {name for name, _ in model.named_parameters()}
-        init_state = {k: v.float() for k, v in w.tensors.items() if k in learned}
-    cfg = TrainConfig(steps=steps, batch=batch, crop=crop, lr=lr, max_seconds=_seconds(max_minutes), amp=amp)
+        init_state, frozen = image_init.init_state(model, w, w.metadata["arch"])
+        if frozen:
+            click.echo(
+                f"warm start: {len(frozen)} transform parameters from the {w.metadata['arch']} model, frozen "
+                f"for the first {image_init.WARM_START_FROZEN_STEPS} steps",
+                err=True,
+            )
+    cfg = TrainConfig(
+        steps=steps,
+        batch=batch,
+        crop=crop,
+        lr=lr,
+        max_seconds=_seconds(max_minutes),
+        amp=amp,
+        frozen=tuple(frozen),
+        frozen_steps=image_init.WARM_START_FROZEN_STEPS if frozen else 0,
+    )
     if not run_training(model, data, run_dir, cfg, device=device, init_state=init_state):
         return  # a torchrun worker: rank 0 exports
     export_checkpoint(model, run_dir / "checkpoint.pt", out, model_id)

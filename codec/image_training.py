@@ -39,6 +39,8 @@ class TrainConfig:
     seed: int = 0
     max_seconds: float | None = None
     amp: bool = False  # transforms in bfloat16 autocast (entropy models stay float32)
+    frozen: tuple[str, ...] = ()  # parameters held fixed for the first frozen_steps (a warm start)
+    frozen_steps: int = 0
 
 
 def load_images(folder: Path, min_side: int) -> list[torch.Tensor]:
@@ -94,6 +96,15 @@ class ImageTask:
         self.model, self.data, self.cfg = model, data, cfg
         self.opt, self.aux_opt, self.aux_params = opt, aux_opt, aux_params
         self.main_params = [p for g in opt.param_groups for p in g["params"]]
+        named = dict(model.named_parameters())
+        self.frozen = [named[n] for n in cfg.frozen]
+        # Adam's own step count on a trained parameter says how far the run is, resumes included.
+        trained = {id(p) for p in self.main_params}
+        self.clock_param = next(p for n, p in named.items() if n not in cfg.frozen and id(p) in trained)
+
+    def _frozen_now(self) -> bool:
+        state = self.opt.state.get(self.clock_param, {})
+        return bool(self.frozen) and int(state.get("step", 0)) < self.cfg.frozen_steps
 
     def setup(self, d: distributed.Dist) -> str:
         self.d = d
@@ -110,6 +121,9 @@ class ImageTask:
             loss, bpp, psnr = rd_loss(net, x, quality)
         self.opt.zero_grad()
         loss.backward()
+        if self._frozen_now():
+            for p in self.frozen:
+                p.grad = None  # Adam leaves a parameter without a gradient untouched
         norm = torch.nn.utils.clip_grad_norm_(self.main_params, 1.0)
         # One inf or NaN gradient, clipped, would turn every weight into NaN: skip that step instead
         # (the log's "skipped" is the fraction of such steps). Under torchrun every rank sees the same
@@ -123,13 +137,16 @@ class ImageTask:
         distributed.average_grads(self.aux_params, self.d)
         if torch.isfinite(aux_loss):
             self.aux_opt.step()
-        return {
+        metrics = {
             "loss": loss.item(),
             "bpp": bpp,
             "psnr": psnr,
             "aux": aux_loss.item(),
             "skipped": float(not finite),
         }
+        if self.frozen:
+            metrics["frozen"] = float(self._frozen_now())
+        return metrics
 
 
 def train(

@@ -37,8 +37,8 @@ class Weights:
             raise CodecError(f"{self.path.name}: bad entropy tables {prefix!r} ({e})") from None
 
 
-def load_weights(path: Path, arch: str) -> Weights:
-    """Read a model file and check that it was made for ``arch`` (metadata key 'arch')."""
+def load_weights(path: Path, arch: str | tuple[str, ...]) -> Weights:
+    """Read a model file and check that it was made for ``arch`` or one of several (metadata key 'arch')."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -52,6 +52,8 @@ def load_weights(path: Path, arch: str) -> Weights:
         raise CodecError(f"cannot read weights {path}: {e.strerror or e}") from None
     except (SafetensorError, ValueError) as e:
         raise CodecError(f"{path} is not a safetensors model file ({e})") from None
-    if metadata.get("arch") != arch:
-        raise CodecError(f"{path} holds a {metadata.get('arch', 'unknown')!r} model, not {arch!r}")
+    archs = (arch,) if isinstance(arch, str) else arch
+    if metadata.get("arch") not in archs:
+        wanted = " or ".join(repr(a) for a in archs)
+        raise CodecError(f"{path} holds a {metadata.get('arch', 'unknown')!r} model, not {wanted}")
     return Weights(tensors, metadata, digest, path)

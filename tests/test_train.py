@@ -144,3 +144,79 @@ def test_init_takes_parameters_not_the_fp16_constants(capfd, tmp_path):
     state = torch.load(tmp_path / "b.run" / "checkpoint.pt", weights_only=True)["model"]
     assert state["net.entropy_bottleneck.likelihood_lower_bound.bound"].item() == pytest.approx(1e-9)
     assert state["net.g_a.1.beta_reparam.pedestal"].item() > 0
+
+
+def test_a_hyperprior_warm_starts_from_a_factorized_model(capfd, tmp_path, monkeypatch):
+    """--init with a factorized file: the meanscale model takes its transforms and gains, holds them
+    fixed for the first steps while its new hyperprior learns, then trains them; a file of the other
+    hyperprior variant is refused in one line."""
+    import torch
+    from safetensors.torch import load_file
+
+    from mcodec.codec import image_init
+
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(random_image(3, 72, 80, seed=0).permute(1, 2, 0).numpy()).save(data / "0.png")
+    common = ["train", "image", data, "--batch", 2, "--crop", 64]
+    factorized, warm = tmp_path / "f.safetensors", tmp_path / "w.safetensors"
+    assert (
+        run(capfd, *common, "--codec", "factorized", "--width", 8, 8, "--out", factorized, "--steps", 1)[0]
+        == 0
+    )
+    source = load_file(factorized)
+    monkeypatch.setattr(image_init, "WARM_START_FROZEN_STEPS", 2)
+
+    def after(steps):
+        code, _, err = run(
+            capfd,
+            *common,
+            "--codec",
+            "meanscale",
+            "--init",
+            factorized,
+            "--out",
+            warm,
+            "--steps",
+            steps,
+            "--force",
+        )
+        assert code == 0, err
+        return err, torch.load(tmp_path / "w.run" / "checkpoint.pt", weights_only=True)["model"]
+
+    err, state = after(2)
+    assert "warm start: " in err
+    for name in ("g_a.0.weight", "g_s.6.bias", "g_a.1.beta"):
+        assert torch.equal(state[f"net.{name}"], source[name].float()), name
+    assert torch.equal(state["log_gain"], source["log_gain"].float())
+    _, state = after(4)  # resumes at step 2: the frozen steps are over
+    assert not torch.equal(state["net.g_a.0.weight"], source["g_a.0.weight"].float())
+    assert (
+        run(
+            capfd,
+            *common,
+            "--codec",
+            "meanscale",
+            "--width",
+            8,
+            8,
+            "--out",
+            tmp_path / "m.safetensors",
+            "--steps",
+            1,
+        )[0]
+        == 0
+    )
+    code, _, err = run(
+        capfd,
+        *common,
+        "--codec",
+        "hyperprior",
+        "--init",
+        tmp_path / "m.safetensors",
+        "--out",
+        tmp_path / "h.safetensors",
+        "--steps",
+        1,
+    )
+    assert code == 1 and "not 'scale-hyperprior'" in err and "Traceback" not in err

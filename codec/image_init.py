@@ -1,0 +1,46 @@
+"""Starting an image training run from a model file (``mcodec train image --init``).
+
+A file of the same architecture gives every learned parameter. A factorized model can also start a
+hyperprior of the same width: compressai's hyperprior transforms (``net.g_a``, ``net.g_s``) are layer for
+layer the factorized ones, and the gains mean the same, so only the hyperprior itself (``h_a``, ``h_s``,
+the z bottleneck) starts from scratch. That turns hours of CPU training of the transforms into minutes of
+training the small hyper networks (a warm start).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .base import CodecError
+from .weights import Weights
+
+# Transplanted transforms stay frozen this many steps while the new hyperprior learns: random scales at
+# first put a large rate gradient on the analysis that would undo its training.
+WARM_START_FROZEN_STEPS = 500
+
+
+def init_state(model, w: Weights, source_arch: str) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """(state to load, names of the transplanted parameters to freeze at first) for ``model`` from the
+    model file ``w`` of architecture ``source_arch``.
+
+    Parameters only: a file's buffers are fp16 copies of constants, and fp16 turns compressai's likelihood
+    bound (1e-9) and GDN's pedestal (2^-36) into 0. A zero likelihood bound gives infinite rates, so
+    training from such a start went NaN within steps."""
+    learned = dict(model.named_parameters())
+    transplant = hasattr(model, "net") and not any(k.startswith("net.") for k in w.tensors)
+    state = {}
+    for key, value in w.tensors.items():
+        if transplant and key.startswith("entropy_bottleneck"):
+            continue  # the factorized prior of y; a hyperprior's bottleneck models z
+        name = f"net.{key}" if transplant and not key.startswith("log_") else key
+        if name not in learned:
+            continue
+        if learned[name].shape != value.shape:
+            raise CodecError(
+                f"{w.path.name}: {key} has shape {tuple(value.shape)} where the model wants "
+                f"{tuple(learned[name].shape)}"
+            )
+        state[name] = value.float()
+    if not state:
+        raise CodecError(f"{w.path.name}: no parameter of this model in the {source_arch} file")
+    return state, sorted(state) if transplant else []
