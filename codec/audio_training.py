@@ -1,4 +1,5 @@
 """Training the RVQ audio autoencoder: random 1 s crops of a folder of audio (resampled to 24 kHz mono),
+drawn evenly from its subfolders (say music/, speech/), whatever their number of files,
 loss = L1 on the waveform + multi-scale log-mel L1 + the RVQ commitment loss - sisdr_weight * SI-SDR/10,
 with a random number of RVQ stages per batch (quantizer dropout) so one model serves every bitrate. No
 adversarial loss: at a budget of GPU-minutes it does not pay for itself (see the audio notes). The mel
@@ -39,9 +40,10 @@ class AudioTrainConfig:
     max_seconds: float | None = None
 
 
-def load_corpus(folder: Path, min_samples: int) -> list[torch.Tensor]:
-    """Every audio file under folder as 24 kHz mono float32 [N] (files shorter than a crop are padded)."""
-    clips = []
+def load_corpus(folder: Path, min_samples: int) -> dict[str, list[torch.Tensor]]:
+    """Every audio file under folder as 24 kHz mono float32 [N] (files shorter than a crop are padded),
+    grouped by the top-level subfolder it lies in ("" for files directly in folder)."""
+    groups: dict[str, list[torch.Tensor]] = {}
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
         try:
             audio, rate = read_audio(path)
@@ -51,16 +53,22 @@ def load_corpus(folder: Path, min_samples: int) -> list[torch.Tensor]:
         if rate != SAMPLE_RATE:
             mono = torchaudio.functional.resample(mono, rate, SAMPLE_RATE)
         if mono.abs().max() > 1e-4:  # skip silence
-            clips.append(F.pad(mono, (0, max(0, min_samples - mono.numel()))))
-    if not clips:
+            group = path.relative_to(folder).parts[0] if len(path.relative_to(folder).parts) > 1 else ""
+            groups.setdefault(group, []).append(F.pad(mono, (0, max(0, min_samples - mono.numel()))))
+    if not groups:
         raise ValueError(f"no readable audio in {folder}")
-    return clips
+    return groups
 
 
-def random_batch(clips: list[torch.Tensor], batch: int, samples: int, rng: random.Random) -> torch.Tensor:
-    """[batch, 1, samples] crops with a random gain (-12..0 dB) so loudness does not matter."""
+def random_batch(
+    groups: list[list[torch.Tensor]], batch: int, samples: int, rng: random.Random
+) -> torch.Tensor:
+    """[batch, 1, samples] crops with a random gain (-12..0 dB) so loudness does not matter. Each crop
+    picks a group (subfolder) first, then a clip in it: 155 short music samples must not drown 16
+    speech files and a few long synthesized ones (the first model heard speech in 15% of its crops)."""
     out = []
     for _ in range(batch):
+        clips = groups[rng.randrange(len(groups))]
         clip = clips[rng.randrange(len(clips))]
         start = rng.randrange(clip.numel() - samples + 1)
         piece = clip[start : start + samples]
@@ -108,14 +116,18 @@ class AudioTask:
     def setup(self, d: distributed.Dist) -> str:
         self.device = d.device
         self.samples = int(self.cfg.seconds * SAMPLE_RATE) // HOP * HOP
-        self.clips = load_corpus(self.data, self.samples)
+        corpus = load_corpus(self.data, self.samples)
+        self.groups = list(corpus.values())
         self.mel_loss = MelLoss().to(d.device)
-        minutes = sum(c.numel() for c in self.clips) / SAMPLE_RATE / 60
-        return f"{len(self.clips)} clips, {minutes:.1f} min of audio"
+        about = ", ".join(
+            f"{name or '.'}: {len(clips)} clips, {sum(c.numel() for c in clips) / SAMPLE_RATE / 60:.1f} min"
+            for name, clips in corpus.items()
+        )
+        return f"crops drawn evenly from {len(corpus)} group(s): {about}"
 
     def step(self, net, rng: random.Random) -> dict[str, float]:
         cfg = self.cfg
-        x = random_batch(self.clips, cfg.batch, self.samples, rng).to(self.device)
+        x = random_batch(self.groups, cfg.batch, self.samples, rng).to(self.device)
         out = net(x, rng.randint(1, self.model.n_q))
         l1, mel = F.l1_loss(out["audio_hat"], x), self.mel_loss(out["audio_hat"][:, 0], x[:, 0])
         sisdr = si_sdr_db(out["audio_hat"][:, 0], x[:, 0]).clamp(max=40).mean()
@@ -150,7 +162,7 @@ def code_histograms(model: RVQAutoencoder, data: Path, max_seconds: float = 600.
     model.eval()
     counts = torch.zeros(model.n_q, model.quantizer.size, dtype=torch.float64)
     budget = int(max_seconds * SAMPLE_RATE)
-    for clip in load_corpus(data, HOP):
+    for clip in (c for clips in load_corpus(data, HOP).values() for c in clips):
         clip = clip[: min(budget, clip.numel()) // HOP * HOP]
         if clip.numel() < HOP:
             continue

@@ -100,3 +100,24 @@ def test_decoding_is_independent_of_the_thread_count(weights):
     finally:
         torch.set_num_threads(threads)
     assert all(torch.equal(outs[0], o) for o in outs[1:])
+
+
+def test_training_crops_are_drawn_evenly_from_each_subfolder(tmp_path):
+    """Three long speech files beside thirty short music samples: speech must still fill about half the
+    crops (per-clip sampling gave it a tenth)."""
+    import random
+    import wave
+
+    from mcodec.codec.audio_training import load_corpus, random_batch
+
+    for sub, count, seconds, value in (("speech", 3, 2.0, 16000), ("music", 30, 0.5, -16000)):
+        (tmp_path / sub).mkdir()
+        for i in range(count):
+            with wave.open(str(tmp_path / sub / f"{i}.wav"), "wb") as w:
+                w.setnchannels(1), w.setsampwidth(2), w.setframerate(24000)
+                w.writeframes(value.to_bytes(2, "little", signed=True) * int(seconds * 24000))
+    corpus = load_corpus(tmp_path, 2400)
+    assert sorted(corpus) == ["music", "speech"] and len(corpus["music"]) == 30
+    batch = random_batch(list(corpus.values()), 400, 2400, random.Random(0))
+    speech_share = (batch.mean(-1) > 0).float().mean().item()
+    assert 0.4 < speech_share < 0.6
