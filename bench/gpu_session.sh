@@ -6,7 +6,8 @@
 #
 # Here, first: `bash bench/gpu_wheels.sh` (wheels + mcodec's own wheel in .whl/) and the training data in
 # .gpu/ (images/ as lossless WebP, audio/ as 24 kHz FLAC, video/ clips; see bench/synth_speech.py).
-# A call's tree may hold 64 MiB and the repo itself is ~19: call 1 carries .whl (4), .gpu/images (19) and
+# A call's tree may hold 64 MiB and the repo itself is ~27: call 1 carries .whl (1.5: mcodec without its models,
+# which setup copies from the tree), .gpu/images (19) and
 # .gpu/audio (15); call 2 carries .whl-av (36, PyAV), which the audio run needs; a later lease carries
 # .gpu/video (1) for the video fits. setup copies what came into /tmp/data, which later calls keep.
 # Lessons of the first lease (2026-11-23): the machine goes back 30 s after a call, so each next call
@@ -38,6 +39,7 @@ setup() {  # the deadline (DEADLINE seconds from now, first call only); installs
   [ -f $RUNS/deadline ] || echo $(($(date +%s) + ${DEADLINE:-1440})) > $RUNS/deadline
   if [ ! -f /tmp/site/.ok ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
+      && cp codec/models/*.safetensors /tmp/site/mcodec/codec/models/ \
       && touch /tmp/site/.ok || { echo "install failed"; exit 1; }
   fi
   if [ -d .whl-av ] && [ ! -f /tmp/site/.av ]; then

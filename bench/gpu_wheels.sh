@@ -2,7 +2,7 @@
 # Fetch, on this machine, the wheels the GPU device lacks (Python 3.12, x86-64; it has torch, numpy 2,
 # scipy, torch-geometric, click, tqdm, safetensors, pillow, matplotlib). They land in .whl/ (ignored by
 # git; pass `carry: [".whl"]` to the device run, and ".whl-av" where video or audio runs), with mcodec's
-# own wheel (rebuild after every change).
+# own wheel without its model files (rebuild after every change).
 # On the device, start every command with (bench/gpu_session.sh setup does it):
 #   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
 #     && export PYTHONPATH=/tmp/site
@@ -22,4 +22,15 @@ $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --imp
     -d .whl-av av==18.1.0
 rm -f .whl/mcodec-*.whl  # mcodec itself, built here: the device has no setuptools>=77 guarantee
 $PY -m pip wheel -q --no-deps --no-build-isolation -w .whl .
+rm -rf build
+# Without its model files (~19 MB, already in the tree that travels): gpu_session.sh setup copies them in.
+$PY - <<'PYEOF'
+import glob, os, zipfile
+path = glob.glob(".whl/mcodec-*.whl")[0]
+with zipfile.ZipFile(path) as src, zipfile.ZipFile(path + ".tmp", "w", zipfile.ZIP_DEFLATED) as dst:
+    for item in src.infolist():
+        if not item.filename.endswith(".safetensors"):
+            dst.writestr(item, src.read(item))
+os.replace(path + ".tmp", path)
+PYEOF
 ls -la .whl .whl-av
