@@ -21,6 +21,7 @@
 #    file's fp16 buffers, where compressai's likelihood bound (1e-9) is 0, so rates became infinite.
 #    --init now takes parameters only; training skips non-finite steps ("skipped" in the log), and
 #    probe_image starts from the same init, so the log shows trouble first.
+#   (2026-11-23, session 4: the tree is ~20 MB and .whl 1.5, so call 1 carries ~55 MB and call 2 ~56.)
 #   call 1, carry .whl .gpu/images .gpu/audio:
 #       DEADLINE=900 bash bench/gpu_session.sh setup rehearse_image probe_image start_image
 #   call 2, carry .whl-av:  bash bench/gpu_session.sh setup start_audio wait_call collect
@@ -69,7 +70,7 @@ rehearse_audio() {
 
 probe_image() {  # 60 steps at batch 32 in bfloat16 (--amp) from the run's start point: kept if it beats
   # 16 crops / 0.06 s in fp32 by 15% with finite losses
-  local init=(); [ -f checkpoints/meanscale-wip.safetensors ] && init=(--init checkpoints/meanscale-wip.safetensors)
+  local init=(--init codec/models/meanscale.safetensors)  # the shipped model (N=96, M=128) goes on
   timeout 120 python3 -m mcodec train image /tmp/data/images --codec meanscale --device cuda --batch 32 --amp \
     "${init[@]}" --crop 256 --steps 60 --run-dir $RUNS/probe.run --out $RUNS/probe.safetensors --force \
     > $RUNS/probe.log 2>&1
@@ -85,15 +86,15 @@ print(lines[-1] if lines else open("/tmp/runs/probe.log").read()[-500:])
 EOF
 }
 
-start_image() {  # meanscale, N=128 M=192, until 90 s before the deadline; batch/amp from probe_image
+start_image() {  # meanscale from the shipped model, until 90 s before the deadline; batch/amp from probe_image
   local minutes; minutes=$(py -c "print(max(1, ($(left) - 90) / 60))")
-  local init=(); [ -f checkpoints/meanscale-wip.safetensors ] && init=(--init checkpoints/meanscale-wip.safetensors)
+  local init=(--init codec/models/meanscale.safetensors)  # the shipped model (N=96, M=128) goes on
   local opts; opts=${IMAGE_OPTS:-$(cat $RUNS/image_opts 2>/dev/null || echo "--batch 16")}
   setsid nohup python3 -m mcodec train image /tmp/data/images --codec meanscale --device cuda $opts "${init[@]}" \
-    --crop 256 --lr ${IMAGE_LR:-5e-4} --steps 1000000 --max-minutes "$minutes" --model-id meanscale-v1 \
+    --crop 256 --lr ${IMAGE_LR:-3e-4} --steps 1000000 --max-minutes "$minutes" --model-id meanscale-v2 \
     --run-dir $RUNS/meanscale.run --out $RUNS/meanscale.safetensors --force \
     > $RUNS/meanscale.log 2>&1 < /dev/null &
-  echo "image training started for $minutes min with $opts, lr ${IMAGE_LR:-5e-4}"
+  echo "image training started for $minutes min with $opts, lr ${IMAGE_LR:-3e-4}"
 }
 
 start_audio() {  # resumes the shipped model (its weights and EMA codebooks) until 120 s before the deadline

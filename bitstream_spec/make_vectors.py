@@ -62,6 +62,7 @@ def main() -> None:
         "fruits_q1.mcd": encode_bytes(sample, "image", "factorized", 1),
         "gray_37x23_q8.mcd": encode_bytes(gray_ramp(23, 37), "image", "factorized", 8),
         "crop_q2_5.mcd": encode_bytes(sample[:, 100:133, 200:251], "image", "factorized", 2.5),
+        "fruits_meanscale_q4.mcd": encode_bytes(sample, "image", "meanscale", 4),
     }
     decodable["ancillary_chunk.mcd"] = with_ancillary(decodable["gray_37x23_q8.mcd"])
     tree, rate = read_video(Path(str(files("mcodec") / "samples" / "tree_128x96.mkv")), max_frames=3)
@@ -88,7 +89,7 @@ def main() -> None:
             "decoded_shape": list(media.shape),
             "decoded_sha256": hashlib.sha256(media.numpy().tobytes()).hexdigest(),
         }
-        if container.header.media == "image":
+        if container.header.codec == "factorized":
             table[name]["symbols_sha256"] = symbols_sha256(data)
     for name, (data, message) in refused.items():
         (OUT / name).write_bytes(data)

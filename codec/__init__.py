@@ -20,6 +20,6 @@ registry.register(_RVQ, RVQAudioCodec, default=True)
 for _id, _info in _NERV_INFOS.items():
     registry.register(_info, partial(NervCodec, _id), default=_id == "hnerv")
 for _id, _info in _HYPERPRIOR_INFOS.items():
-    registry.register(_info, partial(load_zoo if _id in _ZOO else load_ours, _id))
+    registry.register(_info, partial(load_zoo if _id in _ZOO else load_ours, _id), default=_id == "meanscale")
 
 __all__ = ["Codec", "CodecError", "CodecInfo", "Payload", "registry"]

@@ -51,7 +51,7 @@ def test_info_and_codecs_json(capfd, tmp_path, sample_path):
     run(capfd, "encode", sample_path, bit, "--quality", 2)
     code, out, _ = run(capfd, "info", bit, "--json")
     d = json.loads(out)
-    assert code == 0 and d["media"] == "image" and d["codec"] == "factorized"
+    assert code == 0 and d["media"] == "image" and d["codec"] == "meanscale"
     assert d["params"]["width"] == 400 and d["params"]["quality"] == 2
     assert sum(c["bytes"] for c in d["chunks"]) + 12 == d["bytes"] == bit.stat().st_size
     code, out, _ = run(capfd, "info", bit)
@@ -239,7 +239,7 @@ def test_demo_round_trips_every_shipped_sample(tmp_path, capfd):
     rows = run_demo(tmp_path, None, log=None)
     samples = sorted(p.name for p in SAMPLES.iterdir() if not p.name.endswith(".md"))
     assert sorted(r["sample"] for r in rows) == samples
-    assert {r["codec"] for r in rows} == {"factorized", "hnerv", "rvq"}
+    assert {r["codec"] for r in rows} == {"meanscale", "hnerv", "rvq"}
     assert all(0 < r["bitstream_bytes"] < r["input_bytes"] for r in rows)
     table = capfd.readouterr().out
     assert all(r["sample"] in table for r in rows)

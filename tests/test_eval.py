@@ -43,24 +43,24 @@ def test_eval_writes_reports_and_agrees_with_cli(capfd, tmp_path, image_folder):
         "rd.png",
         "report.md",
         "records.jsonl",
-        "curves/image-factorized.json",
+        "curves/image-meanscale.json",
         "curves/image-jpeg.json",
     ):
         assert (out / name).exists(), name
     summary = json.loads((out / "results.json").read_text())
     records = summary["records"]
-    assert {r["codec"] for r in records} == {"factorized", "jpeg", "webp"}
-    assert len([r for r in records if r["codec"] == "factorized"]) == 4  # 2 files x 2 qualities
+    assert {r["codec"] for r in records} == {"meanscale", "jpeg", "webp"}
+    assert len([r for r in records if r["codec"] == "meanscale"]) == 4  # 2 files x 2 qualities
     assert any("broken.png" in e["file"] for e in summary["errors"])
-    curve = json.loads((out / "curves/image-factorized.json").read_text())
+    curve = json.loads((out / "curves/image-meanscale.json").read_text())
     assert set(curve) == {"name", "description", "results"} and len(curve["results"]["bpp"]) == 2
-    assert "BD-rate" in stdout and "factorized vs jpeg" in stdout
+    assert "BD-rate" in stdout and "meanscale vs jpeg" in stdout
     with open(out / "results.csv") as f:
         assert len(list(csv.DictReader(f))) == len(records)
 
     # the same point through the CLI's own encode/decode gives the same bytes and PSNR
     src = image_folder / "0.png"
-    rec = next(r for r in records if r["codec"] == "factorized" and r["file"] == str(src) and r["point"] == 6)
+    rec = next(r for r in records if r["codec"] == "meanscale" and r["file"] == str(src) and r["point"] == 6)
     encode_file(src, tmp_path / "x.mcd", quality=6)
     decode_file(tmp_path / "x.mcd", tmp_path / "x.png")
     assert (tmp_path / "x.mcd").stat().st_size == rec["bytes"]

@@ -75,7 +75,7 @@ def test_train_under_torchrun_two_processes(tmp_path):
 def run_ok_encode(tmp_path, image, model) -> bool:
     from mcodec import decode_file, encode_file
 
-    encode_file(image, tmp_path / "x.mcd", weights=model)
+    encode_file(image, tmp_path / "x.mcd", "factorized", weights=model)
     decode_file(tmp_path / "x.mcd", tmp_path / "x.png", weights=model)
     return (tmp_path / "x.png").exists()
 
