@@ -124,7 +124,7 @@ def train_image(
     model = GainedFactorizedPrior(*width) if factorized else GainedHyperprior(VARIANTS[codec_id], *width)
     init_state, frozen = None, []
     if w is not None:
-        init_state, frozen = image_init.init_state(model, w, w.metadata["arch"])
+        init_state, frozen = image_init.init_state(model, w)
         if frozen:
             click.echo(
                 f"warm start: {len(frozen)} transform parameters from the {w.metadata['arch']} model, frozen "

@@ -59,7 +59,8 @@ def load_corpus(folder: Path, min_samples: int) -> dict[str, list[torch.Tensor]]
         if rate != SAMPLE_RATE:
             mono = torchaudio.functional.resample(mono, rate, SAMPLE_RATE)
         if mono.abs().max() > 1e-4:  # skip silence
-            group = path.relative_to(folder).parts[0] if len(path.relative_to(folder).parts) > 1 else ""
+            parts = path.relative_to(folder).parts
+            group = parts[0] if len(parts) > 1 else ""
             groups.setdefault(group, []).append(F.pad(mono, (0, max(0, min_samples - mono.numel()))))
     if not groups:
         raise ValueError(f"no readable audio in {folder}")

@@ -19,9 +19,9 @@ from .weights import Weights
 WARM_START_FROZEN_STEPS = 500
 
 
-def init_state(model, w: Weights, source_arch: str) -> tuple[dict[str, torch.Tensor], list[str]]:
+def init_state(model, w: Weights) -> tuple[dict[str, torch.Tensor], list[str]]:
     """(state to load, names of the transplanted parameters to freeze at first) for ``model`` from the
-    model file ``w`` of architecture ``source_arch``.
+    model file ``w``.
 
     Parameters only: a file's buffers are fp16 copies of constants, and fp16 turns compressai's likelihood
     bound (1e-9) and GDN's pedestal (2^-36) into 0. A zero likelihood bound gives infinite rates, so
@@ -42,5 +42,5 @@ def init_state(model, w: Weights, source_arch: str) -> tuple[dict[str, torch.Ten
             )
         state[name] = value.float()
     if not state:
-        raise CodecError(f"{w.path.name}: no parameter of this model in the {source_arch} file")
+        raise CodecError(f"{w.path.name}: no parameter of this model in the {w.metadata.get('arch')} file")
     return state, sorted(state) if transplant else []

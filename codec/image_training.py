@@ -119,9 +119,10 @@ class ImageTask:
         )
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
             loss, bpp, psnr = rd_loss(net, x, quality)
+        frozen = self._frozen_now()
         self.opt.zero_grad()
         loss.backward()
-        if self._frozen_now():
+        if frozen:
             for p in self.frozen:
                 p.grad = None  # Adam leaves a parameter without a gradient untouched
         norm = torch.nn.utils.clip_grad_norm_(self.main_params, 1.0)
@@ -145,7 +146,7 @@ class ImageTask:
             "skipped": float(not finite),
         }
         if self.frozen:
-            metrics["frozen"] = float(self._frozen_now())
+            metrics["frozen"] = float(frozen)
         return metrics
 
 
