@@ -220,3 +220,35 @@ def test_a_hyperprior_warm_starts_from_a_factorized_model(capfd, tmp_path, monke
         1,
     )
     assert code == 1 and "not 'scale-hyperprior'" in err and "Traceback" not in err
+
+
+def test_training_runs_channels_last_and_hands_back_the_usual_layout(tmp_path):
+    """Steps run on NHWC tensors (faster convolutions); the trained model leaves train() in the default
+    layout, so export and the float64 entropy-parameter path see the same tensors as a loaded file."""
+    import io
+    import random
+
+    import torch
+
+    from mcodec.codec import distributed
+    from mcodec.codec.hyperprior_model import GainedHyperprior
+    from mcodec.codec.image_training import ImageTask, TrainConfig, train
+
+    for i in range(2):
+        Image.fromarray(random_image(3, 64, 64, seed=i).permute(1, 2, 0).numpy()).save(tmp_path / f"{i}.png")
+    model = GainedHyperprior("mean-scale-hyperprior", 8, 8)
+    aux = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
+    main = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
+    opt = torch.optim.Adam(main)
+    task = ImageTask(model, tmp_path, TrainConfig(batch=2, crop=64), opt, torch.optim.Adam(aux), aux)
+    task.setup(distributed.init("cpu"))
+    weight = model.net.g_a[0].weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    assert task.step(model, random.Random(0))["skipped"] == 0.0
+    assert any(p is weight for g in opt.param_groups for p in g["params"])  # same Parameter, trained
+    assert opt.state[weight]["step"] == 1
+
+    model = GainedHyperprior("mean-scale-hyperprior", 8, 8)
+    cfg = TrainConfig(steps=1, batch=2, crop=64)
+    assert train(model, tmp_path, tmp_path / "run", cfg, log=io.StringIO())
+    assert all(t.is_contiguous() for t in model.state_dict().values())
