@@ -62,8 +62,8 @@ def encode_bytes(
     return write_container(Container(header, payload.chunks))
 
 
-def decode_bytes(data: bytes, device: str = "cpu", weights: Path | None = None, **options):
-    """Bytes of an mcodec file -> (container, media item). ``options`` go to the codec (video: frames)."""
+def _open_payload(data: bytes, weights: Path | None = None):
+    """Bytes of an mcodec file -> (container, codec, payload), after every check that needs no decoding."""
     container = read_container(data)
     h = container.header
     codec = registry.get(h.codec, weights)
@@ -78,7 +78,13 @@ def decode_bytes(data: bytes, device: str = "cpu", weights: Path | None = None, 
         raise CodecError("file was encoded with other entropy tables")
     if h.profile != codec.profile:
         raise CodecError(f"unsupported determinism profile {h.profile!r} for {h.codec}")
-    return container, codec.decode(Payload(h.params, container.chunks), device=device, **options)
+    return container, codec, Payload(h.params, container.chunks)
+
+
+def decode_bytes(data: bytes, device: str = "cpu", weights: Path | None = None, **options):
+    """Bytes of an mcodec file -> (container, media item). ``options`` go to the codec (video: frames)."""
+    container, codec, payload = _open_payload(data, weights)
+    return container, codec.decode(payload, device=device, **options)
 
 
 def read_mcodec_file(path: Path) -> bytes:
@@ -111,7 +117,8 @@ def encode_file(
     media = registry.info(codec_id).media if codec_id else media_io.media_kind(src)
     if not registry.has_codec_for(media):
         raise CodecError(f"{src}: {media} coding is not available yet")
-    item = media_io.MEDIA_READERS[media](src)
+    # audio is read while it is coded: a long recording is never whole in memory
+    item = media_io.open_audio(src) if media == "audio" else media_io.MEDIA_READERS[media](src)
     data = encode_bytes(item, media, codec_id, quality, device, weights, **options)
     media_io.write_bytes_atomic(dst, data, force)
     h = read_container(data).header
@@ -122,16 +129,19 @@ def encode_file(
 def decode_file(
     src: Path, dst: Path, device: str = "cpu", weights: Path | None = None, force: bool = False, **options
 ):
-    """Decode src into dst (format from dst's extension). Returns (header, media tensor)."""
+    """Decode src into dst (format from dst's extension). Returns (header, media tensor); for audio the
+    media is None: it is synthesized and written block by block, never whole (read dst for the samples)."""
     dst = Path(dst)
     if dst.exists() and not force:
         raise CodecError(f"{dst} exists (use --force to overwrite)")
-    container, media = decode_bytes(read_mcodec_file(src), device, weights, **options)
+    container, codec, payload = _open_payload(read_mcodec_file(src), weights)
     kind = container.header.media
+    if kind == "audio":
+        media_io.write_audio_stream(dst, codec.decode_stream(payload, device), force)
+        return container.header, None
+    media = codec.decode(payload, device=device, **options)
     if kind == "image":
         media_io.write_image(dst, media, force)
-    elif kind == "audio":
-        media_io.write_audio(dst, *media, force=force)
     else:
         media_io.write_video(dst, *media, force=force)
     return container.header, media

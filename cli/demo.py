@@ -37,6 +37,8 @@ def run_demo(out: Path, quality: float | None, log=sys.stderr) -> list[dict]:
         options = {"preset": "fast", "progress": log is not None} if kind == "video" else {}
         r = encode_file(src, bitstream, quality=quality, force=True, **options)
         _, decoded = decode_file(bitstream, rec, force=True)
+        if decoded is None:  # audio is written as it is decoded: measure the written file
+            decoded = media_io.read_audio(rec)
         original = media_io.MEDIA_READERS[kind](src)
         rows.append(
             {

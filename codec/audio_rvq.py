@@ -2,8 +2,9 @@
 
 Encoding downmixes to mono (the original channel count is restored on decode by duplication; ``mcodec
 info`` shows both), resamples to 24 kHz, and codes 10 s segments independently, each with 2400 samples
-(0.1 s) of context on both sides that the decoder cross-fades, so memory stays bounded and a segment
-decodes alone. Each segment is one ``ASEG`` chunk: the codes [n_q, T] stage by stage, table index =
+(0.1 s) of context on both sides that the decoder cross-fades, so a segment decodes alone. Audio is read,
+coded, synthesized and written as a stream (``audio_stream``): memory holds a few segments, whatever the
+file's length. Each segment is one ``ASEG`` chunk: the codes [n_q, T] stage by stage, table index =
 stage, under per-stage priors learned from the training corpus (categorical tables shipped in the model
 file), or under a uniform table where that is shorter (one flag byte per stage), so the real bitrate
 stays at or below the nominal 0.75 kbit/s per stage. Profile ``tables``.
@@ -17,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchaudio
 from safetensors.torch import save_file
 
 from mcodec.entropy import TableSet, decode_indexed, encode_indexed
 
 from .audio_model import FRAME_RATE, HOP, SAMPLE_RATE, RVQAutoencoder, codebooks_for
+from .audio_stream import AudioStream, MonoResampler, OverlapAdd, SampleBuffer
 from .base import Codec, CodecError, CodecInfo, Payload
 from .determinism import map_per_item
 from .weights import MODELS_DIR, load_weights
@@ -93,68 +94,101 @@ class RVQAudioCodec(Codec):
         return n_q
 
     def encode(self, item, quality: float, device: str = "cpu", **options) -> Payload:
-        """item: (audio float32 [C, N], sample rate in Hz); quality: the nominal bitrate in kbit/s."""
-        audio, rate = item
-        c, n = audio.shape
-        if n == 0 or not torch.isfinite(audio).all():
-            raise CodecError("audio must have samples and no NaN or infinite values")
+        """item: an ``AudioStream`` (read as it is coded: memory stays a segment's worth), or (audio
+        float32 [C, N], sample rate in Hz); quality: the nominal bitrate in kbit/s."""
+        stream = item if isinstance(item, AudioStream) else AudioStream.from_tensor(*item)
         n_q = self.stages(quality)
-        mono = audio.float().mean(0)
-        if rate != SAMPLE_RATE:
-            mono = torchaudio.functional.resample(mono, rate, SAMPLE_RATE)
-        chunks = []
         model = self.model.to(device)
-        for _, _, lo, hi in segment_bounds(mono.numel()):
-            span = mono[lo:hi]
-            x = torch.nn.functional.pad(span, (0, _frames(span.numel()) * HOP - span.numel()))
-            codes = model.encode(x[None, None].to(device), n_q)[:, 0].cpu().numpy()  # [n_q, T]
-            chunks.append(("ASEG", self._code_segment(codes)))
+
+        def code(span: np.ndarray) -> tuple[str, bytes]:
+            x = torch.from_numpy(span.copy())
+            x = torch.nn.functional.pad(x, (0, _frames(span.size) * HOP - span.size))
+            with torch.no_grad():
+                codes = model.encode(x[None, None].to(device), n_q)[:, 0].cpu().numpy()  # [n_q, T]
+            return "ASEG", self._code_segment(codes)
+
+        # A segment whose span lies whole in the buffer is the same whatever follows (segment_bounds), so
+        # it is coded at once and the buffer keeps only the next span's start onwards.
+        resampler, mono = MonoResampler(stream.rate, SAMPLE_RATE), SampleBuffer()
+        chunks, samples, start = [], 0, 0
+        for block in stream.blocks:
+            if not np.isfinite(block).all():
+                raise CodecError("audio must have no NaN or infinite values")
+            samples += block.shape[1]
+            mono.append(resampler.push(block.mean(0)))
+            while mono.end >= start + SEGMENT + CONTEXT:
+                chunks.append(code(mono.take(max(0, start - CONTEXT), start + SEGMENT + CONTEXT)))
+                start += SEGMENT
+                mono.drop_before(start - CONTEXT)
+        if samples == 0:
+            raise CodecError("audio must have samples")
+        mono.append(resampler.flush())
+        if mono.end == 0:  # a few source samples may resample to none
+            mono.append(np.zeros(1, np.float32))
+        chunks += [code(mono.take(lo, hi)) for s, _, lo, hi in segment_bounds(mono.end) if s >= start]
         params = {
-            "sample_rate": int(rate),
-            "channels": c,
+            "sample_rate": int(stream.rate),
+            "channels": stream.channels,
             "coded_channels": 1,
-            "samples": n,
+            "samples": samples,
             "kbps": float(quality),
             "n_q": n_q,
-            "model_samples": int(mono.numel()),
+            "model_samples": mono.end,
         }
         return Payload(params, chunks)
 
     def decode(self, payload: Payload, device: str = "cpu", **options):
+        """(audio float32 [channels, samples], sample rate) of a payload, whole in memory."""
+        return self.decode_stream(payload, device).collect()
+
+    def decode_stream(self, payload: Payload, device: str = "cpu") -> AudioStream:
+        """The payload's audio as blocks, synthesized while they are consumed. Every segment's codes are
+        entropy-decoded and checked here first, so a corrupt file fails before a sample is produced."""
         p = payload.params
         n_q, m = p.get("n_q"), p.get("model_samples")
         if not isinstance(n_q, int) or not 1 <= n_q <= self.model.n_q:
             raise CodecError(f"invalid stage count {n_q!r}")
-        if (
-            not isinstance(m, int)
-            or not 1 <= m <= math.ceil(p["samples"] * SAMPLE_RATE / p["sample_rate"]) + HOP
-        ):
+        expected = p["samples"] * SAMPLE_RATE / p["sample_rate"]  # the resampled length, give or take
+        if not isinstance(m, int) or not max(1, expected - HOP) <= m <= math.ceil(expected) + HOP:
             raise CodecError(f"invalid model sample count {m!r}")
         bounds = segment_bounds(m)
         if len(payload.chunks) != len(bounds) or any(t != "ASEG" for t, _ in payload.chunks):
             raise CodecError(f"expected {len(bounds)} ASEG chunks, found {len(payload.chunks)}")
-        out, weight = torch.zeros(m), torch.zeros(m)
-        model = self.model.to(device)
         codes = [
-            self._decode_segment(data, n_q, _frames(hi - lo))
+            self._decode_segment(data, n_q, _frames(hi - lo)).astype(np.int16)
             for (_, _, lo, hi), (_, data) in zip(bounds, payload.chunks, strict=True)
         ]
+        return AudioStream(p["sample_rate"], p["channels"], self._synthesize(p, bounds, codes, device))
+
+    def _synthesize(self, p: dict, bounds: list, codes: list[np.ndarray], device: str):
+        model = self.model.to(device)
+        rate, channels, samples = p["sample_rate"], p["channels"], p["samples"]
 
         def synthesize(c: np.ndarray) -> torch.Tensor:
-            return model.decode(torch.from_numpy(c[:, None]).long().to(device))[0, 0].cpu()
+            return model.decode(torch.from_numpy(c[:, None].astype(np.int64)).to(device))[0, 0].cpu()
 
-        # One thread per segment: with oneDNN off, ELU splits a tensor between threads at offsets that
-        # depend on the thread count, and the samples at a seam differed in the last bit.
-        for (start, end, lo, hi), y in zip(bounds, map_per_item(synthesize, codes, device), strict=True):
-            y = y[: hi - lo]
-            w = _crossfade(hi - lo, start - lo, hi - end)
-            out[lo:hi] += y * w
-            weight[lo:hi] += w
-        mono = out / weight.clamp_min(1e-8)
-        if p["sample_rate"] != SAMPLE_RATE:
-            mono = torchaudio.functional.resample(mono, SAMPLE_RATE, p["sample_rate"])
-        mono = torch.nn.functional.pad(mono, (0, max(0, p["samples"] - mono.numel())))[: p["samples"]]
-        return mono.clamp(-1, 1)[None].expand(p["channels"], -1).contiguous(), p["sample_rate"]
+        def emit(mono: np.ndarray) -> np.ndarray:  # cut to the source length, clamp, restore the channels
+            nonlocal written
+            mono = np.clip(mono[: samples - written], -1, 1)
+            written += mono.size
+            return np.broadcast_to(mono, (channels, mono.size))
+
+        # As many segments at once as there are threads (one thread each; see map_per_item): with oneDNN
+        # off, ELU splits a tensor between threads at offsets that depend on the thread count, and the
+        # samples at a seam differed in the last bit. A sample is final once no later span reaches it.
+        group = max(1, torch.get_num_threads()) if str(device).startswith("cpu") else 1
+        resampler, mix, written = MonoResampler(SAMPLE_RATE, rate), OverlapAdd(), 0
+        for i in range(0, len(bounds), group):
+            spans = bounds[i : i + group]
+            ys = map_per_item(synthesize, codes[i : i + group], device)
+            for (start, end, lo, hi), y in zip(spans, ys, strict=True):
+                w = _crossfade(hi - lo, start - lo, hi - end).numpy()
+                mix.add(lo, y[: hi - lo].numpy(), w)
+            final = bounds[i + group][2] if i + group < len(bounds) else bounds[-1][3]
+            yield emit(resampler.push(mix.pop(final)))
+        yield emit(resampler.flush())
+        if written < samples:
+            yield emit(np.zeros(samples - written, np.float32))
 
     def _code_segment(self, codes: np.ndarray) -> bytes:
         """codes [n_q, T] -> one flag byte per stage (0: the stage's learned prior, 1: uniform 10 bits,

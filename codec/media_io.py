@@ -1,13 +1,15 @@
 """Reading and writing media files: Pillow for still images, PyAV (ffmpeg) for video and audio.
 
 Images are uint8 tensors [C, H, W] with C = 1 (grayscale) or 3 (RGB); video uint8 [T, 3, H, W] with a
-frame rate; audio float32 [C, N] in [-1, 1] with a sample rate. Sizes are checked from the file's header
-before anything large is decoded. Writers go through a temporary file in the target folder and a rename,
-so a failed write never leaves a partial output.
+frame rate; audio float32 [C, N] in [-1, 1] with a sample rate, or an ``AudioStream`` of such blocks
+(``open_audio``, ``write_audio_stream``) where a file may be long. Sizes are checked from the file's
+header before anything large is decoded. Writers go through a temporary file in the target folder and a
+rename, so a failed write never leaves a partial output.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import warnings
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .audio_stream import AudioStream
 from .base import CodecError
 
 
@@ -224,8 +227,10 @@ def write_video(path: Path, frames: torch.Tensor, rate: Fraction, force: bool = 
 # ---------------------------------------------------------------------------------------------- audio
 
 
-def read_audio(path: Path) -> tuple[torch.Tensor, int]:
-    """float32 [C, N] in [-1, 1] of the first audio stream, and its sample rate (Hz)."""
+def open_audio(path: Path) -> AudioStream:
+    """The first audio stream of a file as float32 [C, n] blocks in [-1, 1], read while they are consumed
+    (a long file is never whole in memory). The header is checked here; the samples as they come: a
+    stream with no samples, NaN or infinite values, or too many samples raises MediaError."""
     av = _av()
     path = Path(path)
     _check_readable(path)
@@ -233,32 +238,50 @@ def read_audio(path: Path) -> tuple[torch.Tensor, int]:
         with av.open(str(path)) as container:
             if not container.streams.audio:
                 raise MediaError(f"{path}: no audio stream")
-            stream = container.streams.audio[0]
-            rate, channels = stream.codec_context.sample_rate, stream.codec_context.channels
-            if not (1 <= channels <= MAX_AUDIO_CHANNELS and 1 <= rate <= 768000):
-                raise MediaError(f"{path}: unsupported audio ({channels} channels at {rate} Hz)")
-            resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=rate)
-            chunks, total = [], 0
-            for frame in container.decode(stream):
-                for f in resampler.resample(frame):
-                    chunks.append(f.to_ndarray())
-                    total += chunks[-1].shape[1]
-                    if total > MAX_AUDIO_SAMPLES // channels:
-                        raise MediaError(f"{path}: audio too long")
-            for f in resampler.resample(None):
-                chunks.append(f.to_ndarray())
+            ctx = container.streams.audio[0].codec_context
+            rate, channels = ctx.sample_rate, ctx.channels
     except (av.FFmpegError, OSError) as e:
         raise MediaError(f"{path}: cannot read audio ({e})") from None
-    audio = np.concatenate(chunks, axis=1) if chunks else np.zeros((channels, 0), np.float32)
-    if audio.shape[1] == 0:
+    if not (1 <= channels <= MAX_AUDIO_CHANNELS and 1 <= rate <= 768000):
+        raise MediaError(f"{path}: unsupported audio ({channels} channels at {rate} Hz)")
+    return AudioStream(rate, channels, _audio_blocks(path, rate, channels))
+
+
+def _audio_blocks(path: Path, rate: int, channels: int):
+    av = _av()
+    total = 0
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=rate)
+            frames = (f for frame in container.decode(stream) for f in resampler.resample(frame))
+            for f in itertools.chain(frames, resampler.resample(None)):
+                block = f.to_ndarray().astype(np.float32, copy=False)
+                total += block.shape[1]
+                if total > MAX_AUDIO_SAMPLES // channels:
+                    raise MediaError(f"{path}: audio too long")
+                if not np.isfinite(block).all():
+                    raise MediaError(f"{path}: audio contains NaN or infinite samples")
+                yield block
+    except (av.FFmpegError, OSError) as e:
+        raise MediaError(f"{path}: cannot read audio ({e})") from None
+    if total == 0:
         raise MediaError(f"{path}: audio has no samples")
-    if not np.isfinite(audio).all():
-        raise MediaError(f"{path}: audio contains NaN or infinite samples")
-    return torch.from_numpy(audio.astype(np.float32)), rate
+
+
+def read_audio(path: Path) -> tuple[torch.Tensor, int]:
+    """float32 [C, N] in [-1, 1] of the first audio stream, and its sample rate (Hz)."""
+    return open_audio(path).collect()
 
 
 def write_audio(path: Path, audio: torch.Tensor, rate: int, force: bool = False) -> None:
     """audio: float [C, N] in [-1, 1]; .wav (16-bit PCM) or .flac (16-bit)."""
+    write_audio_stream(path, AudioStream.from_tensor(audio, rate), force)
+
+
+def write_audio_stream(path: Path, audio: AudioStream, force: bool = False) -> None:
+    """Blocks of float [C, n] in [-1, 1] to .wav (16-bit PCM) or .flac (16-bit) as they come, atomically:
+    an error while the blocks are produced leaves no output."""
     av = _av()
     path = Path(path)
     spec = AUDIO_WRITE_FORMATS.get(path.suffix.lower())
@@ -267,20 +290,21 @@ def write_audio(path: Path, audio: torch.Tensor, rate: int, force: bool = False)
             f"{path}: cannot write audio as {path.suffix} (use {', '.join(AUDIO_WRITE_FORMATS)})"
         )
     fmt, codec, sample_fmt = spec
-    channels = audio.shape[0]
-    pcm = np.clip(np.rint(audio.numpy().astype(np.float64) * 32767), -32768, 32767).astype(np.int16)
+    channels, rate = audio.channels, audio.rate
     layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
     with atomic_output(path, force) as tmp:
         with av.open(str(tmp), mode="w", format=fmt) as out:
             stream = out.add_stream(codec, rate=rate, layout=layout)
             stream.format = sample_fmt
-            block = 4096
-            for start in range(0, pcm.shape[1], block):
-                piece = np.ascontiguousarray(pcm[:, start : start + block].T.reshape(1, -1))
-                frame = av.AudioFrame.from_ndarray(piece, format=sample_fmt, layout=layout)
-                frame.sample_rate = rate
-                frame.pts = start
-                out.mux(stream.encode(frame))
+            pts = 0
+            for block in audio.blocks:
+                pcm = np.clip(np.rint(np.asarray(block, np.float64) * 32767), -32768, 32767).astype(np.int16)
+                for start in range(0, pcm.shape[1], 4096):
+                    piece = np.ascontiguousarray(pcm[:, start : start + 4096].T.reshape(1, -1))
+                    frame = av.AudioFrame.from_ndarray(piece, format=sample_fmt, layout=layout)
+                    frame.sample_rate, frame.pts = rate, pts
+                    pts += piece.shape[1] // channels
+                    out.mux(stream.encode(frame))
             out.mux(stream.encode(None))
 
 

@@ -102,6 +102,66 @@ def test_decoding_is_independent_of_the_thread_count(weights):
     assert all(torch.equal(outs[0], o) for o in outs[1:])
 
 
+def test_long_audio_streams_through_the_codec(weights):
+    """A 25 s source read in small blocks: the first segment is coded once its span has arrived (not at
+    the end of the file), the payload equals the one coded from the whole tensor, and decoding yields
+    samples before the last segment is synthesized."""
+    import numpy as np
+
+    from mcodec.codec import Payload, registry
+    from mcodec.codec.audio_stream import AudioStream
+
+    rate = 16000
+    audio = tone(1, 25.0, rate) + 0.05 * torch.randn(1, 25 * rate)
+    codec = registry.get("rvq", weights)
+    consumed, coded_at = [0], []
+
+    def blocks():
+        for i in range(0, audio.shape[1], 777):
+            consumed[0] += min(777, audio.shape[1] - i)
+            yield audio[:, i : i + 777].numpy()
+
+    code_segment = codec._code_segment
+    codec._code_segment = lambda codes: coded_at.append(consumed[0]) or code_segment(codes)
+    streamed = codec.encode(AudioStream(rate, 1, blocks()), 6)
+    codec._code_segment = code_segment
+    assert len(coded_at) == 3 and coded_at[0] <= (240000 + 2400) * rate // 24000 + 777
+    whole = codec.encode((audio, rate), 6)
+    assert streamed.params == whole.params and streamed.chunks == whole.chunks
+
+    out = codec.decode_stream(Payload(whole.params, whole.chunks))
+    pieces = [b.copy() for b in out.blocks]
+    assert 0 < pieces[0].shape[1] < audio.shape[1] and sum(b.shape[1] for b in pieces) == audio.shape[1]
+    decoded, _ = codec.decode(Payload(whole.params, whole.chunks))
+    assert torch.equal(decoded, torch.from_numpy(np.concatenate(pieces, axis=1)))
+
+
+def test_a_header_asking_for_unbounded_padding_is_refused(weights):
+    """samples = 2^36 beside a 1 s signal would have the decoder write ~a terabyte of zeros."""
+    from mcodec.entropy import write_container
+
+    c = read_container(encode_bytes((tone(1, 1.0, 24000), 24000), "audio", "rvq", 3, weights=weights))
+    c.header.params["samples"] = 1 << 36
+    with pytest.raises(CodecError, match="model sample count"):
+        decode_bytes(write_container(c), weights=weights)
+
+
+@pytest.mark.parametrize("rate_in, rate_out", [(44100, 24000), (24000, 16000), (24000, 24000)])
+def test_resampling_in_pieces_equals_resampling_at_once(rate_in, rate_out):
+    import numpy as np
+
+    from mcodec.codec.audio_stream import MonoResampler
+
+    noise = np.random.default_rng(0).normal(0, 0.01, rate_in).astype(np.float32)
+    x = tone(1, 1.0, rate_in)[0].numpy() + noise
+    whole = MonoResampler(rate_in, rate_out)
+    once = np.concatenate([whole.push(x), whole.flush()])
+    pieces = MonoResampler(rate_in, rate_out)
+    cuts = [0, 1, 500, 4096, 4097, 30000, rate_in]
+    parts = [pieces.push(x[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)] + [pieces.flush()]
+    assert once.size == rate_out and np.allclose(np.concatenate(parts), once, atol=1e-6)
+
+
 def test_training_crops_are_drawn_evenly_from_each_subfolder(tmp_path):
     """Three long speech files beside thirty short music samples: speech must still fill about half the
     crops (per-clip sampling gave it a tenth)."""
