@@ -1,0 +1,70 @@
+"""Peak memory of `mcodec encode` and `mcodec decode` on long audio: it must not grow with the length.
+
+    python bench/audio_memory.py [--minutes 1 10] [--rate 48000] [--channels 2] [--bitrate 6]
+
+For each length it writes a WAV (tones and noise, written block by block), encodes and decodes it in a
+child process each, and prints the child's peak resident memory (ru_maxrss) and wall time. The codec
+holds a few 10 s segments at a time (codec/audio_stream.py), so both columns stay flat as the minutes grow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mcodec.codec.audio_stream import AudioStream
+from mcodec.codec.media_io import write_audio_stream
+
+
+def synthetic(minutes: float, rate: int, channels: int) -> AudioStream:
+    rng, total, block = np.random.default_rng(0), int(minutes * 60 * rate), rate
+
+    def blocks():
+        for start in range(0, total, block):
+            t = (np.arange(start, min(start + block, total)) / rate)[None]
+            f = 110 * (1 + np.arange(channels))[:, None] * (1 + 0.5 * np.sin(2 * np.pi * 0.1 * t))
+            noise = rng.normal(0, 0.02, (channels, t.size))
+            yield (0.3 * np.sin(2 * np.pi * f * t) + noise).astype(np.float32)
+
+    return AudioStream(rate, channels, blocks())
+
+
+def peak(cmd: list[str]) -> tuple[float, float]:
+    """(peak RSS in MB, wall seconds) of one child process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status:
+        sys.exit(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-500:]}")
+    return usage.ru_maxrss / 1024, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, nargs="+", default=[1, 10])
+    ap.add_argument("--rate", type=int, default=48000)
+    ap.add_argument("--channels", type=int, default=2)
+    ap.add_argument("--bitrate", type=float, default=6.0)
+    args = ap.parse_args()
+    mcodec = [sys.executable, "-m", "mcodec"]
+    print(f"{args.channels} ch at {args.rate} Hz, {args.bitrate:g} kbit/s, {torch.get_num_threads()} threads")
+    print(f"{'minutes':>8} {'encode MB':>10} {'encode s':>9} {'decode MB':>10} {'decode s':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for minutes in args.minutes:
+            src, bits, rec = Path(tmp) / "in.wav", Path(tmp) / "in.mcd", Path(tmp) / "rec.wav"
+            write_audio_stream(src, synthetic(minutes, args.rate, args.channels), force=True)
+            enc = peak([*mcodec, "encode", str(src), str(bits), "--bitrate", str(args.bitrate), "--force"])
+            dec = peak([*mcodec, "decode", str(bits), str(rec), "--force"])
+            print(f"{minutes:>8g} {enc[0]:>10.0f} {enc[1]:>9.1f} {dec[0]:>10.0f} {dec[1]:>9.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
