@@ -159,3 +159,26 @@ def test_eval_weights_measure_that_model(capfd, tmp_path, image_folder, tiny_wei
     encode_file(record["file"], tmp_path / "y.mcd", "factorized", 2.0)  # the shipped model differs
     assert record["bytes"] != (tmp_path / "y.mcd").stat().st_size
     assert run(capfd, *args, "--weights", "factorized")[0] == 2
+
+
+def test_a_losslessly_coded_file_does_not_make_the_mean_psnr_inf():
+    from mcodec.evaluation.report import PSNR_CEILING_DB, curves
+
+    def record(file, psnr):
+        return {
+            "media": "image",
+            "codec": "webp",
+            "kind": "anchor",
+            "point": 1,
+            "file": file,
+            "bpp": 1.0,
+            "encode_s": 0.1,
+            "decode_s": 0.1,
+            "psnr_rgb": psnr,
+            "psnr_y": psnr,
+            "ms_ssim": 1.0,
+        }
+
+    curve = curves([record("black.png", float("inf")), record("photo.png", 30.0)])["image"]["webp"]
+    assert curve["psnr_rgb"] == [pytest.approx((PSNR_CEILING_DB + 30.0) / 2)]
+    assert curve["ms_ssim"] == [1.0]

@@ -6,7 +6,9 @@
 - results.csv: the records, one row per file x codec x rate point.
 - rd.png: one panel per metric, one curve per codec (anchors dashed).
 - report.md: the averaged table, BD-rate of each codec against each anchor, the plot, machine, errors.
-Curves average each rate point over the files (as compressai's Kodak figures do).
+Curves average each rate point over the files (as compressai's Kodak figures do), with each file's PSNR
+capped at PSNR_CEILING_DB first: a file an anchor codes losslessly (a black frame) has PSNR inf, and one
+such file would make the whole point inf and the BD-rate n/a.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ METRICS = {
         ("stoi", "stoi", "STOI", True),
     ],
 }
+# libvmaf's ceiling for 8-bit PSNR (6 x bit depth + 12): beyond it an error is below one step of 8 bits
+# in ~1 of 10^6 samples, which averaging should not weigh as more than "lossless".
+PSNR_CEILING_DB = 60.0
 RATE = {
     "image": ("bpp", "bpp", "bits per pixel"),
     "video": ("bpp", "bpp", "bits per pixel"),
@@ -82,9 +87,15 @@ def curves(records: list[dict]) -> dict[str, dict[str, dict]]:
         points = sorted(by_point)
         curve = {"kind": kind, "points": points, "files": len({r["file"] for r in rs})}
         for k in keys:
-            curve[k] = [float(np.nanmean([r.get(k, math.nan) for r in by_point[p]])) for p in points]
+            curve[k] = [float(np.nanmean([_averaged(r, k) for r in by_point[p]])) for p in points]
         out[media][codec] = curve
     return out
+
+
+def _averaged(record: dict, key: str) -> float:
+    """The record's value as it enters a mean over files (PSNRs capped at PSNR_CEILING_DB)."""
+    value = record.get(key, math.nan)
+    return min(value, PSNR_CEILING_DB) if key.startswith("psnr") else value
 
 
 def compressai_layout(codec: str, media: str, curve: dict) -> dict:
