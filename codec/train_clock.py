@@ -8,12 +8,16 @@ from __future__ import annotations
 import time
 
 DECAY_FROM = 0.8  # last 20% of the run: learning rate falls geometrically to 1/10
+# A run that starts fresh optimizers on trained weights (--init) ramps the rate up over this many steps:
+# Adam's first steps move every parameter by the full rate whatever its gradient's size.
+WARMUP_STEPS = 200
 CHECKPOINT_SECONDS = 30.0  # checkpoints at most this often (a GPU does hundreds of steps in that time)
 
 
 class TrainClock:
-    def __init__(self, steps: int, max_seconds: float | None = None):
-        self.steps, self.max_seconds = steps, max_seconds
+    def __init__(self, steps: int, max_seconds: float | None = None, warmup_from: int | None = None):
+        """``warmup_from``: the step at which fresh optimizers start (None: no warm-up)."""
+        self.steps, self.max_seconds, self.warmup_from = steps, max_seconds, warmup_from
         self.start = self.last_save = time.monotonic()
 
     def progress(self, step: int) -> float:
@@ -24,7 +28,10 @@ class TrainClock:
 
     def lr_scale(self, step: int) -> float:
         p = self.progress(step)
-        return 1.0 if p < DECAY_FROM else 0.1 ** min(1.0, (p - DECAY_FROM) / (1 - DECAY_FROM))
+        decay = 1.0 if p < DECAY_FROM else 0.1 ** min(1.0, (p - DECAY_FROM) / (1 - DECAY_FROM))
+        if self.warmup_from is None:
+            return decay
+        return decay * min(1.0, (step - self.warmup_from + 1) / WARMUP_STEPS)
 
     def done(self, step: int) -> bool:
         return self.progress(step) >= 1.0

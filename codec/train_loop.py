@@ -47,13 +47,14 @@ def train_loop(
     ckpt_path = run_dir / "checkpoint.pt"
     model.to(d.device)
     base_lrs = {k: o.param_groups[0]["lr"] for k, o in optimizers.items()}
-    step = 0
+    step, warmup_from = 0, None
     if ckpt_path.exists():
         step = load_checkpoint(ckpt_path, model, optimizers, base_lrs, d.device)
         if d.main:
             print(f"resuming from step {step}", file=log, flush=True)
     elif init_state is not None:
         model.load_state_dict(init_state, strict=False)
+        warmup_from = step  # trained weights, fresh optimizers
     rng = random.Random(cfg.seed * 1_000_003 + step + 7919 * d.rank)
     torch.manual_seed(cfg.seed * 7919 + step + d.rank)
     about = task.setup(d)
@@ -63,7 +64,7 @@ def train_loop(
     net = distributed.wrap(model, d)
     model.train()
     speed_up_cuda(d.device)
-    clock = TrainClock(cfg.steps, cfg.max_seconds)
+    clock = TrainClock(cfg.steps, cfg.max_seconds, warmup_from)
     t0, sums, logged, saved = time.time(), {}, 0, step
     while True:
         done, lr_scale = distributed.agree(d, clock.done(step), clock.lr_scale(step))

@@ -252,3 +252,16 @@ def test_training_runs_channels_last_and_hands_back_the_usual_layout(tmp_path):
     cfg = TrainConfig(steps=1, batch=2, crop=64)
     assert train(model, tmp_path, tmp_path / "run", cfg, log=io.StringIO())
     assert all(t.is_contiguous() for t in model.state_dict().values())
+
+
+def test_fresh_optimizers_on_trained_weights_warm_up_then_decay():
+    from mcodec.codec.train_clock import DECAY_FROM, WARMUP_STEPS, TrainClock
+
+    plain = TrainClock(steps=10_000)
+    assert plain.lr_scale(0) == 1.0
+    warm = TrainClock(steps=10_000, warmup_from=0)
+    ramp = [warm.lr_scale(s) for s in (0, WARMUP_STEPS // 2 - 1, WARMUP_STEPS - 1, WARMUP_STEPS * 3)]
+    assert ramp[0] == pytest.approx(1 / WARMUP_STEPS) and ramp[1] == pytest.approx(0.5)
+    assert ramp[2] == ramp[3] == 1.0
+    end = int(10_000 * DECAY_FROM) + 1_000  # half-way through the decay: 0.1 ** 0.5
+    assert warm.lr_scale(end) == pytest.approx(0.1**0.5)
