@@ -72,6 +72,7 @@ INFOS = {
 
 class HyperpriorCodec(Codec):
     profile = "cpu-f64"
+    rounding_offset = 0.5  # an encoder choice (see quantize); bench/image_deadzone.py measures others
 
     def __init__(
         self,
@@ -114,7 +115,7 @@ class HyperpriorCodec(Codec):
             z = model.hyper_analysis(y)
         z_symbols = torch.round(z[0].cpu().double() - self.z_medians[:, None, None]).to(torch.int64)
         indexes, means = self._entropy_parameters(z_symbols)
-        residual = np.rint(y[0].cpu().double().numpy() - means).astype(np.int64)
+        residual = quantize(y[0].cpu().double().numpy() - means, self.rounding_offset)
         params = {
             "width": w,
             "height": h,
@@ -144,6 +145,15 @@ class HyperpriorCodec(Codec):
         with thread_independent(device):
             x_hat = model.synthesis(y_hat, torch.tensor([quality], device=device))
         return to_image(x_hat, h, w, c)
+
+
+def quantize(r: np.ndarray, offset: float = 0.5) -> np.ndarray:
+    """Residuals -> integers: |r| + ``offset``, rounded down (0.5: plain rounding). An offset below 0.5 is
+    a dead zone, as video encoders use: more residuals go to the mean, fewer bits, more distortion. Only
+    the encoder chooses; a decoder reads the integers either way."""
+    if offset == 0.5:
+        return np.rint(r).astype(np.int64)
+    return (np.sign(r) * np.floor(np.abs(r) + offset)).astype(np.int64)
 
 
 def _combined_hash(ztables: TableSet, ytables: TableSet) -> bytes:

@@ -117,3 +117,16 @@ def test_zoo_checkpoint_errors(tmp_path):
     torch.save({"foo": torch.zeros(1)}, bad)
     with pytest.raises(CodecError, match="not a compressai hyperprior"):
         encode_bytes(random_image(3, 8, 8), "image", "compressai:bmshj2018-hyperprior", 1, weights=bad)
+
+
+def test_quantize_rounds_and_a_dead_zone_only_shrinks_magnitudes():
+    import numpy as np
+
+    from mcodec.codec.hyperprior import quantize
+
+    r = np.random.default_rng(0).normal(0, 3, 10_000)
+    assert np.array_equal(quantize(r), np.rint(r))
+    dz = quantize(r, 0.35)
+    assert np.all(np.abs(dz) <= np.abs(np.rint(r))) and np.all(np.sign(dz) * np.sign(r) >= 0)
+    assert np.array_equal(quantize(np.array([-1.6, -0.6, 0.6, 1.6]), 0.35), [-1, 0, 0, 1])
+    assert (dz == 0).sum() > (np.rint(r) == 0).sum()
