@@ -68,11 +68,16 @@ class FactorizedCodec(Codec):
         params = {"width": w, "height": h, "channels": c, "quality": float(quality)}
         return Payload(params, [("YLAT", data)])
 
-    def decode(self, payload: Payload, device: str = "cpu", **options) -> torch.Tensor:
-        h, w, c, quality = header_fields(payload.params, self.info.qualities)
+    def latent(self, payload: Payload) -> tuple[torch.Tensor, float]:
+        """(y_hat float64 [M, h, w], quality): what entropy decoding gives, exactly on every machine."""
+        h, w, _, quality = header_fields(payload.params, self.info.qualities)
         shape = (self.model.m, *latent_size(h, w, STRIDE))
         symbols = decode_factorized(payload.chunk("YLAT"), shape, self.tables)
-        y_hat = torch.from_numpy(symbols).double() + self.medians[:, None, None]
+        return torch.from_numpy(symbols).double() + self.medians[:, None, None], quality
+
+    def decode(self, payload: Payload, device: str = "cpu", **options) -> torch.Tensor:
+        h, w, c, _ = header_fields(payload.params, self.info.qualities)
+        y_hat, quality = self.latent(payload)
         model = self.model.to(device)
         with thread_independent(device):
             x_hat = model.synthesis(y_hat.float()[None].to(device), torch.tensor([quality], device=device))

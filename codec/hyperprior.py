@@ -129,8 +129,9 @@ class HyperpriorCodec(Codec):
         ]
         return Payload(params, chunks)
 
-    def decode(self, payload: Payload, device: str = "cpu", **options) -> torch.Tensor:
-        h, w, c, quality = header_fields(payload.params, self.info.qualities)
+    def latent(self, payload: Payload) -> tuple[torch.Tensor, float]:
+        """(y_hat float64 [M, h, w], quality): entropy decoding on the cpu-f64 path, checked by ep_crc32."""
+        h, w, _, quality = header_fields(payload.params, self.info.qualities)
         zh, zw = -(-h // STRIDE), -(-w // STRIDE)
         z_symbols = decode_factorized(payload.chunk("ZLAT"), (self.model.n, zh, zw), self.ztables)
         indexes, means = self._entropy_parameters(torch.from_numpy(z_symbols).to(torch.int64))
@@ -140,7 +141,12 @@ class HyperpriorCodec(Codec):
                 "the file is damaged or was made by a different model"
             )
         residual = decode_indexed(payload.chunk("YLAT"), indexes, self.ytables).reshape(means.shape)
-        y_hat = torch.from_numpy(residual + means).float()[None].to(device)
+        return torch.from_numpy(residual + means), quality
+
+    def decode(self, payload: Payload, device: str = "cpu", **options) -> torch.Tensor:
+        h, w, c, _ = header_fields(payload.params, self.info.qualities)
+        y_hat, quality = self.latent(payload)
+        y_hat = y_hat.float()[None].to(device)
         model = self.model.to(device)
         with thread_independent(device):
             x_hat = model.synthesis(y_hat, torch.tensor([quality], device=device))
