@@ -14,9 +14,8 @@ import torch
 from mcodec.entropy import decode_factorized, encode_factorized
 
 from .base import Codec, CodecError, CodecInfo, Payload
-from .determinism import thread_independent
 from .factorized_model import STRIDE, GainedFactorizedPrior
-from .image_tensors import header_fields, to_image, to_input
+from .image_tensors import header_fields, synthesize, to_input
 from .padding import latent_size
 from .weights import MODELS_DIR, load_weights
 
@@ -76,12 +75,8 @@ class FactorizedCodec(Codec):
         return torch.from_numpy(symbols).double() + self.medians[:, None, None], quality
 
     def decode(self, payload: Payload, device: str = "cpu", **options) -> torch.Tensor:
-        h, w, c, _ = header_fields(payload.params, self.info.qualities)
         y_hat, quality = self.latent(payload)
-        model = self.model.to(device)
-        with thread_independent(device):
-            x_hat = model.synthesis(y_hat.float()[None].to(device), torch.tensor([quality], device=device))
-        return to_image(x_hat, h, w, c)
+        return synthesize(self.model, y_hat, quality, payload.params, device)
 
 
 _CDF_BUFFERS = {f"entropy_bottleneck.{b}" for b in ("_offset", "_quantized_cdf", "_cdf_length")}

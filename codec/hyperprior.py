@@ -33,7 +33,7 @@ from .base import Codec, CodecError, CodecInfo, Payload
 from .determinism import thread_independent
 from .eb_tables import factorized_tables
 from .hyperprior_model import STRIDE, GainedHyperprior
-from .image_tensors import header_fields, to_image, to_input
+from .image_tensors import header_fields, synthesize, to_input
 from .weights import MODELS_DIR, load_weights
 
 ARCH = "gained-hyperprior"
@@ -144,13 +144,8 @@ class HyperpriorCodec(Codec):
         return torch.from_numpy(residual + means), quality
 
     def decode(self, payload: Payload, device: str = "cpu", **options) -> torch.Tensor:
-        h, w, c, _ = header_fields(payload.params, self.info.qualities)
         y_hat, quality = self.latent(payload)
-        y_hat = y_hat.float()[None].to(device)
-        model = self.model.to(device)
-        with thread_independent(device):
-            x_hat = model.synthesis(y_hat, torch.tensor([quality], device=device))
-        return to_image(x_hat, h, w, c)
+        return synthesize(self.model, y_hat, quality, payload.params, device)
 
 
 def quantize(r: np.ndarray, offset: float = 0.5) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from .base import CodecError
+from .determinism import thread_independent
 from .padding import pad_to_multiple
 
 LUMA = (0.299, 0.587, 0.114)  # BT.601, to return grayscale sources as grayscale
@@ -37,3 +38,12 @@ def to_image(x_hat: torch.Tensor, height: int, width: int, channels: int) -> tor
     if channels == 1:
         x = sum(wt * x[i] for i, wt in enumerate(LUMA))[None]
     return x.mul(255).round().to(torch.uint8)
+
+
+def synthesize(model, y_hat: torch.Tensor, quality: float, params: dict, device: str) -> torch.Tensor:
+    """A decoded latent [M, h, w] (a codec's ``latent``) -> the uint8 image its checked ``params`` describe:
+    the float32 synthesis on ``device``, thread-count independent."""
+    model = model.to(device)
+    with thread_independent(device):
+        x_hat = model.synthesis(y_hat.float()[None].to(device), torch.tensor([quality], device=device))
+    return to_image(x_hat, params["height"], params["width"], params["channels"])
