@@ -48,7 +48,11 @@ def _ids(values: tuple[str, ...]) -> list[str] | None:
     help="folder for results.json/.csv, rd.png, report.md (a rerun skips what is done)",
 )
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="worker processes")
-@click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), help="video codecs' fitting preset")
+@click.option(
+    "--preset",
+    type=click.Choice(["fast", "medium", "slow"]),
+    help="encoder effort, for the codecs that have presets (see `mcodec encode --help`)",
+)
 @click.option(
     "--weights",
     "weights",

@@ -26,15 +26,17 @@ from .train import train
 EXIT_USER_ERROR, EXIT_INTERNAL = 1, 3
 
 
-def _is_video(src: Path, codec_id: str | None) -> bool:
+def _codec_for(src: Path, codec_id: str | None) -> str | None:
+    """The codec an encode of src will use; None where src is unreadable (encode_file reports that)."""
     from mcodec.codec import media_io
 
     if codec_id:
-        return registry.info(codec_id).media == "video"
+        registry.info(codec_id)
+        return codec_id
     try:
-        return media_io.media_kind(src) == "video"
+        return registry.default_for(media_io.media_kind(src))
     except media_io.MediaError:
-        return False  # encode_file reports the unreadable input
+        return None
 
 
 def _frame_range(text: str) -> tuple[int, int]:
@@ -83,7 +85,8 @@ def cli(ctx: click.Context, quiet: bool) -> None:
 @click.option(
     "--preset",
     type=click.Choice(["fast", "medium", "slow"]),
-    help="video: how long the network is fitted (default medium)",
+    help="encoder effort: video, how long the network is fitted (default medium); meanscale and "
+    "hyperprior images, latent refinement steps (default fast: none; medium 20, slow 50)",
 )
 @_device_option
 @_weights_option
@@ -98,10 +101,11 @@ def encode(ctx, src, dst, codec_id, quality, bitrate, preset, device, weights, f
     options = {}
     if preset is not None:
         options["preset"] = preset
-    if _is_video(src, codec_id):
+    used = _codec_for(src, codec_id)
+    if used is not None and registry.info(used).media == "video":
         options["progress"] = not ctx.find_root().obj.get("quiet")
-    elif preset is not None:
-        raise click.UsageError("--preset applies to video codecs")
+    if preset is not None and used is not None and preset not in registry.info(used).presets:
+        raise click.UsageError(f"codec {used} has no --preset {preset}")
     r = encode_file(src, dst, codec_id, quality, check_device(device), weights, force, **options)
     rate = ""
     if r.media == "image":
@@ -165,6 +169,8 @@ def codecs(as_json):
             "points": i.rate_points(),
             "default_quality": i.default_quality,
             "default": registry.default_for(i.media) == i.id,
+            "presets": list(i.presets),
+            "default_preset": i.default_preset,
             "description": i.description,
         }
         for i in registry.available()

@@ -38,6 +38,8 @@ class CodecInfo:
     description: str
     points: tuple[float, ...] = ()  # the usual rate points (evaluation); default: integers of the range
     unit: str = "quality"  # what the knob is: "quality" (a level) or "kbps" (a bitrate)
+    presets: tuple[str, ...] = ()  # encoder effort settings (--preset), fastest first; () where none
+    default_preset: str | None = None
 
     def rate_points(self) -> list[float]:
         lo, hi = self.qualities

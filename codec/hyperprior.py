@@ -34,6 +34,7 @@ from .determinism import thread_independent
 from .eb_tables import factorized_tables
 from .hyperprior_model import STRIDE, GainedHyperprior
 from .image_tensors import header_fields, synthesize, to_input
+from .latent_refine import refine_latents
 from .weights import MODELS_DIR, load_weights
 
 ARCH = "gained-hyperprior"
@@ -42,6 +43,8 @@ ZOO = {
     "compressai:bmshj2018-hyperprior": "scale-hyperprior",
     "compressai:mbt2018-mean": "mean-scale-hyperprior",
 }
+# encoder presets: gradient steps of latent refinement (latent_refine) per image; the decoder never knows
+REFINE_STEPS = {"fast": 0, "medium": 20, "slow": 50}
 INFOS = {
     "hyperprior": CodecInfo(
         "hyperprior",
@@ -49,6 +52,8 @@ INFOS = {
         (1, 8),
         4,
         "scale-hyperprior transform codec (Balle 2018), one gain-unit model for all qualities",
+        presets=tuple(REFINE_STEPS),
+        default_preset="fast",
     ),
     "meanscale": CodecInfo(
         "meanscale",
@@ -56,6 +61,8 @@ INFOS = {
         (1, 8),
         4,
         "mean-scale hyperprior codec (Minnen 2018), one gain-unit model for all qualities",
+        presets=tuple(REFINE_STEPS),
+        default_preset="fast",
     ),
     **{
         cid: CodecInfo(
@@ -106,13 +113,21 @@ class HyperpriorCodec(Codec):
             scales, means = params, np.zeros(params.shape)
         return scale_indexes(scales.numpy().reshape(-1)), means
 
-    def encode(self, image: torch.Tensor, quality: float, device: str = "cpu", **options) -> Payload:
+    def encode(
+        self, image: torch.Tensor, quality: float, device: str = "cpu", preset: str = "fast", **options
+    ) -> Payload:
+        """``preset``: how many latent-refinement steps the encoder spends (REFINE_STEPS); fast: none."""
+        if preset not in self.info.presets and preset != "fast":
+            known = ", ".join(self.info.presets) or "none: a zoo checkpoint's lambda is unknown"
+            raise CodecError(f"{self.info.id} has no preset {preset!r} (presets: {known})")
         c, h, w = image.shape
         x = to_input(image, STRIDE, self.info.id).to(device)
         model = self.model.to(device)
         with torch.no_grad():
             y = model.analysis(x, torch.tensor([float(quality)], device=device))
             z = model.hyper_analysis(y)
+        if REFINE_STEPS[preset]:
+            y = refine_latents(model, x, y, z, float(quality), REFINE_STEPS[preset], h, w)
         z_symbols = torch.round(z[0].cpu().double() - self.z_medians[:, None, None]).to(torch.int64)
         indexes, means = self._entropy_parameters(z_symbols)
         residual = quantize(y[0].cpu().double().numpy() - means, self.rounding_offset)

@@ -38,8 +38,18 @@ INFOS = {
         (1, 6),
         3,
         "HNeRV: per-clip fitted decoder + per-frame embeddings (fitted on the GPU if any)",
+        presets=tuple(PRESETS),
+        default_preset="medium",
     ),
-    "nerv": CodecInfo("nerv", "video", (1, 6), 3, "NeRV: per-clip fitted decoder driven by the frame index"),
+    "nerv": CodecInfo(
+        "nerv",
+        "video",
+        (1, 6),
+        3,
+        "NeRV: per-clip fitted decoder driven by the frame index",
+        presets=tuple(PRESETS),
+        default_preset="medium",
+    ),
 }
 _TABLES = gaussian_tables()
 _SCALES = scale_table()

@@ -51,7 +51,8 @@ class OurCodec(Contender):
         self.points = list(points) if points else info.rate_points()
         self.point_name = info.unit
         # codec settings (video: preset); video fitting progress would interleave with the grid's bar
-        self.options = {**(options or {}), **({"progress": False} if info.media == "video" else {})}
+        options = {k: v for k, v in (options or {}).items() if k != "preset" or v in info.presets}
+        self.options = {**options, **({"progress": False} if info.media == "video" else {})}
 
     def run(self, item, point) -> Trial:
         t0 = time.perf_counter()

@@ -1,0 +1,119 @@
+"""Encoder-side latent refinement for the hyperprior image codecs (Campos et al. 2019, Yang et al. 2020).
+
+The analysis transforms give a fast, amortized guess of the latents; a few gradient steps on this one
+image's rate-distortion loss find latents the same decoder turns into fewer bits for the same error (or
+less error for the same bits). Only the encoder changes: the file format, the decoder and the tables are
+untouched, so refined files decode anywhere the plain ones do.
+
+Only y moves; z, and so the entropy parameters, stay as the hyper-analysis made them (moving z as well,
+or re-deriving it from the moving y, measured worse: -2.5% and -2.7% loss against -3.2% at 20 steps).
+The synthesis sees y rounded with a straight-through estimator; each step's true loss, that of the latents
+as they will be rounded (up to the scale table's snapping), is measured and the best step's y is kept, so
+refinement never returns a y worse, by that loss, than the analysis transform's own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from .hyperprior_model import GainedHyperprior
+from .image_training import LAMBDAS
+
+LIKELIHOOD_FLOOR = 1e-9  # compressai's lower bound: keeps -log2 finite for far-out symbols
+# Total distance (in quantization steps) Adam may move a latent value over a refinement. Measured on
+# fruits and baboon at q1/q4/q8: 20 steps at lr 0.01 and 40 at 0.005 gave 3-5% lower loss; larger rates
+# overshoot (the true loss rises mid-run), as does 0.01 over 50-100 steps.
+TRAVEL = 0.2
+
+
+def quality_lambda(quality: float) -> float:
+    """The training loss's lambda at a (fractional) quality, geometric between the integer ones, as the
+    gains interpolate."""
+    q = min(max(quality, 1.0), float(len(LAMBDAS))) - 1
+    lo = min(int(q), len(LAMBDAS) - 2)
+    t = q - lo
+    return math.exp((1 - t) * math.log(LAMBDAS[lo]) + t * math.log(LAMBDAS[lo + 1]))
+
+
+def _round_ste(v: torch.Tensor) -> torch.Tensor:
+    return v + (torch.round(v) - v).detach()
+
+
+def rd_loss(
+    model: GainedHyperprior,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    z: torch.Tensor,
+    quality: torch.Tensor,
+    lmbda: float,
+    height: int,
+    width: int,
+) -> tuple[torch.Tensor, float]:
+    """(surrogate, true) losses: lambda * 255^2 * MSE + bits per pixel over the image's own height x width
+    (what the padding decodes to is cropped away, so it costs nothing). The true loss is that of the
+    rounded latents. The surrogate, which carries the gradients, takes y's bits at the unrounded values:
+    the rate then pulls every value smoothly toward its mean, across rounding boundaries, where the
+    rounded rate's straight-through gradient stalls (it measured ~1% of loss against several %)."""
+    eb, (_, n, zh, zw) = model.entropy_bottleneck, z.shape  # one image: z [1, N, h, w]
+    medians = eb._get_medians().detach()  # [N, 1, 1]
+    z_flat = _round_ste(z.reshape(n, 1, -1) - medians) + medians  # compressai's [C, 1, -1] layout
+    z_bits = -torch.log2(eb._likelihood(z_flat)[0].clamp_min(LIKELIHOOD_FLOOR)).sum()
+    scales, means = model.entropy_parameters(z_flat.reshape(1, n, zh, zw))
+    if means is None:
+        means = torch.zeros_like(y)
+    y_hat = _round_ste(y - means) + means
+    gc = model.net.gaussian_conditional
+    y_bits = -torch.log2(gc._likelihood(y, scales, means).clamp_min(LIKELIHOOD_FLOOR)).sum()
+    with torch.no_grad():
+        y_bits_rounded = -torch.log2(gc._likelihood(y_hat, scales, means).clamp_min(LIKELIHOOD_FLOOR)).sum()
+    x_hat = model.synthesis(y_hat, quality)[:, :, :height, :width]
+    distortion = lmbda * 255**2 * torch.mean((x_hat - x[:, :, :height, :width]) ** 2)
+    pixels = height * width
+    surrogate = distortion + (z_bits + y_bits) / pixels
+    return surrogate, (distortion.detach() + (z_bits.detach() + y_bits_rounded) / pixels).item()
+
+
+def refine_latents(
+    model: GainedHyperprior,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    z: torch.Tensor,
+    quality: float,
+    steps: int,
+    height: int,
+    width: int,
+    travel: float = TRAVEL,
+    progress: Callable[[int, float], None] | None = None,
+) -> torch.Tensor:
+    """Adam on y for ``steps`` steps from the analysis transform's latent, z (so the entropy parameters)
+    held fixed; returns the best y. Adam moves each value by about its learning rate per step, so the
+    rate is ``travel / steps``, decaying linearly to 0: the total distance stays the same whatever the
+    step count. The model's own parameters are not changed (their gradients are not even computed)."""
+    lmbda, q = quality_lambda(quality), torch.tensor([float(quality)], device=x.device)
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        y = y.detach().clone().requires_grad_(True)
+        opt = torch.optim.Adam([y], lr=travel / max(steps, 1))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / max(steps, 1))
+        best, best_y = math.inf, y.detach().clone()
+        for step in range(steps + 1):
+            loss, true_loss = rd_loss(model, x, y, z, q, lmbda, height, width)
+            if true_loss < best:
+                best, best_y = true_loss, y.detach().clone()
+            if progress is not None:
+                progress(step, true_loss)
+            if step == steps:
+                break
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    return best_y
