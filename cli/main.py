@@ -102,8 +102,8 @@ def encode(ctx, src, dst, codec_id, quality, bitrate, preset, device, weights, f
     if preset is not None:
         options["preset"] = preset
     used = _codec_for(src, codec_id)
-    if used is not None and registry.info(used).media == "video":
-        options["progress"] = not ctx.find_root().obj.get("quiet")
+    if used is not None and (registry.info(used).media == "video" or preset not in (None, "fast")):
+        options["progress"] = not ctx.find_root().obj.get("quiet")  # fitting or refinement steps
     if preset is not None and used is not None and preset not in registry.info(used).presets:
         raise click.UsageError(f"codec {used} has no --preset {preset}")
     r = encode_file(src, dst, codec_id, quality, check_device(device), weights, force, **options)

@@ -114,9 +114,16 @@ class HyperpriorCodec(Codec):
         return scale_indexes(scales.numpy().reshape(-1)), means
 
     def encode(
-        self, image: torch.Tensor, quality: float, device: str = "cpu", preset: str = "fast", **options
+        self,
+        image: torch.Tensor,
+        quality: float,
+        device: str = "cpu",
+        preset: str = "fast",
+        progress: bool = False,
+        **options,
     ) -> Payload:
-        """``preset``: how many latent-refinement steps the encoder spends (REFINE_STEPS); fast: none."""
+        """``preset``: how many latent-refinement steps the encoder spends (REFINE_STEPS); fast: none.
+        ``progress``: a bar on stderr over those steps."""
         if preset not in self.info.presets and preset != "fast":
             known = ", ".join(self.info.presets) or "none: a zoo checkpoint's lambda is unknown"
             raise CodecError(f"{self.info.id} has no preset {preset!r} (presets: {known})")
@@ -127,7 +134,7 @@ class HyperpriorCodec(Codec):
             y = model.analysis(x, torch.tensor([float(quality)], device=device))
             z = model.hyper_analysis(y)
         if REFINE_STEPS[preset]:
-            y = refine_latents(model, x, y, z, float(quality), REFINE_STEPS[preset], h, w)
+            y = _refine(model, x, y, z, float(quality), REFINE_STEPS[preset], h, w, progress)
         z_symbols = torch.round(z[0].cpu().double() - self.z_medians[:, None, None]).to(torch.int64)
         indexes, means = self._entropy_parameters(z_symbols)
         residual = quantize(y[0].cpu().double().numpy() - means, self.rounding_offset)
@@ -161,6 +168,20 @@ class HyperpriorCodec(Codec):
     def decode(self, payload: Payload, device: str = "cpu", **options) -> torch.Tensor:
         y_hat, quality = self.latent(payload)
         return synthesize(self.model, y_hat, quality, payload.params, device)
+
+
+def _refine(model, x, y, z, quality: float, steps: int, h: int, w: int, progress: bool) -> torch.Tensor:
+    import sys
+
+    from tqdm import tqdm
+
+    with tqdm(total=steps, disable=not progress, file=sys.stderr, desc="refine", unit="step") as bar:
+
+        def tick(step: int, loss: float) -> None:
+            bar.set_postfix_str(f"loss {loss:.4f}")
+            bar.update(step > 0)
+
+        return refine_latents(model, x, y, z, quality, steps, h, w, progress=tick)
 
 
 def quantize(r: np.ndarray, offset: float = 0.5) -> np.ndarray:

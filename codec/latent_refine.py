@@ -14,6 +14,7 @@ refinement never returns a y worse, by that loss, than the analysis transform's 
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 
@@ -42,28 +43,34 @@ def _round_ste(v: torch.Tensor) -> torch.Tensor:
     return v + (torch.round(v) - v).detach()
 
 
+@torch.no_grad()
+def hyper_side(model: GainedHyperprior, z: torch.Tensor) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """What refinement holds fixed: (bits of round(z), scales, means) for one image's z [1, N, h, w]."""
+    eb, (_, n, zh, zw) = model.entropy_bottleneck, z.shape
+    medians = eb._get_medians()  # [N, 1, 1]
+    z_flat = torch.round(z.reshape(n, 1, -1) - medians) + medians  # compressai's [C, 1, -1] layout
+    z_bits = -torch.log2(eb._likelihood(z_flat)[0].clamp_min(LIKELIHOOD_FLOOR)).sum().item()
+    scales, means = model.entropy_parameters(z_flat.reshape(1, n, zh, zw))
+    return z_bits, scales, torch.zeros_like(scales) if means is None else means
+
+
 def rd_loss(
     model: GainedHyperprior,
     x: torch.Tensor,
     y: torch.Tensor,
-    z: torch.Tensor,
+    side: tuple[float, torch.Tensor, torch.Tensor],
     quality: torch.Tensor,
     lmbda: float,
     height: int,
     width: int,
 ) -> tuple[torch.Tensor, float]:
     """(surrogate, true) losses: lambda * 255^2 * MSE + bits per pixel over the image's own height x width
-    (what the padding decodes to is cropped away, so it costs nothing). The true loss is that of the
-    rounded latents. The surrogate, which carries the gradients, takes y's bits at the unrounded values:
-    the rate then pulls every value smoothly toward its mean, across rounding boundaries, where the
-    rounded rate's straight-through gradient stalls (it measured ~1% of loss against several %)."""
-    eb, (_, n, zh, zw) = model.entropy_bottleneck, z.shape  # one image: z [1, N, h, w]
-    medians = eb._get_medians().detach()  # [N, 1, 1]
-    z_flat = _round_ste(z.reshape(n, 1, -1) - medians) + medians  # compressai's [C, 1, -1] layout
-    z_bits = -torch.log2(eb._likelihood(z_flat)[0].clamp_min(LIKELIHOOD_FLOOR)).sum()
-    scales, means = model.entropy_parameters(z_flat.reshape(1, n, zh, zw))
-    if means is None:
-        means = torch.zeros_like(y)
+    (what the padding decodes to is cropped away, so it costs nothing); ``side`` from hyper_side. The
+    true loss is that of the rounded latents. The surrogate, which carries the gradients, takes y's bits
+    at the unrounded values: the rate then pulls every value smoothly toward its mean, across rounding
+    boundaries, where the rounded rate's straight-through gradient stalls (it measured ~1% of loss
+    against several %)."""
+    z_bits, scales, means = side
     y_hat = _round_ste(y - means) + means
     gc = model.net.gaussian_conditional
     y_bits = -torch.log2(gc._likelihood(y, scales, means).clamp_min(LIKELIHOOD_FLOOR)).sum()
@@ -73,7 +80,7 @@ def rd_loss(
     distortion = lmbda * 255**2 * torch.mean((x_hat - x[:, :, :height, :width]) ** 2)
     pixels = height * width
     surrogate = distortion + (z_bits + y_bits) / pixels
-    return surrogate, (distortion.detach() + (z_bits.detach() + y_bits_rounded) / pixels).item()
+    return surrogate, (distortion.detach() + (z_bits + y_bits_rounded) / pixels).item()
 
 
 def refine_latents(
@@ -91,29 +98,27 @@ def refine_latents(
     """Adam on y for ``steps`` steps from the analysis transform's latent, z (so the entropy parameters)
     held fixed; returns the best y. Adam moves each value by about its learning rate per step, so the
     rate is ``travel / steps``, decaying linearly to 0: the total distance stays the same whatever the
-    step count. The model's own parameters are not changed (their gradients are not even computed)."""
+    step count. The model is not changed (a copy runs the steps, without parameter gradients)."""
     lmbda, q = quality_lambda(quality), torch.tensor([float(quality)], device=x.device)
-    frozen = [p for p in model.parameters() if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)
-    try:
-        y = y.detach().clone().requires_grad_(True)
-        opt = torch.optim.Adam([y], lr=travel / max(steps, 1))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / max(steps, 1))
-        best, best_y = math.inf, y.detach().clone()
-        for step in range(steps + 1):
-            loss, true_loss = rd_loss(model, x, y, z, q, lmbda, height, width)
-            if true_loss < best:
-                best, best_y = true_loss, y.detach().clone()
-            if progress is not None:
-                progress(step, true_loss)
-            if step == steps:
-                break
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
-    return best_y
+    # a private copy: channels-last runs these steps ~20% faster on the CPU, and the decoder's own model
+    # keeps the memory layout its float results were checked with
+    model = copy.deepcopy(model).requires_grad_(False).to(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)
+    y = y.detach().clone(memory_format=torch.channels_last).requires_grad_(True)
+    side = hyper_side(model, z)
+    opt = torch.optim.Adam([y], lr=travel / max(steps, 1))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / max(steps, 1))
+    best, best_y = math.inf, y.detach().clone()
+    for step in range(steps + 1):
+        loss, true_loss = rd_loss(model, x, y, side, q, lmbda, height, width)
+        if true_loss < best:
+            best, best_y = true_loss, y.detach().clone()
+        if progress is not None:
+            progress(step, true_loss)
+        if step == steps:
+            break
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    return best_y.contiguous()
