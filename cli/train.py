@@ -77,6 +77,21 @@ def train() -> None:
     help="start from this model file (e.g. the shipped weights) instead of random weights; a hyperprior "
     "also starts from a factorized model of its width (transforms and gains; the hyperprior from scratch)",
 )
+@click.option(
+    "--quality",
+    "qualities",
+    type=click.IntRange(1, 8),
+    multiple=True,
+    help="train only this quality's operating point (repeatable; default: all of 1..8). The others share "
+    "the transforms, so they drift: use the result at the qualities trained",
+)
+@click.option(
+    "--lambda",
+    "lmbda",
+    type=click.FloatRange(0, 100, min_open=True),
+    help="the lambda of the one --quality trained (loss = lambda * 255^2 * MSE + bpp; default: the "
+    "--init model's, else compressai's 0.0018 ... 0.18 for qualities 1..8)",
+)
 @click.option("--model-id", default="factorized-custom", show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--amp", is_flag=True, help="bfloat16 autocast for the transforms (faster on a GPU)")
@@ -93,12 +108,15 @@ def train_image(
     lr,
     width,
     init_weights,
+    qualities,
+    lmbda,
     model_id,
     device,
     amp,
     force,
 ):
-    """Train on the images in DATA (random crops, qualities 1..8 in one model), then export OUT."""
+    """Train on the images in DATA (random crops, qualities 1..8 in one model, or those of --quality),
+    then export OUT."""
     from mcodec.codec import image_init
     from mcodec.codec.factorized import ARCH as FACTORIZED_ARCH
     from mcodec.codec.factorized_model import GainedFactorizedPrior
@@ -106,10 +124,12 @@ def train_image(
     from mcodec.codec.hyperprior import VARIANTS
     from mcodec.codec.hyperprior_model import GainedHyperprior
     from mcodec.codec.image_export import export_checkpoint
-    from mcodec.codec.image_training import TrainConfig
+    from mcodec.codec.image_training import LAMBDAS, TrainConfig, lambdas_of
     from mcodec.codec.image_training import train as run_training
     from mcodec.codec.weights import load_weights
 
+    if lmbda is not None and len(set(qualities)) != 1:
+        raise CodecError("--lambda needs exactly one --quality: the operating point it sets")
     run_dir = _start_run(out, run_dir, device, force)
     factorized = codec_id == "factorized"
     # A hyperprior can also start from a factorized model (its transforms; see codec.image_init).
@@ -120,6 +140,12 @@ def train_image(
         if not factorized and variant is not None and variant != VARIANTS[codec_id]:
             raise CodecError(f"{init_weights} holds a {variant!r} model, not {VARIANTS[codec_id]!r}")
         width = (int(w.metadata["n"]), int(w.metadata["m"]))
+    lambdas = lambdas_of(w.metadata, len(LAMBDAS)) if w is not None else LAMBDAS
+    if lmbda is not None:
+        lambdas = tuple(lmbda if q == qualities[0] else v for q, v in enumerate(lambdas, 1))
+    if qualities:
+        chosen = ", ".join(f"{q} (lambda {lambdas[q - 1]:g})" for q in sorted(set(qualities)))
+        click.echo(f"training quality {chosen} only: the other qualities drift", err=True)
     width = width or ((96, 128) if factorized else (128, 192))
     model = GainedFactorizedPrior(*width) if factorized else GainedHyperprior(VARIANTS[codec_id], *width)
     init_state, frozen = None, []
@@ -140,10 +166,12 @@ def train_image(
         amp=amp,
         frozen=tuple(frozen),
         frozen_steps=image_init.WARM_START_FROZEN_STEPS if frozen else 0,
+        qualities=tuple(sorted(set(qualities))),
+        lambdas=lambdas,
     )
     if not run_training(model, data, run_dir, cfg, device=device, init_state=init_state):
         return  # a torchrun worker: rank 0 exports
-    export_checkpoint(model, run_dir / "checkpoint.pt", out, model_id)
+    export_checkpoint(model, run_dir / "checkpoint.pt", out, model_id, lambdas, cfg.qualities)
     click.echo(f"wrote {out}", err=True)
 
 

@@ -34,6 +34,7 @@ from .determinism import thread_independent
 from .eb_tables import factorized_tables
 from .hyperprior_model import STRIDE, GainedHyperprior
 from .image_tensors import header_fields, synthesize, to_input
+from .image_training import LAMBDAS, lambdas_of
 from .latent_refine import refine_latents
 from .weights import MODELS_DIR, load_weights
 
@@ -89,8 +90,11 @@ class HyperpriorCodec(Codec):
         ytables: TableSet,
         model_id: str,
         weights_hash: bytes,
+        lambdas: tuple[float, ...] = LAMBDAS,
     ):
+        """``lambdas``: the RD trade-off each quality was trained for, which latent refinement optimizes."""
         self.info, self.model, self.model_id = INFOS[codec_id], model.eval(), model_id
+        self.lambdas = lambdas
         self.ztables, self.ytables, self.weights_hash = ztables, ytables, weights_hash
         self.tables_hash = _combined_hash(ztables, ytables)
         if ztables.num_tables != model.n:
@@ -134,7 +138,7 @@ class HyperpriorCodec(Codec):
             y = model.analysis(x, torch.tensor([float(quality)], device=device))
             z = model.hyper_analysis(y)
         if REFINE_STEPS[preset]:
-            y = _refine(model, x, y, z, float(quality), REFINE_STEPS[preset], h, w, progress)
+            y = _refine(model, x, y, z, float(quality), REFINE_STEPS[preset], h, w, progress, self.lambdas)
         z_symbols = torch.round(z[0].cpu().double() - self.z_medians[:, None, None]).to(torch.int64)
         indexes, means = self._entropy_parameters(z_symbols)
         residual = quantize(y[0].cpu().double().numpy() - means, self.rounding_offset)
@@ -170,7 +174,9 @@ class HyperpriorCodec(Codec):
         return synthesize(self.model, y_hat, quality, payload.params, device)
 
 
-def _refine(model, x, y, z, quality: float, steps: int, h: int, w: int, progress: bool) -> torch.Tensor:
+def _refine(
+    model, x, y, z, quality: float, steps: int, h: int, w: int, progress: bool, lambdas: tuple[float, ...]
+) -> torch.Tensor:
     import sys
 
     from tqdm import tqdm
@@ -181,7 +187,7 @@ def _refine(model, x, y, z, quality: float, steps: int, h: int, w: int, progress
             bar.set_postfix_str(f"loss {loss:.4f}")
             bar.update(step > 0)
 
-        return refine_latents(model, x, y, z, quality, steps, h, w, progress=tick)
+        return refine_latents(model, x, y, z, quality, steps, h, w, progress=tick, lambdas=lambdas)
 
 
 def quantize(r: np.ndarray, offset: float = 0.5) -> np.ndarray:
@@ -215,7 +221,8 @@ def load_ours(codec_id: str, weights: Path | None = None) -> HyperpriorCodec:
         VARIANTS[codec_id], int(w.metadata["n"]), int(w.metadata["m"]), int(w.metadata["qualities"])
     )
     _load_state(model, {k: v.float() for k, v in w.tensors.items()}, path)
-    return HyperpriorCodec(codec_id, model, ztables, ytables, w.metadata.get("model_id", codec_id), w.sha256)
+    model_id, lambdas = w.metadata.get("model_id", codec_id), lambdas_of(w.metadata, model.qualities)
+    return HyperpriorCodec(codec_id, model, ztables, ytables, model_id, w.sha256, lambdas)
 
 
 def load_zoo(codec_id: str, weights: Path | None = None) -> HyperpriorCodec:

@@ -23,11 +23,21 @@ from .factorized_model import GainedFactorizedPrior
 from .image_training import LAMBDAS
 
 
-def export_checkpoint(model, checkpoint: Path, out: Path, model_id: str) -> None:
-    """Export a training checkpoint (image_training.train's checkpoint.pt) of ``model``'s architecture."""
+def export_checkpoint(
+    model,
+    checkpoint: Path,
+    out: Path,
+    model_id: str,
+    lambdas: tuple[float, ...] = LAMBDAS,
+    trained: tuple[int, ...] = (),
+) -> None:
+    """Export a training checkpoint (image_training.train's checkpoint.pt) of ``model``'s architecture,
+    recording the lambda of each quality and, when the run trained only some, which (``trained``)."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     model.load_state_dict(ckpt["model"], strict=False)
-    extra = {"steps": str(ckpt.get("step", 0))}
+    extra = {"steps": str(ckpt.get("step", 0)), "lambdas": json.dumps(list(lambdas))}
+    if trained:
+        extra["qualities_trained"] = json.dumps(sorted(set(trained)))
     if isinstance(model, GainedFactorizedPrior):
         export_factorized_model(model, out, model_id, extra)
     else:

@@ -8,6 +8,7 @@ safetensors is a separate step (``codec.image_export``).
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from dataclasses import dataclass
@@ -20,11 +21,26 @@ from compressai.entropy_models import EntropyBottleneck
 from PIL import Image
 
 from . import distributed
+from .base import CodecError
 from .train_loop import train_loop
 
 # MSE lambdas of compressai's zoo for qualities 1..8 (loss = lambda * 255^2 * MSE + bpp).
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def lambdas_of(metadata: dict[str, str], qualities: int) -> tuple[float, ...]:
+    """A model file's lambda per quality (its ``lambdas`` metadata, written at export); LAMBDAS for a file
+    without one."""
+    if "lambdas" not in metadata:
+        return LAMBDAS
+    try:
+        values = tuple(float(v) for v in json.loads(metadata["lambdas"]))
+    except (ValueError, TypeError):
+        values = ()
+    if len(values) != qualities or not all(0 < v <= 100 for v in values):
+        raise CodecError(f"the model's lambdas metadata is not {qualities} positive numbers")
+    return values
 
 
 @dataclass
@@ -41,6 +57,10 @@ class TrainConfig:
     amp: bool = False  # transforms in bfloat16 autocast (entropy models stay float32)
     frozen: tuple[str, ...] = ()  # parameters held fixed for the first frozen_steps (a warm start)
     frozen_steps: int = 0
+    # the operating points trained (a quality is drawn per crop from these; () = all) and each quality's
+    # lambda (--quality Q [--lambda L] fine-tunes one point; the others' gains are left to drift)
+    qualities: tuple[int, ...] = ()
+    lambdas: tuple[float, ...] = LAMBDAS
 
 
 def load_images(folder: Path, min_side: int) -> list[torch.Tensor]:
@@ -75,14 +95,16 @@ def random_batch(images: list[torch.Tensor], batch: int, crop: int, rng: random.
     return torch.stack(out).float() / 255.0
 
 
-def rd_loss(model, x: torch.Tensor, quality: torch.Tensor) -> tuple[torch.Tensor, float, float]:
-    """Mean RD loss over the batch with a per-sample lambda; returns (loss, bpp, psnr)."""
+def rd_loss(
+    model, x: torch.Tensor, quality: torch.Tensor, lambdas: tuple[float, ...] = LAMBDAS
+) -> tuple[torch.Tensor, float, float]:
+    """Mean RD loss over the batch, lambda ``lambdas[q - 1]`` per sample; returns (loss, bpp, psnr)."""
     out = model(x, quality)
     num_pixels = x.shape[2] * x.shape[3]
     bits = sum(-torch.log2(lk).flatten(1).sum(1) for lk in out["likelihoods"].values())
     bpp = bits / num_pixels
     mse = F.mse_loss(out["x_hat"].float(), x, reduction="none").flatten(1).mean(1)
-    lam = torch.tensor(LAMBDAS, device=x.device)[quality.long() - 1]
+    lam = torch.tensor(lambdas, device=x.device)[quality.long() - 1]
     loss = (lam * 255**2 * mse + bpp).mean()
     psnr = -10 * math.log10(max(mse.mean().item(), 1e-10))
     return loss, bpp.mean().item(), psnr
@@ -117,11 +139,11 @@ class ImageTask:
     def step(self, net, rng: random.Random) -> dict[str, float]:
         cfg, device = self.cfg, self.d.device
         x = random_batch(self.images, cfg.batch, cfg.crop, rng).to(device, memory_format=torch.channels_last)
-        quality = torch.tensor(
-            [rng.randint(1, len(LAMBDAS)) for _ in range(cfg.batch)], device=device, dtype=torch.float32
-        )
+        n = len(cfg.lambdas)
+        draws = [rng.choice(cfg.qualities) if cfg.qualities else rng.randint(1, n) for _ in range(cfg.batch)]
+        quality = torch.tensor(draws, device=device, dtype=torch.float32)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-            loss, bpp, psnr = rd_loss(net, x, quality)
+            loss, bpp, psnr = rd_loss(net, x, quality, cfg.lambdas)
         frozen = self._frozen_now()
         self.opt.zero_grad()
         loss.backward()

@@ -30,13 +30,13 @@ LIKELIHOOD_FLOOR = 1e-9  # compressai's lower bound: keeps -log2 finite for far-
 TRAVEL = 0.2
 
 
-def quality_lambda(quality: float) -> float:
+def quality_lambda(quality: float, lambdas: tuple[float, ...] = LAMBDAS) -> float:
     """The training loss's lambda at a (fractional) quality, geometric between the integer ones, as the
-    gains interpolate."""
-    q = min(max(quality, 1.0), float(len(LAMBDAS))) - 1
-    lo = min(int(q), len(LAMBDAS) - 2)
+    gains interpolate; ``lambdas``: the model's own (image_training.lambdas_of)."""
+    q = min(max(quality, 1.0), float(len(lambdas))) - 1
+    lo = min(int(q), len(lambdas) - 2)
     t = q - lo
-    return math.exp((1 - t) * math.log(LAMBDAS[lo]) + t * math.log(LAMBDAS[lo + 1]))
+    return math.exp((1 - t) * math.log(lambdas[lo]) + t * math.log(lambdas[lo + 1]))
 
 
 def _round_ste(v: torch.Tensor) -> torch.Tensor:
@@ -94,12 +94,13 @@ def refine_latents(
     width: int,
     travel: float = TRAVEL,
     progress: Callable[[int, float], None] | None = None,
+    lambdas: tuple[float, ...] = LAMBDAS,
 ) -> torch.Tensor:
     """Adam on y for ``steps`` steps from the analysis transform's latent, z (so the entropy parameters)
     held fixed; returns the best y. Adam moves each value by about its learning rate per step, so the
     rate is ``travel / steps``, decaying linearly to 0: the total distance stays the same whatever the
     step count. The model is not changed (a copy runs the steps, without parameter gradients)."""
-    lmbda, q = quality_lambda(quality), torch.tensor([float(quality)], device=x.device)
+    lmbda, q = quality_lambda(quality, lambdas), torch.tensor([float(quality)], device=x.device)
     # a private copy: channels-last runs these steps ~20% faster on the CPU, and the decoder's own model
     # keeps the memory layout its float results were checked with
     model = copy.deepcopy(model).requires_grad_(False).to(memory_format=torch.channels_last)

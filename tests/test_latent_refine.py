@@ -62,3 +62,10 @@ def test_cli_preset_goes_to_image_codecs_that_have_one(tmp_path, capfd):
     assert run("decode", tmp_path / "a.mcd", tmp_path / "a.png")[0] == 0
     code, err = run("encode", src, tmp_path / "b.mcd", "--codec", "factorized", "--preset", "slow")
     assert code == 2 and "factorized has no --preset slow" in err
+
+
+def test_quality_lambda_follows_the_model_lambdas():
+    custom = (*LAMBDAS[:3], 0.05, *LAMBDAS[4:])
+    assert quality_lambda(4, custom) == pytest.approx(0.05)
+    assert quality_lambda(3.5, custom) == pytest.approx((LAMBDAS[2] * 0.05) ** 0.5)
+    assert quality_lambda(2, custom) == pytest.approx(LAMBDAS[1])

@@ -292,3 +292,67 @@ def test_fresh_optimizers_on_trained_weights_warm_up_then_decay():
     assert ramp[2] == ramp[3] == 1.0
     end = int(10_000 * DECAY_FROM) + 1_000  # half-way through the decay: 0.1 ** 0.5
     assert warm.lr_scale(end) == pytest.approx(0.1**0.5)
+
+
+def test_one_quality_trains_at_its_own_lambda_and_the_model_keeps_it(capfd, tmp_path, monkeypatch):
+    """--quality 4 --lambda L: every crop of the run is drawn at quality 4 with lambda L; the exported
+    file records L for quality 4 (the others keep theirs), latent refinement optimizes with it, and a
+    later run from that file (--init) keeps it."""
+    import json
+
+    from safetensors import safe_open
+
+    from mcodec.codec import image_training
+    from mcodec.codec.hyperprior import load_ours
+    from mcodec.codec.image_training import LAMBDAS
+
+    seen = []
+    real_rd_loss = image_training.rd_loss
+
+    def spy(model, x, quality, lambdas=LAMBDAS):
+        seen.append((set(quality.tolist()), lambdas[3]))
+        return real_rd_loss(model, x, quality, lambdas)
+
+    monkeypatch.setattr(image_training, "rd_loss", spy)
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(random_image(3, 72, 80, seed=0).permute(1, 2, 0).numpy()).save(data / "0.png")
+    common = ["train", "image", data, "--codec", "meanscale", "--batch", 3, "--crop", 64, "--width", 8, 8]
+    first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    code, _, err = run(capfd, *common, "--out", first, "--steps", 2, "--quality", 4, "--lambda", 0.05)
+    assert code == 0, err
+    assert "training quality 4 (lambda 0.05) only" in err
+    assert seen == [({4.0}, 0.05)] * 2
+    with safe_open(first, "pt") as f:
+        meta = f.metadata()
+    assert json.loads(meta["lambdas"]) == pytest.approx([*LAMBDAS[:3], 0.05, *LAMBDAS[4:]])
+    assert json.loads(meta["qualities_trained"]) == [4]
+    assert load_ours("meanscale", first).lambdas[3] == pytest.approx(0.05)
+
+    seen.clear()
+    code, _, err = run(capfd, *common, "--out", second, "--steps", 1, "--quality", 4, "--init", first)
+    assert code == 0, err
+    assert seen == [({4.0}, pytest.approx(0.05))]
+    assert load_ours("meanscale", second).lambdas[3] == pytest.approx(0.05)
+
+
+def test_lambda_needs_exactly_one_quality(capfd, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    common = ["train", "image", data, "--out", tmp_path / "m.safetensors", "--lambda", 0.01]
+    for extra in ([], ["--quality", 2, "--quality", 3]):
+        code, _, err = run(capfd, *common, *extra)
+        assert code == 1 and "--lambda needs exactly one --quality" in err
+        assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.run").exists()
+
+
+def test_a_model_file_with_unreadable_lambdas_is_refused():
+    from mcodec.codec import CodecError
+    from mcodec.codec.image_training import LAMBDAS, lambdas_of
+
+    assert lambdas_of({}, 8) == LAMBDAS  # files from before the key: compressai's
+    assert lambdas_of({"lambdas": "[1, 2]"}, 2) == (1.0, 2.0)
+    for bad in ("[1, 2, 3]", "[0, 1]", '["x", 1]', "{", "[1e9, 1]"):
+        with pytest.raises(CodecError, match="lambdas"):
+            lambdas_of({"lambdas": bad}, 2)
