@@ -92,6 +92,12 @@ def train() -> None:
     help="the lambda of the one --quality trained (loss = lambda * 255^2 * MSE + bpp; default: the "
     "--init model's, else compressai's 0.0018 ... 0.18 for qualities 1..8)",
 )
+@click.option(
+    "--rounded-synthesis",
+    is_flag=True,
+    help="hyperpriors: the synthesis trains on y rounded as a decoder sees it (straight-through), the "
+    "rate on noisy y (mixed quantization); best as a fine-tune of a model trained without it",
+)
 @click.option("--model-id", default="factorized-custom", show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--amp", is_flag=True, help="bfloat16 autocast for the transforms (faster on a GPU)")
@@ -110,6 +116,7 @@ def train_image(
     init_weights,
     qualities,
     lmbda,
+    rounded_synthesis,
     model_id,
     device,
     amp,
@@ -128,6 +135,8 @@ def train_image(
     from mcodec.codec.image_training import train as run_training
     from mcodec.codec.weights import load_weights
 
+    if rounded_synthesis and codec_id == "factorized":
+        raise CodecError("--rounded-synthesis is for the hyperprior codecs (factorized has no means)")
     if lmbda is not None and len(set(qualities)) != 1:
         raise CodecError("--lambda needs exactly one --quality: the operating point it sets")
     run_dir = _start_run(out, run_dir, device, force)
@@ -168,6 +177,7 @@ def train_image(
         frozen_steps=image_init.WARM_START_FROZEN_STEPS if frozen else 0,
         qualities=tuple(sorted(set(qualities))),
         lambdas=lambdas,
+        rounded_synthesis=rounded_synthesis,
     )
     if not run_training(model, data, run_dir, cfg, device=device, init_state=init_state):
         return  # a torchrun worker: rank 0 exports

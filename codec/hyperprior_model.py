@@ -65,9 +65,14 @@ class GainedHyperprior(nn.Module):
     def synthesis(self, y_hat: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
         return self.net.g_s(y_hat * self.gains(quality)[1])
 
-    def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
+    def forward(self, x: torch.Tensor, quality: torch.Tensor, rounded_synthesis: bool = False) -> dict:
         """Training pass. Under a caller's autocast (``--amp``) the transforms run in bfloat16 and the
-        entropy models in float32: likelihoods of a few bits' precision would make the rate term noise."""
+        entropy models in float32: likelihoods of a few bits' precision would make the rate term noise.
+
+        ``rounded_synthesis``: the synthesis sees y rounded about the means, as a decoder does (straight-
+        through gradients), instead of y plus noise; the rate stays that of noisy y ("mixed quantization",
+        Minnen & Singh 2020). It closes the gap between the noisy latents a decoder is trained on and the
+        rounded ones it decodes."""
         y = self.analysis(x, quality).float()
         z = self.hyper_analysis(y).float()
         with torch.autocast(x.device.type, enabled=False):
@@ -77,6 +82,9 @@ class GainedHyperprior(nn.Module):
             y_hat, y_likelihoods = self.net.gaussian_conditional(
                 y, scales.float(), means=None if means is None else means.float()
             )
+        if rounded_synthesis:
+            centre = torch.zeros_like(y) if means is None else means.float()
+            y_hat = y + (torch.round(y - centre) + centre - y).detach()
         return {
             "x_hat": self.synthesis(y_hat, quality),
             "likelihoods": {"y": y_likelihoods, "z": z_likelihoods},

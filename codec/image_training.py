@@ -61,6 +61,7 @@ class TrainConfig:
     # lambda (--quality Q [--lambda L] fine-tunes one point; the others' gains are left to drift)
     qualities: tuple[int, ...] = ()
     lambdas: tuple[float, ...] = LAMBDAS
+    rounded_synthesis: bool = False  # hyperpriors: GainedHyperprior.forward's mixed quantization
 
 
 def load_images(folder: Path, min_side: int) -> list[torch.Tensor]:
@@ -96,10 +97,14 @@ def random_batch(images: list[torch.Tensor], batch: int, crop: int, rng: random.
 
 
 def rd_loss(
-    model, x: torch.Tensor, quality: torch.Tensor, lambdas: tuple[float, ...] = LAMBDAS
+    model,
+    x: torch.Tensor,
+    quality: torch.Tensor,
+    lambdas: tuple[float, ...] = LAMBDAS,
+    rounded_synthesis: bool = False,
 ) -> tuple[torch.Tensor, float, float]:
     """Mean RD loss over the batch, lambda ``lambdas[q - 1]`` per sample; returns (loss, bpp, psnr)."""
-    out = model(x, quality)
+    out = model(x, quality, rounded_synthesis=True) if rounded_synthesis else model(x, quality)
     num_pixels = x.shape[2] * x.shape[3]
     bits = sum(-torch.log2(lk).flatten(1).sum(1) for lk in out["likelihoods"].values())
     bpp = bits / num_pixels
@@ -143,7 +148,7 @@ class ImageTask:
         draws = [rng.choice(cfg.qualities) if cfg.qualities else rng.randint(1, n) for _ in range(cfg.batch)]
         quality = torch.tensor(draws, device=device, dtype=torch.float32)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-            loss, bpp, psnr = rd_loss(net, x, quality, cfg.lambdas)
+            loss, bpp, psnr = rd_loss(net, x, quality, cfg.lambdas, cfg.rounded_synthesis)
         frozen = self._frozen_now()
         self.opt.zero_grad()
         loss.backward()

@@ -309,9 +309,9 @@ def test_one_quality_trains_at_its_own_lambda_and_the_model_keeps_it(capfd, tmp_
     seen = []
     real_rd_loss = image_training.rd_loss
 
-    def spy(model, x, quality, lambdas=LAMBDAS):
+    def spy(model, x, quality, lambdas=LAMBDAS, rounded=False):
         seen.append((set(quality.tolist()), lambdas[3]))
-        return real_rd_loss(model, x, quality, lambdas)
+        return real_rd_loss(model, x, quality, lambdas, rounded)
 
     monkeypatch.setattr(image_training, "rd_loss", spy)
     data = tmp_path / "data"
@@ -356,3 +356,42 @@ def test_a_model_file_with_unreadable_lambdas_is_refused():
     for bad in ("[1, 2, 3]", "[0, 1]", '["x", 1]', "{", "[1e9, 1]"):
         with pytest.raises(CodecError, match="lambdas"):
             lambdas_of({"lambdas": bad}, 2)
+
+
+def test_rounded_synthesis_trains_on_what_a_decoder_sees(capfd, tmp_path, monkeypatch):
+    """--rounded-synthesis: in training, x_hat is the synthesis of y rounded about the means (those of
+    the noisy z, drawn first), not of y plus noise, and the gradient still reaches the analysis."""
+    import torch
+
+    from mcodec.codec import image_training
+    from mcodec.codec.hyperprior_model import GainedHyperprior
+
+    model = GainedHyperprior("mean-scale-hyperprior", 8, 8).train()
+    x, q = torch.rand(1, 3, 64, 64), torch.tensor([3.0])
+    torch.manual_seed(0)
+    out = model(x, q, rounded_synthesis=True)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        y = model.analysis(x, q)
+        z_hat, _ = model.entropy_bottleneck(model.hyper_analysis(y))
+        _, means = model.entropy_parameters(z_hat)
+        expected = model.synthesis(torch.round(y - means) + means, q)
+        torch.manual_seed(0)
+        noisy = model(x, q)["x_hat"]
+    assert torch.allclose(out["x_hat"], expected, atol=1e-6)
+    assert not torch.allclose(noisy, expected, atol=1e-4)
+    out["x_hat"].sum().backward()
+    assert model.net.g_a[0].weight.grad.abs().sum() > 0
+
+    flags = []
+    real_rd_loss = image_training.rd_loss
+    monkeypatch.setattr(image_training, "rd_loss", lambda *a: flags.append(a[4]) or real_rd_loss(*a))
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(random_image(3, 72, 80, seed=0).permute(1, 2, 0).numpy()).save(data / "0.png")
+    common = ["train", "image", data, "--batch", 2, "--crop", 64, "--width", 8, 8, "--rounded-synthesis"]
+    model_file = tmp_path / "m.safetensors"
+    code, _, err = run(capfd, *common, "--codec", "meanscale", "--out", model_file, "--steps", 1)
+    assert code == 0 and flags == [True], err
+    code, _, err = run(capfd, *common, "--codec", "factorized", "--out", tmp_path / "f.safetensors")
+    assert code == 1 and "--rounded-synthesis is for the hyperprior codecs" in err
