@@ -20,6 +20,11 @@ STRIDE = 64
 ARCHS = {"scale-hyperprior": ScaleHyperprior, "mean-scale-hyperprior": MeanScaleHyperprior}
 
 
+def round_ste(v: torch.Tensor) -> torch.Tensor:
+    """Rounded values with the identity's gradient (straight-through)."""
+    return v + (torch.round(v) - v).detach()
+
+
 class GainedHyperprior(nn.Module):
     def __init__(self, arch: str, n: int = 128, m: int = 192, qualities: int = 8):
         super().__init__()
@@ -83,8 +88,7 @@ class GainedHyperprior(nn.Module):
                 y, scales.float(), means=None if means is None else means.float()
             )
         if rounded_synthesis:
-            centre = torch.zeros_like(y) if means is None else means.float()
-            y_hat = y + (torch.round(y - centre) + centre - y).detach()
+            y_hat = round_ste(y) if means is None else round_ste(y - means.float()) + means.float()
         return {
             "x_hat": self.synthesis(y_hat, quality),
             "likelihoods": {"y": y_likelihoods, "z": z_likelihoods},

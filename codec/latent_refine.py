@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 
-from .hyperprior_model import GainedHyperprior
+from .hyperprior_model import GainedHyperprior, round_ste
 from .image_training import LAMBDAS
 
 LIKELIHOOD_FLOOR = 1e-9  # compressai's lower bound: keeps -log2 finite for far-out symbols
@@ -37,10 +37,6 @@ def quality_lambda(quality: float, lambdas: tuple[float, ...] = LAMBDAS) -> floa
     lo = min(int(q), len(lambdas) - 2)
     t = q - lo
     return math.exp((1 - t) * math.log(lambdas[lo]) + t * math.log(lambdas[lo + 1]))
-
-
-def _round_ste(v: torch.Tensor) -> torch.Tensor:
-    return v + (torch.round(v) - v).detach()
 
 
 @torch.no_grad()
@@ -71,7 +67,7 @@ def rd_loss(
     boundaries, where the rounded rate's straight-through gradient stalls (it measured ~1% of loss
     against several %)."""
     z_bits, scales, means = side
-    y_hat = _round_ste(y - means) + means
+    y_hat = round_ste(y - means) + means
     gc = model.net.gaussian_conditional
     y_bits = -torch.log2(gc._likelihood(y, scales, means).clamp_min(LIKELIHOOD_FLOOR)).sum()
     with torch.no_grad():
