@@ -75,7 +75,8 @@ def train() -> None:
     "init_weights",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="start from this model file (e.g. the shipped weights) instead of random weights; a hyperprior "
-    "also starts from a factorized model of its width (transforms and gains; the hyperprior from scratch)",
+    "also starts from a factorized model or the other hyperprior variant (transforms and gains; the "
+    "hyper networks from scratch)",
 )
 @click.option(
     "--quality",
@@ -145,9 +146,6 @@ def train_image(
     archs = (FACTORIZED_ARCH,) if factorized else (HYPERPRIOR_ARCH, FACTORIZED_ARCH)
     w = load_weights(init_weights, archs) if init_weights else None
     if w is not None:
-        variant = w.metadata.get("variant")
-        if not factorized and variant is not None and variant != VARIANTS[codec_id]:
-            raise CodecError(f"{init_weights} holds a {variant!r} model, not {VARIANTS[codec_id]!r}")
         width = (int(w.metadata["n"]), int(w.metadata["m"]))
     lambdas = lambdas_of(w.metadata, len(LAMBDAS)) if w is not None else LAMBDAS
     if lmbda is not None:
@@ -162,7 +160,8 @@ def train_image(
         init_state, frozen = image_init.init_state(model, w)
         if frozen:
             click.echo(
-                f"warm start: {len(frozen)} transform parameters from the {w.metadata['arch']} model, frozen "
+                f"warm start: {len(frozen)} transform parameters from the "
+                f"{w.metadata.get('variant', w.metadata['arch'])} model, frozen "
                 f"for the first {image_init.WARM_START_FROZEN_STEPS} steps",
                 err=True,
             )

@@ -4,7 +4,8 @@ A file of the same architecture gives every learned parameter. A factorized mode
 hyperprior of the same width: compressai's hyperprior transforms (``net.g_a``, ``net.g_s``) are layer for
 layer the factorized ones, and the gains mean the same, so only the hyperprior itself (``h_a``, ``h_s``,
 the z bottleneck) starts from scratch. That turns hours of CPU training of the transforms into minutes of
-training the small hyper networks (a warm start).
+training the small hyper networks (a warm start). The same holds between the two hyperprior variants
+(scale and mean-scale): their transforms and gains are alike, their hyper networks are not.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import torch
 
 from .base import CodecError
 from .weights import Weights
+
+# What a hyperprior of the other variant hands over: the transforms and the gains.
+TRANSFORM_PREFIXES = ("net.g_a.", "net.g_s.", "log_gain", "log_inv_gain")
 
 # Transplanted transforms stay frozen this many steps while the new hyperprior learns: random scales at
 # first put a large rate gradient on the analysis that would undo its training.
@@ -27,12 +31,16 @@ def init_state(model, w: Weights) -> tuple[dict[str, torch.Tensor], list[str]]:
     bound (1e-9) and GDN's pedestal (2^-36) into 0. A zero likelihood bound gives infinite rates, so
     training from such a start went NaN within steps."""
     learned = dict(model.named_parameters())
-    transplant = hasattr(model, "net") and not any(k.startswith("net.") for k in w.tensors)
+    from_factorized = hasattr(model, "net") and not any(k.startswith("net.") for k in w.tensors)
+    other_variant = hasattr(model, "arch") and w.metadata.get("variant", model.arch) != model.arch
+    transplant = from_factorized or other_variant
     state = {}
     for key, value in w.tensors.items():
-        if transplant and key.startswith("entropy_bottleneck"):
+        if from_factorized and key.startswith("entropy_bottleneck"):
             continue  # the factorized prior of y; a hyperprior's bottleneck models z
-        name = f"net.{key}" if transplant and not key.startswith("log_") else key
+        if other_variant and not key.startswith(TRANSFORM_PREFIXES):
+            continue  # the other variant's hyper networks: other shapes, other meaning
+        name = f"net.{key}" if from_factorized and not key.startswith("log_") else key
         if name not in learned:
             continue
         if learned[name].shape != value.shape:

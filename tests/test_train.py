@@ -175,8 +175,8 @@ def test_init_takes_parameters_not_the_fp16_constants(capfd, tmp_path):
 
 def test_a_hyperprior_warm_starts_from_a_factorized_model(capfd, tmp_path, monkeypatch):
     """--init with a factorized file: the meanscale model takes its transforms and gains, holds them
-    fixed for the first steps while its new hyperprior learns, then trains them; a file of the other
-    hyperprior variant is refused in one line."""
+    fixed for the first steps while its new hyperprior learns, then trains them; a meanscale file starts
+    a scale hyperprior the same way."""
     import torch
     from safetensors.torch import load_file
 
@@ -218,35 +218,25 @@ def test_a_hyperprior_warm_starts_from_a_factorized_model(capfd, tmp_path, monke
     assert torch.equal(state["log_gain"], source["log_gain"].float())
     _, state = after(4)  # resumes at step 2: the frozen steps are over
     assert not torch.equal(state["net.g_a.0.weight"], source["g_a.0.weight"].float())
-    assert (
-        run(
-            capfd,
-            *common,
-            "--codec",
-            "meanscale",
-            "--width",
-            8,
-            8,
-            "--out",
-            tmp_path / "m.safetensors",
-            "--steps",
-            1,
-        )[0]
-        == 0
-    )
+    # the other hyperprior variant hands over its transforms and gains, not its hyper networks
+    ms = load_file(warm)
     code, _, err = run(
         capfd,
         *common,
         "--codec",
         "hyperprior",
         "--init",
-        tmp_path / "m.safetensors",
+        warm,
         "--out",
         tmp_path / "h.safetensors",
         "--steps",
         1,
     )
-    assert code == 1 and "not 'scale-hyperprior'" in err and "Traceback" not in err
+    assert code == 0 and "warm start: " in err and "mean-scale-hyperprior model" in err, err
+    state = torch.load(tmp_path / "h.run" / "checkpoint.pt", weights_only=True)["model"]
+    for name in ("net.g_a.0.weight", "net.g_s.6.bias", "log_inv_gain"):
+        assert torch.equal(state[name], ms[name].float()), name
+    assert state["net.h_s.4.weight"].shape[0] == 8 != ms["net.h_s.4.weight"].shape[0]  # scales only
 
 
 def test_training_runs_channels_last_and_hands_back_the_usual_layout(tmp_path):
