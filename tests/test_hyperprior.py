@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 
 from mcodec import decode_bytes, encode_bytes
 from mcodec.codec import CodecError
+from mcodec.codec.hyperprior import VARIANTS
 from mcodec.codec.hyperprior_model import GainedHyperprior
 from mcodec.codec.image_export import export_hyperprior_model
 from mcodec.entropy import read_container, write_container
@@ -71,11 +72,20 @@ def test_decode_identical_across_thread_counts(ours, tmp_path):
     assert len(hashes) == 1
 
 
-def test_missing_default_weights_say_so():
+def test_missing_default_weights_say_so(monkeypatch, tmp_path):
+    from mcodec.codec import hyperprior
+
+    monkeypatch.setattr(hyperprior, "MODELS_DIR", tmp_path)  # an install without the model files
+    with pytest.raises(CodecError, match="no default weights"):
+        hyperprior.load_ours("hyperprior")
+
+
+@pytest.mark.parametrize("codec_id", ["hyperprior", "meanscale"])
+def test_shipped_models_load_as_their_variant(codec_id):
     from mcodec.codec import registry
 
-    with pytest.raises(CodecError, match="no default weights"):
-        registry.get("hyperprior")  # only meanscale ships weights
+    codec = registry.get(codec_id)
+    assert codec.model.arch == VARIANTS[codec_id] and codec.model_id.startswith(codec_id)
 
 
 @pytest.mark.parametrize(
