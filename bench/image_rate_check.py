@@ -29,8 +29,8 @@ QUALITIES = (1.0, 4.0, 8.0)
 
 
 @torch.no_grad()
-def estimated_bytes(model, image: torch.Tensor, quality: float) -> float:
-    x = to_input(image, STRIDE, "meanscale")
+def estimated_bytes(codec_id: str, model, image: torch.Tensor, quality: float) -> float:
+    x = to_input(image, STRIDE, codec_id)
     y = model.analysis(x, torch.tensor([quality]))
     z_bits, scales, means = hyper_side(model, model.hyper_analysis(y))
     y_hat = torch.round(y - means) + means
@@ -55,7 +55,7 @@ def main() -> None:
             image = read_image(path)
             data = encode_bytes(image, "image", args.codec, quality=q, weights=args.weights)
             latent = sum(len(p) for _, p in read_container(data).chunks)
-            ratios.append(latent / estimated_bytes(codec.model, image, q))
+            ratios.append(latent / estimated_bytes(args.codec, codec.model, image, q))
             headers.append(len(data) - latent)
         r = np.array(ratios)
         spread = f"{r.mean():.4f} ({r.min():.4f}, {r.max():.4f})"
