@@ -24,6 +24,10 @@ from mcodec.entropy.container import chunk_sizes
 # Every failure a user can cause (bad input, wrong weights, corrupt files): reported in one line.
 USER_ERRORS = (CodecError, ContainerError, EntropyDecodeError)
 MAX_INPUT_BYTES = 1 << 31
+# A bitrate request (a codec whose knob is kbit/s) is met in file bytes, headers included, within this
+# margin: where a short file's fixed container bytes would push it further over, the codec sheds rate
+# (rvq: its finest stages) until it fits or can go no lower. Long files never shed: their overhead is small.
+RATE_TOLERANCE = 0.10
 
 
 @dataclass
@@ -56,10 +60,25 @@ def encode_bytes(
         raise CodecError(f"{info.unit} {quality:g} outside {codec_id}'s range {lo:g}..{hi:g}")
     codec = registry.get(codec_id, weights)
     payload = codec.encode(media_tensor, quality, device=device, **options)
-    header = Header(
-        media, codec_id, codec.model_id, codec.weights_hash, codec.tables_hash, codec.profile, payload.params
-    )
-    return write_container(Container(header, payload.chunks))
+
+    def container_bytes(p: Payload) -> bytes:
+        ids = (media, codec_id, codec.model_id, codec.weights_hash, codec.tables_hash, codec.profile)
+        return write_container(Container(Header(*ids, p.params), p.chunks))
+
+    data = container_bytes(payload)
+    limit = _byte_limit(info.unit, quality, payload.params)
+    while limit is not None and len(data) > limit and (lower := codec.reduce_rate(payload)) is not None:
+        payload = lower
+        data = container_bytes(payload)
+    return data
+
+
+def _byte_limit(unit: str, kbps: float, params: dict) -> int | None:
+    """The most file bytes an audio bitrate request allows (RATE_TOLERANCE over it); None for quality
+    levels."""
+    if unit != "kbps" or "samples" not in params:
+        return None
+    return int((1 + RATE_TOLERANCE) * kbps * 1000 * params["samples"] / params["sample_rate"] / 8)
 
 
 def _open_payload(data: bytes, weights: Path | None = None):
@@ -69,12 +88,12 @@ def _open_payload(data: bytes, weights: Path | None = None):
     codec = registry.get(h.codec, weights)
     if codec.info.media != h.media:
         raise CodecError(f"file says {h.media} but codec {h.codec!r} codes {codec.info.media}")
-    if h.weights_hash != codec.weights_hash:
+    if h.weights_hash != codec.weights_hash[: len(h.weights_hash)]:  # 1.1 files hold 8-byte prefixes
         raise CodecError(
             f"file was encoded with other weights (model {h.model_id!r}, weights "
             f"{h.weights_hash.hex()[:16]}; these are {codec.weights_hash.hex()[:16]})"
         )
-    if h.tables_hash != codec.tables_hash:
+    if h.tables_hash != codec.tables_hash[: len(h.tables_hash)]:
         raise CodecError("file was encoded with other entropy tables")
     if h.profile != codec.profile:
         raise CodecError(f"unsupported determinism profile {h.profile!r} for {h.codec}")

@@ -3,10 +3,14 @@
     python bitstream_spec/make_vectors.py
 
 Writes the files and vectors.json: for files to decode, the SHA-256 of the decoded samples (uint8;
-images C x H x W, video T x 3 x H x W) and, for images, of the decoded latent symbols (int32
-little-endian, the stream's order); for files a reader must refuse, a substring of the expected error.
+images C x H x W, video T x 3 x H x W; audio float32 C x N) and, for factorized images, of the decoded
+latent symbols (int32 little-endian, the stream's order), for audio of the decoded codes (int16, each
+segment's [n_q, T] in turn); for files a reader must refuse, a substring of the expected error.
 The video vectors are fitted here on the CPU (preset fast): regenerating them writes other files, which
 is fine, since the table records what the files decode to.
+
+Files named ``v1.0_*`` were written by the version 1.0 writer and are kept as they are (with their table
+entries), so older versions keep decoding. A weights change that makes one undecodable retires it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ import torch
 
 from mcodec import decode_bytes, encode_bytes
 from mcodec.codec import registry
-from mcodec.codec.media_io import read_image, read_video
+from mcodec.codec.base import Payload
+from mcodec.codec.media_io import read_audio, read_image, read_video
 from mcodec.entropy import decode_factorized, read_container
 
 OUT = Path(__file__).resolve().parent / "vectors"
@@ -41,6 +46,12 @@ def symbols_sha256(data: bytes) -> str:
     shape = (codec.model.m, -(-p["height"] // 16), -(-p["width"] // 16))
     symbols = decode_factorized(dict(c.chunks)["YLAT"], shape, codec.tables)
     return hashlib.sha256(symbols.astype("<i4").tobytes()).hexdigest()
+
+
+def codes_sha256(data: bytes) -> str:
+    c = read_container(data)
+    codes = registry.get(c.header.codec).codes(Payload(c.header.params, c.chunks))
+    return hashlib.sha256(b"".join(x.astype("<i2").tobytes() for x in codes)).hexdigest()
 
 
 def with_ancillary(data: bytes) -> bytes:
@@ -71,6 +82,9 @@ def main() -> None:
         decodable[f"tree_64x48_{kind}_q1.mcd"] = encode_bytes(
             clip, "video", kind, 1, preset="fast", progress=False
         )
+    speech, speech_rate = read_audio(Path(str(files("mcodec") / "samples" / "goforward_16k.flac")))
+    # 1.5 s at a requested 3 kbit/s: the container's bytes make the encoder shed a stage (n_q = 3)
+    decodable["goforward_rvq_3k.mcd"] = encode_bytes((speech[:, 8000:32000], speech_rate), "audio", "rvq", 3)
     good = decodable["crop_q2_5.mcd"]
     flipped = bytearray(good)
     flipped[len(good) // 2] ^= 0x01
@@ -78,19 +92,23 @@ def main() -> None:
         "bad_crc.mcd": (bytes(flipped), "CRC mismatch"),
         "truncated.mcd": (good[:-12], "no MEND"),
         "major_2.mcd": (good[:8] + b"\x02" + good[9:], "unsupported container version"),
+        "min_reader_minor_2.mcd": (good[:10] + b"\x02" + good[11:], "needs a reader of version 1.2"),
     }
-    table = {}
+    legacy = json.loads((OUT / "vectors.json").read_text()) if (OUT / "vectors.json").exists() else {}
+    table = {name: entry for name, entry in legacy.items() if name.startswith("v1.0_")}
     for name, data in decodable.items():
         (OUT / name).write_bytes(data)
         container, media = decode_bytes(data)
-        if container.header.media == "video":
-            media = media[0]  # (frames, rate)
+        if container.header.media != "image":
+            media = media[0]  # (frames or samples, rate)
         table[name] = {
             "decoded_shape": list(media.shape),
             "decoded_sha256": hashlib.sha256(media.numpy().tobytes()).hexdigest(),
         }
         if container.header.codec == "factorized":
             table[name]["symbols_sha256"] = symbols_sha256(data)
+        if container.header.media == "audio":
+            table[name]["codes_sha256"] = codes_sha256(data)
     for name, (data, message) in refused.items():
         (OUT / name).write_bytes(data)
         table[name] = {"refuse": message}

@@ -145,6 +145,13 @@ class RVQAudioCodec(Codec):
         """The payload's audio as blocks, synthesized while they are consumed. Every segment's codes are
         entropy-decoded and checked here first, so a corrupt file fails before a sample is produced."""
         p = payload.params
+        codes = self.codes(payload)
+        bounds = segment_bounds(p["model_samples"])
+        return AudioStream(p["sample_rate"], p["channels"], self._synthesize(p, bounds, codes, device))
+
+    def codes(self, payload: Payload) -> list[np.ndarray]:
+        """Each segment's codes, int16 [n_q, T], after checking the header fields they depend on."""
+        p = payload.params
         n_q, m = p.get("n_q"), p.get("model_samples")
         if not isinstance(n_q, int) or not 1 <= n_q <= self.model.n_q:
             raise CodecError(f"invalid stage count {n_q!r}")
@@ -154,11 +161,10 @@ class RVQAudioCodec(Codec):
         bounds = segment_bounds(m)
         if len(payload.chunks) != len(bounds) or any(t != "ASEG" for t, _ in payload.chunks):
             raise CodecError(f"expected {len(bounds)} ASEG chunks, found {len(payload.chunks)}")
-        codes = [
+        return [
             self._decode_segment(data, n_q, _frames(hi - lo)).astype(np.int16)
             for (_, _, lo, hi), (_, data) in zip(bounds, payload.chunks, strict=True)
         ]
-        return AudioStream(p["sample_rate"], p["channels"], self._synthesize(p, bounds, codes, device))
 
     def _synthesize(self, p: dict, bounds: list, codes: list[np.ndarray], device: str):
         model = self.model.to(device)
@@ -189,6 +195,15 @@ class RVQAudioCodec(Codec):
         yield emit(resampler.flush())
         if written < samples:
             yield emit(np.zeros(samples - written, np.float32))
+
+    def reduce_rate(self, payload: Payload) -> Payload | None:
+        """The payload without its finest stage (re-coded from the decoded codes: stage k's codes do not
+        depend on the stages after it), or None at one stage. ``kbps`` keeps the requested rate."""
+        n_q = payload.params["n_q"]
+        if n_q <= 1:
+            return None
+        chunks = [("ASEG", self._code_segment(c[: n_q - 1].astype(np.int64))) for c in self.codes(payload)]
+        return Payload({**payload.params, "n_q": n_q - 1}, chunks)
 
     def _code_segment(self, codes: np.ndarray) -> bytes:
         """codes [n_q, T] -> one flag byte per stage (0: the stage's learned prior, 1: uniform 10 bits,

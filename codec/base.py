@@ -60,3 +60,8 @@ class Codec(ABC):
     @abstractmethod
     def decode(self, payload: Payload, device: str = "cpu", **options):
         """``options``: codec-specific settings (video: frames=(first, end))."""
+
+    def reduce_rate(self, payload: Payload) -> Payload | None:
+        """The same media coded at the next lower rate, or None where there is none. Rate control for
+        bitrate (``kbps``) codecs: the caller sheds rate this way until the file meets the request."""
+        return None

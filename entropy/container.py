@@ -1,5 +1,8 @@
 """Container v1 reader and writer: the normative text is bitstream_spec/FORMAT.md.
 
+Version 1.1 writes the HEAD's two hashes as their first 8 bytes (1.0: the whole SHA-256, 64 bytes of a
+2 s speech file's 2.3 kB); it reads both layouts. 1.0 readers refuse 1.1 files (min_reader_minor = 1).
+
 The reader validates the whole file (signature, versions, every chunk's bounds and CRC32, the header's
 fields and media sizes) before any payload is handed to a codec, so a decoder never allocates from
 unchecked numbers.
@@ -14,10 +17,11 @@ import zlib
 from dataclasses import dataclass, field
 
 SIGNATURE = b"\x89MCD\r\n\x1a\n"
-MAJOR, MINOR = 1, 0
+MAJOR, MINOR = 1, 1
+MIN_READER_MINOR = 1  # what this writer's files need: the 1.1 HEAD layout
 MEDIA_KINDS = {1: "image", 2: "video", 3: "audio"}
 MEDIA_CODES = {v: k for k, v in MEDIA_KINDS.items()}
-HASH_BYTES = 32
+HASH_BYTES = 32  # a full SHA-256, as codecs hold it
 MAX_FILE_BYTES = 1 << 31
 MAX_CHUNKS = 1 << 20
 MAX_PARAMS_BYTES = 4096
@@ -62,6 +66,12 @@ class Container:
     version: tuple[int, int] = (MAJOR, MINOR)
 
 
+def head_hash_bytes(min_reader_minor: int) -> int:
+    """Bytes of each hash in HEAD: the whole SHA-256 in 1.0 files, its first 8 bytes from 1.1 on (the
+    hashes guard against decoding with the wrong weights, not against an adversary)."""
+    return HASH_BYTES if min_reader_minor == 0 else 8
+
+
 def _chunk(ctype: bytes, payload: bytes) -> bytes:
     return _CHUNK_HEAD.pack(ctype, len(payload)) + payload + struct.pack("<I", zlib.crc32(ctype + payload))
 
@@ -73,10 +83,12 @@ def _short_str(s: str, what: str, allow_empty: bool) -> bytes:
 
 
 def encode_header(h: Header) -> bytes:
+    """The HEAD payload in this writer's layout (hashes cut to head_hash_bytes(MIN_READER_MINOR))."""
     if h.media not in MEDIA_CODES:
         raise ValueError(f"unknown media kind {h.media!r}")
-    if len(h.weights_hash) != HASH_BYTES or len(h.tables_hash) != HASH_BYTES:
-        raise ValueError("hashes must be 32 bytes")
+    n = head_hash_bytes(MIN_READER_MINOR)
+    if {len(h.weights_hash), len(h.tables_hash)} - {HASH_BYTES, n}:  # a read 1.1 header holds prefixes
+        raise ValueError(f"hashes must be {HASH_BYTES} bytes or their {n}-byte prefixes")
     validate_params(h.media, h.params)
     params = json.dumps(h.params, sort_keys=True, separators=(",", ":")).encode("utf-8")
     if len(params) > MAX_PARAMS_BYTES:
@@ -85,8 +97,8 @@ def encode_header(h: Header) -> bytes:
         bytes([MEDIA_CODES[h.media]])
         + _short_str(h.codec, "codec id", False)
         + _short_str(h.model_id, "model id", True)
-        + h.weights_hash
-        + h.tables_hash
+        + h.weights_hash[:n]
+        + h.tables_hash[:n]
         + _short_str(h.profile, "determinism profile", False)
         + struct.pack("<H", len(params))
         + params
@@ -95,7 +107,7 @@ def encode_header(h: Header) -> bytes:
 
 def write_container(c: Container) -> bytes:
     """Serialize: signature, version bytes, HEAD, the codec chunks, MEND."""
-    out = [SIGNATURE, bytes([MAJOR, MINOR, 0, 0]), _chunk(b"HEAD", encode_header(c.header))]
+    out = [SIGNATURE, bytes([MAJOR, MINOR, MIN_READER_MINOR, 0]), _chunk(b"HEAD", encode_header(c.header))]
     for ctype, payload in c.chunks:
         t = ctype.encode("ascii")
         if not _CHUNK_TYPE.match(t) or t in (b"HEAD", b"MEND"):
@@ -127,7 +139,8 @@ class _Cursor:
         return s
 
 
-def decode_header(payload: bytes) -> Header:
+def decode_header(payload: bytes, hash_bytes: int = HASH_BYTES) -> Header:
+    """A HEAD payload whose hashes are hash_bytes long (head_hash_bytes of the file's min_reader_minor)."""
     cur = _Cursor(payload)
     code = cur.take(1, "media kind")[0]
     if code not in MEDIA_KINDS:
@@ -135,8 +148,8 @@ def decode_header(payload: bytes) -> Header:
     media = MEDIA_KINDS[code]
     codec = cur.short_str("codec id", False)
     model_id = cur.short_str("model id", True)
-    weights_hash = cur.take(HASH_BYTES, "weights hash")
-    tables_hash = cur.take(HASH_BYTES, "tables hash")
+    weights_hash = cur.take(hash_bytes, "weights hash")
+    tables_hash = cur.take(hash_bytes, "tables hash")
     profile = cur.short_str("determinism profile", False)
     (n,) = struct.unpack("<H", cur.take(2, "parameter length"))
     if n > MAX_PARAMS_BYTES:
@@ -210,7 +223,7 @@ def read_container(data: bytes) -> Container:
         if header is None:
             if name != "HEAD":
                 raise ContainerError("first chunk is not HEAD")
-            header = decode_header(payload)
+            header = decode_header(payload, head_hash_bytes(min_reader_minor))
         elif name == "HEAD":
             raise ContainerError("more than one HEAD chunk")
         elif name == "MEND":

@@ -45,12 +45,39 @@ def test_roundtrip_keeps_rate_length_and_channels(weights, channels, seconds, ra
 
 @pytest.mark.parametrize("kbps", [1.5, 3, 6, 12])
 def test_bitrates_and_real_rate_at_most_nominal(weights, kbps):
-    audio = tone(1, 12.0, 24000) + 0.05 * torch.randn(1, 12 * 24000)
+    audio = tone(1, 30.0, 24000) + 0.05 * torch.randn(1, 30 * 24000)
     data = encode_bytes((audio, 24000), "audio", "rvq", kbps, weights=weights)
     c = read_container(data)
-    assert c.header.params["n_q"] == codebooks_for(kbps)
+    assert c.header.params["n_q"] == codebooks_for(kbps)  # 30 s: the container's bytes shed no stage
     payload = sum(len(p) for _, p in c.chunks)
-    assert payload * 8 / 12.0 / 1000 <= kbps * 1.01  # the uniform fallback caps every stage at 10 bits
+    # the uniform fallback caps every stage at 10 bits; the segments' 0.2 s overlaps add 2%
+    assert payload * 8 / 30.0 / 1000 <= kbps * 1.03
+    assert len(data) * 8 / 30.0 / 1000 <= kbps * 1.1
+
+
+def test_short_files_shed_stages_to_meet_the_bitrate(weights):
+    """A 1 s clip at 1.5 kbit/s: the ~250 container bytes alone are 2 kbit/s, so stages are shed to the
+    last one. The decoded clip keeps its length; ``kbps`` still says what was asked."""
+    audio = tone(1, 1.0, 16000) + 0.05 * torch.randn(1, 16000)
+    data = encode_bytes((audio, 16000), "audio", "rvq", 1.5, weights=weights)
+    params = read_container(data).header.params
+    assert params["kbps"] == 1.5 and params["n_q"] == 1
+    _, (decoded, rate) = decode_bytes(data, weights=weights)
+    assert rate == 16000 and decoded.shape == audio.shape
+    assert len(encode_bytes((audio, 16000), "audio", "rvq", 12, weights=weights)) * 8 / 1000 <= 12 * 1.1
+
+
+def test_shedding_a_stage_is_coding_with_one_stage_fewer(weights):
+    from mcodec.codec.audio_rvq import RVQAudioCodec
+
+    codec = RVQAudioCodec(weights)
+    item = (tone(1, 11.0, 16000), 16000)  # two segments
+    shed = codec.reduce_rate(codec.encode(item, 12))
+    direct = codec.encode(item, 11.25)
+    assert shed.params == {**direct.params, "kbps": 12.0} and shed.params["n_q"] == 15
+    assert shed.chunks == direct.chunks
+    one = codec.encode(item, 0.75)
+    assert one.params["n_q"] == 1 and codec.reduce_rate(one) is None
 
 
 def test_bad_audio_is_refused(weights):

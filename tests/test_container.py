@@ -41,7 +41,9 @@ def split(data: bytes) -> list[bytes]:
 def test_roundtrip():
     data = make([("YLAT", b"abc"), ("ZLAT", b""), ("YLAT", b"x" * 1000)])
     c = read_container(data)
-    assert c.header == Header("image", "factorized", "model-x", b"\x11" * 32, b"\x22" * 32, "tables", PARAMS)
+    # version 1.1: the HEAD holds the hashes' first 8 bytes, and 1.0 readers are told to upgrade
+    assert data[8:12] == bytes([1, 1, 1, 0]) and c.version == (1, 1)
+    assert c.header == Header("image", "factorized", "model-x", b"\x11" * 8, b"\x22" * 8, "tables", PARAMS)
     assert c.chunks == [("YLAT", b"abc"), ("ZLAT", b""), ("YLAT", b"x" * 1000)]
     assert [t for t, _ in chunk_sizes(data)] == ["HEAD", "YLAT", "ZLAT", "YLAT", "MEND"]
 
@@ -130,6 +132,14 @@ def head_payload(
         + struct.pack("<H", n)
         + params
     )
+
+
+def test_version_1_0_files_read_with_whole_hashes():
+    c = read_container(head_with(head_payload()))
+    assert c.version == (1, 0) and c.header.weights_hash == bytes(32) and c.header.tables_hash == bytes(32)
+    old = head_with(head_payload())
+    with pytest.raises(ContainerError):  # the same HEAD read in the 1.1 layout does not parse
+        read_container(old[:9] + b"\x01\x01" + old[11:])
 
 
 @pytest.mark.parametrize(
