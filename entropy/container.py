@@ -1,7 +1,7 @@
 """Container v1 reader and writer: the normative text is bitstream_spec/FORMAT.md.
 
 Version 1.1 writes the HEAD's two hashes as their first 8 bytes (1.0: the whole SHA-256, 64 bytes of a
-2 s speech file's 2.3 kB); it reads both layouts. 1.0 readers refuse 1.1 files (min_reader_minor = 1).
+2.8 s speech file's 2.3 kB); it reads both layouts. 1.0 readers refuse 1.1 files (min_reader_minor = 1).
 
 The reader validates the whole file (signature, versions, every chunk's bounds and CRC32, the header's
 fields and media sizes) before any payload is handed to a codec, so a decoder never allocates from
