@@ -86,7 +86,8 @@ def cli(ctx: click.Context, quiet: bool) -> None:
     "--preset",
     type=click.Choice(["fast", "medium", "slow"]),
     help="encoder effort: video, how long the network is fitted (default medium); meanscale and "
-    "hyperprior images, latent refinement steps (default fast: none; medium 20, slow 50)",
+    "hyperprior images, latent refinement steps (default fast: none; medium 20, slow 50); rvq audio, "
+    "the beam width of the RVQ search (fast 1, default medium 4, slow 16)",
 )
 @_device_option
 @_weights_option

@@ -203,11 +203,29 @@ def train_image(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="start from this model file (e.g. the shipped weights)",
 )
+@click.option(
+    "--focus-stages",
+    type=click.IntRange(1),
+    help="train half the batches at this many RVQ stages (8 = 6 kbit/s), the rest at 1..all",
+)
 @click.option("--model-id", default="rvq-custom", show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--force", is_flag=True, help="overwrite OUT")
 def train_audio_command(
-    data, out, run_dir, steps, max_minutes, batch, seconds, lr, width, init_weights, model_id, device, force
+    data,
+    out,
+    run_dir,
+    steps,
+    max_minutes,
+    batch,
+    seconds,
+    lr,
+    width,
+    init_weights,
+    focus_stages,
+    model_id,
+    device,
+    force,
 ):
     """Train the RVQ audio codec on the audio files under DATA (any rates; 24 kHz mono inside), then
     learn its per-stage priors from the same data and export OUT."""
@@ -229,8 +247,15 @@ def train_audio_command(
             if not k.startswith("tables.")
         }
     model = RVQAutoencoder(*width)
+    if focus_stages is not None and focus_stages > model.n_q:
+        raise click.BadParameter(f"the model has {model.n_q} stages", param_hint="--focus-stages")
     cfg = AudioTrainConfig(
-        steps=steps, batch=batch, seconds=seconds, lr=lr, max_seconds=_seconds(max_minutes)
+        steps=steps,
+        batch=batch,
+        seconds=seconds,
+        lr=lr,
+        max_seconds=_seconds(max_minutes),
+        focus_stages=focus_stages,
     )
     if not train_audio(model, data, run_dir, cfg, device=device, init_state=init_state):
         return  # a torchrun worker: rank 0 exports

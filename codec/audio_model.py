@@ -104,8 +104,8 @@ class RVQAutoencoder(nn.Module):
         return {"audio_hat": self.decoder(zq), "codes": codes, "commit": commit}
 
     @torch.no_grad()
-    def encode(self, audio: torch.Tensor, n_q: int) -> torch.Tensor:
-        return self.quantizer.encode(self.encoder(audio), n_q)
+    def encode(self, audio: torch.Tensor, n_q: int, beam: int = 1) -> torch.Tensor:
+        return self.quantizer.encode(self.encoder(audio), n_q, beam)
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:

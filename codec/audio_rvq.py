@@ -32,6 +32,9 @@ ARCH = "rvq-audio"
 BITS_UNIFORM = 10.0  # a code under the uniform table (1024 codes)
 SEGMENT = 10 * SAMPLE_RATE  # samples of 24 kHz audio per chunk (a multiple of HOP)
 CONTEXT = 2400  # samples of context each side of a segment, cross-faded on decode (a multiple of HOP)
+# encoder presets: the RVQ search's beam width (rvq.beam_search); the decoder never knows. On the 16 speech
+# files at 7 stages (rvq-v2), PESQ-WB 2.18 greedy, 2.25 with a beam of 4; 16 adds next to nothing.
+BEAM = {"fast": 1, "medium": 4, "slow": 16}
 INFO = CodecInfo(
     "rvq",
     "audio",
@@ -40,6 +43,8 @@ INFO = CodecInfo(
     "residual-vector-quantized convolutional codec, 24 kHz mono, 1.5-12 kbit/s from one model",
     points=(1.5, 3.0, 6.0, 12.0),
     unit="kbps",
+    presets=tuple(BEAM),
+    default_preset="medium",
 )
 
 
@@ -93,18 +98,21 @@ class RVQAudioCodec(Codec):
             raise CodecError(f"bitrate {kbps} kbit/s is outside 0.75..{0.75 * self.model.n_q:g}")
         return n_q
 
-    def encode(self, item, quality: float, device: str = "cpu", **options) -> Payload:
+    def encode(self, item, quality: float, device: str = "cpu", preset: str = "medium", **options) -> Payload:
         """item: an ``AudioStream`` (read as it is coded: memory stays a segment's worth), or (audio
-        float32 [C, N], sample rate in Hz); quality: the nominal bitrate in kbit/s."""
+        float32 [C, N], sample rate in Hz); quality: the nominal bitrate in kbit/s; preset: the search
+        effort (BEAM)."""
+        if preset not in BEAM:
+            raise CodecError(f"rvq has no preset {preset!r} (presets: {', '.join(BEAM)})")
         stream = item if isinstance(item, AudioStream) else AudioStream.from_tensor(*item)
-        n_q = self.stages(quality)
+        n_q, beam = self.stages(quality), BEAM[preset]
         model = self.model.to(device)
 
         def code(span: np.ndarray) -> tuple[str, bytes]:
             x = torch.from_numpy(span.copy())
             x = torch.nn.functional.pad(x, (0, _frames(span.size) * HOP - span.size))
             with torch.no_grad():
-                codes = model.encode(x[None, None].to(device), n_q)[:, 0].cpu().numpy()  # [n_q, T]
+                codes = model.encode(x[None, None].to(device), n_q, beam)[:, 0].cpu().numpy()  # [n_q, T]
             return "ASEG", self._code_segment(codes)
 
         # A segment whose span lies whole in the buffer is the same whatever follows (segment_bounds), so
@@ -197,8 +205,9 @@ class RVQAudioCodec(Codec):
             yield emit(np.zeros(samples - written, np.float32))
 
     def reduce_rate(self, payload: Payload) -> Payload | None:
-        """The payload without its finest stage (re-coded from the decoded codes: stage k's codes do not
-        depend on the stages after it), or None at one stage. ``kbps`` keeps the requested rate."""
+        """The payload without its finest stage (re-coded from the decoded codes: the first k stages of a
+        search over more are still a good k-stage code; see rvq.beam_search), or None at one stage.
+        ``kbps`` keeps the requested rate."""
         n_q = payload.params["n_q"]
         if n_q <= 1:
             return None

@@ -38,6 +38,8 @@ class AudioTrainConfig:
     lr: float = 3e-4
     commit_weight: float = 1.0
     sisdr_weight: float = 1.0
+    focus_stages: int | None = None  # draw this many RVQ stages for focus_share of the batches
+    focus_share: float = 0.5
     mel_windows: tuple[int, ...] = MEL_WINDOWS
     max_mels: int = 256
     ckpt_every: int = 200
@@ -133,10 +135,18 @@ class AudioTask:
         )
         return f"crops drawn evenly from {len(corpus)} group(s): {about}"
 
+    def stages(self, rng: random.Random) -> int:
+        """Quantizer dropout: 1..n_q stages uniformly, or (with focus_stages) that operating point for
+        focus_share of the batches: a fine-tune toward the bitrate that matters most."""
+        focus = self.cfg.focus_stages
+        if focus is not None and rng.random() < self.cfg.focus_share:
+            return focus
+        return rng.randint(1, self.model.n_q)
+
     def step(self, net, rng: random.Random) -> dict[str, float]:
         cfg = self.cfg
         x = random_batch(self.groups, cfg.batch, self.samples, rng).to(self.device)
-        out = net(x, rng.randint(1, self.model.n_q))
+        out = net(x, self.stages(rng))
         l1, mel = F.l1_loss(out["audio_hat"], x), self.mel_loss(out["audio_hat"][:, 0], x[:, 0])
         sisdr = si_sdr_db(out["audio_hat"][:, 0], x[:, 0]).clamp(max=40).mean()
         loss = l1 + mel + cfg.commit_weight * out["commit"] - cfg.sisdr_weight * sisdr / 10

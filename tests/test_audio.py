@@ -72,12 +72,48 @@ def test_shedding_a_stage_is_coding_with_one_stage_fewer(weights):
 
     codec = RVQAudioCodec(weights)
     item = (tone(1, 11.0, 16000), 16000)  # two segments
-    shed = codec.reduce_rate(codec.encode(item, 12))
-    direct = codec.encode(item, 11.25)
+    # greedy search: its first k stages are exactly a k-stage code (a beam's need not be)
+    shed = codec.reduce_rate(codec.encode(item, 12, preset="fast"))
+    direct = codec.encode(item, 11.25, preset="fast")
     assert shed.params == {**direct.params, "kbps": 12.0} and shed.params["n_q"] == 15
     assert shed.chunks == direct.chunks
     one = codec.encode(item, 0.75)
     assert one.params["n_q"] == 1 and codec.reduce_rate(one) is None
+
+
+def test_beam_search_of_width_one_is_greedy_and_of_full_width_exact():
+    from mcodec.codec.rvq import ResidualVQ, beam_search
+
+    torch.manual_seed(0)
+    rvq = ResidualVQ(dim=4, n_q=3, size=8)
+    for cb in rvq.codebooks:
+        cb.embedding.normal_()
+    x = torch.randn(2, 4, 50)
+    flat = x.permute(0, 2, 1).reshape(-1, 4)
+    books = [cb.embedding for cb in rvq.codebooks]
+    assert torch.equal(beam_search(flat, books, 1), rvq.encode(x, 3).reshape(3, -1))
+    # two stages, a beam as wide as a codebook: every pair is weighed, so the best pair is found
+    pair = beam_search(flat, books[:2], 8)
+    sums = (books[0][:, None] + books[1][None]).reshape(64, 4)
+    best = torch.cdist(flat, sums).argmin(1)
+    assert torch.equal(pair, torch.stack([best // 8, best % 8]))
+
+    def error(codes):
+        return (rvq.decode(codes.reshape(3, 2, 50)) - x).pow(2).sum()
+
+    assert error(rvq.encode(x, 3, beam=4)) < error(rvq.encode(x, 3))
+
+
+def test_presets_set_the_search_and_decode_alike(weights):
+    from mcodec.codec.audio_rvq import RVQAudioCodec
+
+    codec = RVQAudioCodec(weights)
+    item = (tone(1, 2.0, 24000) + 0.05 * torch.randn(1, 48000), 24000)
+    fast, medium = (codec.encode(item, 6, preset=p) for p in ("fast", "medium"))
+    assert fast.params == medium.params and fast.chunks != medium.chunks
+    assert codec.decode(medium)[0].shape == (1, 48000)
+    with pytest.raises(CodecError, match="no preset 'turbo'"):
+        codec.encode(item, 6, preset="turbo")
 
 
 def test_bad_audio_is_refused(weights):
@@ -208,3 +244,18 @@ def test_training_crops_are_drawn_evenly_from_each_subfolder(tmp_path):
     batch = random_batch(list(corpus.values()), 400, 2400, random.Random(0))
     speech_share = (batch.mean(-1) > 0).float().mean().item()
     assert 0.4 < speech_share < 0.6
+
+
+def test_focused_training_draws_its_stage_count_for_about_half_the_batches():
+    import random
+
+    from mcodec.codec.audio_training import AudioTask, AudioTrainConfig
+
+    model = RVQAutoencoder(base=4, dim=16, n_q=16)
+    rng = random.Random(0)
+    plain = [AudioTask(model, None, AudioTrainConfig(), None).stages(rng) for _ in range(1600)]
+    focused = [
+        AudioTask(model, None, AudioTrainConfig(focus_stages=8), None).stages(rng) for _ in range(1600)
+    ]
+    assert set(plain) == set(focused) == set(range(1, 17))
+    assert 0.04 < plain.count(8) / 1600 < 0.09 and 0.49 < focused.count(8) / 1600 < 0.58
