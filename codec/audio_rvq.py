@@ -98,12 +98,13 @@ class RVQAudioCodec(Codec):
             raise CodecError(f"bitrate {kbps} kbit/s is outside 0.75..{0.75 * self.model.n_q:g}")
         return n_q
 
-    def encode(self, item, quality: float, device: str = "cpu", preset: str = "medium", **options) -> Payload:
+    def encode(
+        self, item, quality: float, device: str = "cpu", preset: str = INFO.default_preset, **options
+    ) -> Payload:
         """item: an ``AudioStream`` (read as it is coded: memory stays a segment's worth), or (audio
         float32 [C, N], sample rate in Hz); quality: the nominal bitrate in kbit/s; preset: the search
         effort (BEAM)."""
-        if preset not in BEAM:
-            raise CodecError(f"rvq has no preset {preset!r} (presets: {', '.join(BEAM)})")
+        self.check_preset(preset)
         stream = item if isinstance(item, AudioStream) else AudioStream.from_tensor(*item)
         n_q, beam = self.stages(quality), BEAM[preset]
         model = self.model.to(device)

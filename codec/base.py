@@ -61,6 +61,12 @@ class Codec(ABC):
     def decode(self, payload: Payload, device: str = "cpu", **options):
         """``options``: codec-specific settings (video: frames=(first, end))."""
 
+    def check_preset(self, preset: str) -> None:
+        """Refuse an encoder preset this codec does not have (the Python API reaches encode unchecked)."""
+        if preset not in self.info.presets:
+            known = ", ".join(self.info.presets)
+            raise CodecError(f"{self.info.id} has no preset {preset!r} (presets: {known})")
+
     def reduce_rate(self, payload: Payload) -> Payload | None:
         """The same media coded at the next lower rate, or None where there is none. Rate control for
         bitrate (``kbps``) codecs: the caller sheds rate this way until the file meets the request."""

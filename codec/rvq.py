@@ -107,14 +107,7 @@ class ResidualVQ(nn.Module):
         and returns the codes of the one closest to x after n_q stages (see beam_search)."""
         b, d, t = x.shape
         flat = x.permute(0, 2, 1).reshape(-1, d)
-        if beam > 1:
-            return beam_search(flat, [cb.embedding for cb in self.codebooks[:n_q]], beam).reshape(n_q, b, t)
-        residual, codes = flat, []
-        for cb in self.codebooks[:n_q]:
-            c = cb.encode(residual)
-            residual = residual - cb.decode(c)
-            codes.append(c)
-        return torch.stack(codes).reshape(n_q, b, t)
+        return beam_search(flat, [cb.embedding for cb in self.codebooks[:n_q]], beam).reshape(n_q, b, t)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes [n_q, B, T] -> [B, D, T]."""

@@ -94,8 +94,7 @@ class NervCodec(Codec):
     ) -> Payload:
         """item: (uint8 frames [T, 3, H, W], frame rate)."""
         frames, rate = item
-        if preset not in PRESETS:
-            raise CodecError(f"unknown preset {preset!r} (use {', '.join(PRESETS)})")
+        self.check_preset(preset)
         t, c, h, w = frames.shape
         if t < 1 or c != 3:
             raise CodecError("video needs at least one RGB frame")
