@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mcodec.codec import CodecError, Payload, media_io, registry
+from mcodec.codec.atomic_write import write_bytes_atomic
 from mcodec.entropy import (
     Container,
     ContainerError,
@@ -140,7 +141,7 @@ def encode_file(
     # audio is read while it is coded: a long recording is never whole in memory
     item = media_io.open_audio(src) if media == "audio" else media_io.MEDIA_READERS[media](src)
     data = encode_bytes(item, media, codec_id, quality, device, weights, **options)
-    media_io.write_bytes_atomic(dst, data, force)
+    write_bytes_atomic(dst, data, force)
     h = read_container(data).header
     knob = h.params.get("quality", h.params.get("kbps"))
     return EncodeResult(media, h.codec, knob, src.stat().st_size, len(data), h.params)

@@ -17,7 +17,7 @@ import torch
 import torchaudio
 from pesq import pesq
 
-from mcodec.codec.audio_rvq import RVQAudioCodec
+from mcodec.codec.audio.codec import RVQAudioCodec
 from mcodec.codec.media_io import read_audio
 
 SPEECH = Path(__file__).resolve().parents[2] / "shared" / "media" / "audio" / "speech"

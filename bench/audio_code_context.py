@@ -17,8 +17,8 @@ import numpy as np
 import torch
 import torchaudio
 
-from mcodec.codec.audio_model import HOP, SAMPLE_RATE
-from mcodec.codec.audio_rvq import RVQAudioCodec
+from mcodec.codec.audio.codec import RVQAudioCodec
+from mcodec.codec.audio.model import HOP, SAMPLE_RATE
 from mcodec.codec.media_io import read_audio
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media" / "audio"

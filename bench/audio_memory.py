@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mcodec.codec.audio_stream import AudioStream
-from mcodec.codec.media_io import write_audio_stream
+from mcodec.codec.media_io import AudioStream, write_audio_stream
 
 
 def synthetic(minutes: float, rate: int, channels: int) -> AudioStream:

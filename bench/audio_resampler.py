@@ -17,7 +17,7 @@ import torch
 import torchaudio
 
 from mcodec import decode_bytes, encode_bytes
-from mcodec.codec.audio_model import SAMPLE_RATE
+from mcodec.codec.audio.model import SAMPLE_RATE
 from mcodec.codec.media_io import read_audio
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media" / "audio" / "speech"

@@ -162,8 +162,8 @@ from pathlib import Path
 runs = Path("/tmp/runs")
 ckpt = runs / "meanscale.run/checkpoint.pt"
 if ckpt.exists() and not (runs / "meanscale.safetensors").exists():
-    from mcodec.codec.hyperprior import VARIANTS
-    from mcodec.codec.hyperprior_model import GainedHyperprior
+    from mcodec.codec.image.hyperprior import VARIANTS
+    from mcodec.codec.image.hyperprior_model import GainedHyperprior
     from mcodec.codec.image_export import export_checkpoint
     export_checkpoint(GainedHyperprior(VARIANTS["meanscale"], 128, 192), ckpt, runs / "meanscale_partial.safetensors", "meanscale-partial")
 ckpt = runs / "rvq.run/checkpoint.pt"

@@ -29,11 +29,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from mcodec.codec.hyperprior import STRIDE, load_ours
-from mcodec.codec.image_tensors import to_input
-from mcodec.codec.image_training import load_images
-from mcodec.codec.latent_refine import LIKELIHOOD_FLOOR, hyper_side, quality_lambda
+from mcodec.codec.image.hyperprior import STRIDE, load_ours
+from mcodec.codec.image.lambdas import quality_lambda
+from mcodec.codec.image.latent_refine import LIKELIHOOD_FLOOR, hyper_side
+from mcodec.codec.image.tensors import to_input
 from mcodec.codec.media_io import read_image
+from mcodec.codec.training.image_task import load_images
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media" / "images"
 EVAL_TRAIN = ("fruits.png", "baboon.png", "wall_kite.png", "building.png", "smarties.png")

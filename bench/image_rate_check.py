@@ -19,9 +19,9 @@ import torch
 
 from mcodec import encode_bytes
 from mcodec.codec import registry
-from mcodec.codec.hyperprior import STRIDE
-from mcodec.codec.image_tensors import to_input
-from mcodec.codec.latent_refine import LIKELIHOOD_FLOOR, hyper_side
+from mcodec.codec.image.hyperprior import STRIDE
+from mcodec.codec.image.latent_refine import LIKELIHOOD_FLOOR, hyper_side
+from mcodec.codec.image.tensors import to_input
 from mcodec.codec.media_io import read_image
 from mcodec.entropy import read_container
 

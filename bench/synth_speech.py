@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import torchaudio
 
-from mcodec.codec.audio_model import SAMPLE_RATE
+from mcodec.codec.audio.model import SAMPLE_RATE
 from mcodec.codec.media_io import read_audio, write_audio
 
 TEXT_SOURCES = ("Apache-2.0", "GPL-3", "LGPL-2.1", "Artistic", "MPL-2.0", "GFDL-1.3")

@@ -125,16 +125,17 @@ def train_image(
 ):
     """Train on the images in DATA (random crops, qualities 1..8 in one model, or those of --quality),
     then export OUT."""
-    from mcodec.codec import image_init
-    from mcodec.codec.factorized import ARCH as FACTORIZED_ARCH
-    from mcodec.codec.factorized_model import GainedFactorizedPrior
-    from mcodec.codec.hyperprior import ARCH as HYPERPRIOR_ARCH
-    from mcodec.codec.hyperprior import VARIANTS
-    from mcodec.codec.hyperprior_model import GainedHyperprior
-    from mcodec.codec.image_export import export_checkpoint
-    from mcodec.codec.image_training import LAMBDAS, TrainConfig, lambdas_of
-    from mcodec.codec.image_training import train as run_training
-    from mcodec.codec.weights import load_weights
+    from mcodec.codec.image.factorized_model import ARCH as FACTORIZED_ARCH
+    from mcodec.codec.image.factorized_model import GainedFactorizedPrior
+    from mcodec.codec.image.hyperprior import VARIANTS
+    from mcodec.codec.image.hyperprior_model import ARCH as HYPERPRIOR_ARCH
+    from mcodec.codec.image.hyperprior_model import GainedHyperprior
+    from mcodec.codec.image.lambdas import LAMBDAS, lambdas_of
+    from mcodec.codec.model_file import load_weights
+    from mcodec.codec.training import image_init
+    from mcodec.codec.training.export import export_checkpoint
+    from mcodec.codec.training.image_task import TrainConfig
+    from mcodec.codec.training.image_task import train as run_training
 
     if rounded_synthesis and codec_id == "factorized":
         raise CodecError("--rounded-synthesis is for the hyperprior codecs (factorized has no means)")
@@ -231,10 +232,10 @@ def train_audio_command(
     learn its per-stage priors from the same data and export OUT."""
     import torch
 
-    from mcodec.codec.audio_model import RVQAutoencoder
-    from mcodec.codec.audio_rvq import ARCH, export_rvq_model
-    from mcodec.codec.audio_training import AudioTrainConfig, code_histograms, train_audio
-    from mcodec.codec.weights import load_weights
+    from mcodec.codec.audio.model import ARCH, RVQAutoencoder
+    from mcodec.codec.model_file import load_weights
+    from mcodec.codec.training.audio_task import AudioTrainConfig, code_histograms, train_audio
+    from mcodec.codec.training.export import export_rvq_model
 
     run_dir = _start_run(out, run_dir, device, force)
     init_state = None

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from mcodec.codec.factorized_model import GainedFactorizedPrior
-from mcodec.codec.image_export import export_factorized_model
+from mcodec.codec.image.factorized_model import GainedFactorizedPrior
+from mcodec.codec.training.export import export_factorized_model
 
 SAMPLE = Path(str(files("mcodec") / "samples" / "fruits_400x300.png"))
 

@@ -8,8 +8,8 @@ import torch
 
 from mcodec import decode_bytes, encode_bytes
 from mcodec.codec import CodecError
-from mcodec.codec.audio_model import RVQAutoencoder, codebooks_for
-from mcodec.codec.audio_rvq import export_rvq_model
+from mcodec.codec.audio.model import RVQAutoencoder, codebooks_for
+from mcodec.codec.training.export import export_rvq_model
 from mcodec.entropy import read_container
 
 
@@ -68,7 +68,7 @@ def test_short_files_shed_stages_to_meet_the_bitrate(weights):
 
 
 def test_shedding_a_stage_is_coding_with_one_stage_fewer(weights):
-    from mcodec.codec.audio_rvq import RVQAudioCodec
+    from mcodec.codec.audio.codec import RVQAudioCodec
 
     codec = RVQAudioCodec(weights)
     item = (tone(1, 11.0, 16000), 16000)  # two segments
@@ -82,7 +82,7 @@ def test_shedding_a_stage_is_coding_with_one_stage_fewer(weights):
 
 
 def test_beam_search_of_width_one_is_greedy_and_of_full_width_exact():
-    from mcodec.codec.rvq import ResidualVQ, beam_search
+    from mcodec.codec.audio.rvq import ResidualVQ, beam_search
 
     torch.manual_seed(0)
     rvq = ResidualVQ(dim=4, n_q=3, size=8)
@@ -109,7 +109,7 @@ def test_beam_search_of_width_one_is_greedy_and_of_full_width_exact():
 
 
 def test_presets_set_the_search_and_decode_alike(weights):
-    from mcodec.codec.audio_rvq import RVQAudioCodec
+    from mcodec.codec.audio.codec import RVQAudioCodec
 
     codec = RVQAudioCodec(weights)
     item = (tone(1, 2.0, 24000) + 0.05 * torch.randn(1, 48000), 24000)
@@ -176,7 +176,7 @@ def test_long_audio_streams_through_the_codec(weights):
     import numpy as np
 
     from mcodec.codec import Payload, registry
-    from mcodec.codec.audio_stream import AudioStream
+    from mcodec.codec.media_io import AudioStream
 
     rate = 16000
     audio = tone(1, 25.0, rate) + 0.05 * torch.randn(1, 25 * rate)
@@ -217,7 +217,7 @@ def test_a_header_asking_for_unbounded_padding_is_refused(weights):
 def test_resampling_in_pieces_equals_resampling_at_once(rate_in, rate_out):
     import numpy as np
 
-    from mcodec.codec.audio_stream import MonoResampler
+    from mcodec.codec.audio.stream import MonoResampler
 
     noise = np.random.default_rng(0).normal(0, 0.01, rate_in).astype(np.float32)
     x = tone(1, 1.0, rate_in)[0].numpy() + noise
@@ -235,7 +235,7 @@ def test_training_crops_are_drawn_evenly_from_each_subfolder(tmp_path):
     import random
     import wave
 
-    from mcodec.codec.audio_training import load_corpus, random_batch
+    from mcodec.codec.training.audio_task import load_corpus, random_batch
 
     for sub, count, seconds, value in (("speech", 3, 2.0, 16000), ("music", 30, 0.5, -16000)):
         (tmp_path / sub).mkdir()
@@ -253,7 +253,7 @@ def test_training_crops_are_drawn_evenly_from_each_subfolder(tmp_path):
 def test_focused_training_draws_its_stage_count_for_about_half_the_batches():
     import random
 
-    from mcodec.codec.audio_training import AudioTask, AudioTrainConfig
+    from mcodec.codec.training.audio_task import AudioTask, AudioTrainConfig
 
     model = RVQAutoencoder(base=4, dim=16, n_q=16)
     rng = random.Random(0)

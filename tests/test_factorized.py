@@ -10,8 +10,8 @@ from conftest import random_image
 
 from mcodec import decode_bytes, encode_bytes
 from mcodec.codec import CodecError
-from mcodec.codec.factorized import FactorizedCodec
-from mcodec.codec.padding import pad_to_multiple
+from mcodec.codec.image.factorized import FactorizedCodec
+from mcodec.codec.image.padding import pad_to_multiple
 from mcodec.entropy import read_container
 
 

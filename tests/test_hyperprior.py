@@ -12,9 +12,9 @@ from safetensors.torch import save_file
 
 from mcodec import decode_bytes, encode_bytes
 from mcodec.codec import CodecError
-from mcodec.codec.hyperprior import VARIANTS
-from mcodec.codec.hyperprior_model import GainedHyperprior
-from mcodec.codec.image_export import export_hyperprior_model
+from mcodec.codec.image.hyperprior import VARIANTS
+from mcodec.codec.image.hyperprior_model import GainedHyperprior
+from mcodec.codec.training.export import export_hyperprior_model
 from mcodec.entropy import read_container, write_container
 
 
@@ -73,9 +73,10 @@ def test_decode_identical_across_thread_counts(ours, tmp_path):
 
 
 def test_missing_default_weights_say_so(monkeypatch, tmp_path):
-    from mcodec.codec import hyperprior
+    from mcodec.codec import model_file
+    from mcodec.codec.image import hyperprior
 
-    monkeypatch.setattr(hyperprior, "MODELS_DIR", tmp_path)  # an install without the model files
+    monkeypatch.setattr(model_file, "MODELS_DIR", tmp_path)  # an install without the model files
     with pytest.raises(CodecError, match="no default weights"):
         hyperprior.load_ours("hyperprior")
 
@@ -132,7 +133,7 @@ def test_zoo_checkpoint_errors(tmp_path):
 def test_quantize_rounds_and_a_dead_zone_only_shrinks_magnitudes():
     import numpy as np
 
-    from mcodec.codec.hyperprior import quantize
+    from mcodec.codec.image.hyperprior import quantize
 
     r = np.random.default_rng(0).normal(0, 3, 10_000)
     assert np.array_equal(quantize(r), np.rint(r))

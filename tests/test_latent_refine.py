@@ -7,8 +7,7 @@ from conftest import SAMPLE
 
 from mcodec import decode_bytes, encode_bytes
 from mcodec.codec import CodecError, registry
-from mcodec.codec.image_training import LAMBDAS
-from mcodec.codec.latent_refine import quality_lambda
+from mcodec.codec.image.lambdas import LAMBDAS, quality_lambda
 from mcodec.codec.media_io import read_image
 
 

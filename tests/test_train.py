@@ -112,8 +112,8 @@ def test_amp_keeps_the_entropy_models_in_float32():
     rate term, stay float32 and finite; the loss matches the float32 one to autocast precision."""
     import torch
 
-    from mcodec.codec.hyperprior_model import GainedHyperprior
-    from mcodec.codec.image_training import rd_loss
+    from mcodec.codec.image.hyperprior_model import GainedHyperprior
+    from mcodec.codec.training.image_task import rd_loss
 
     torch.manual_seed(0)
     model = GainedHyperprior("mean-scale-hyperprior", 16, 24).eval()
@@ -134,9 +134,9 @@ def test_a_step_with_a_non_finite_gradient_is_skipped(tmp_path):
 
     import torch
 
-    from mcodec.codec import distributed
-    from mcodec.codec.hyperprior_model import GainedHyperprior
-    from mcodec.codec.image_training import ImageTask, TrainConfig
+    from mcodec.codec.image.hyperprior_model import GainedHyperprior
+    from mcodec.codec.training import distributed
+    from mcodec.codec.training.image_task import ImageTask, TrainConfig
 
     for i in range(2):
         Image.fromarray(random_image(3, 64, 64, seed=i).permute(1, 2, 0).numpy()).save(tmp_path / f"{i}.png")
@@ -180,7 +180,7 @@ def test_a_hyperprior_warm_starts_from_a_factorized_model(capfd, tmp_path, monke
     import torch
     from safetensors.torch import load_file
 
-    from mcodec.codec import image_init
+    from mcodec.codec.training import image_init
 
     data = tmp_path / "data"
     data.mkdir()
@@ -247,9 +247,9 @@ def test_training_runs_channels_last_and_hands_back_the_usual_layout(tmp_path):
 
     import torch
 
-    from mcodec.codec import distributed
-    from mcodec.codec.hyperprior_model import GainedHyperprior
-    from mcodec.codec.image_training import ImageTask, TrainConfig, train
+    from mcodec.codec.image.hyperprior_model import GainedHyperprior
+    from mcodec.codec.training import distributed
+    from mcodec.codec.training.image_task import ImageTask, TrainConfig, train
 
     for i in range(2):
         Image.fromarray(random_image(3, 64, 64, seed=i).permute(1, 2, 0).numpy()).save(tmp_path / f"{i}.png")
@@ -272,7 +272,7 @@ def test_training_runs_channels_last_and_hands_back_the_usual_layout(tmp_path):
 
 
 def test_fresh_optimizers_on_trained_weights_warm_up_then_decay():
-    from mcodec.codec.train_clock import DECAY_FROM, WARMUP_STEPS, TrainClock
+    from mcodec.codec.training.clock import DECAY_FROM, WARMUP_STEPS, TrainClock
 
     plain = TrainClock(steps=10_000)
     assert plain.lr_scale(0) == 1.0
@@ -292,9 +292,9 @@ def test_one_quality_trains_at_its_own_lambda_and_the_model_keeps_it(capfd, tmp_
 
     from safetensors import safe_open
 
-    from mcodec.codec import image_training
-    from mcodec.codec.hyperprior import load_ours
-    from mcodec.codec.image_training import LAMBDAS
+    from mcodec.codec.image.hyperprior import load_ours
+    from mcodec.codec.image.lambdas import LAMBDAS
+    from mcodec.codec.training import image_task as image_training
 
     seen = []
     real_rd_loss = image_training.rd_loss
@@ -339,7 +339,7 @@ def test_lambda_needs_exactly_one_quality(capfd, tmp_path):
 
 def test_a_model_file_with_unreadable_lambdas_is_refused():
     from mcodec.codec import CodecError
-    from mcodec.codec.image_training import LAMBDAS, lambdas_of
+    from mcodec.codec.image.lambdas import LAMBDAS, lambdas_of
 
     assert lambdas_of({}, 8) == LAMBDAS  # files from before the key: compressai's
     assert lambdas_of({"lambdas": "[1, 2]"}, 2) == (1.0, 2.0)
@@ -353,8 +353,8 @@ def test_rounded_synthesis_trains_on_what_a_decoder_sees(capfd, tmp_path, monkey
     the noisy z, drawn first), not of y plus noise, and the gradient still reaches the analysis."""
     import torch
 
-    from mcodec.codec import image_training
-    from mcodec.codec.hyperprior_model import GainedHyperprior
+    from mcodec.codec.image.hyperprior_model import GainedHyperprior
+    from mcodec.codec.training import image_task as image_training
 
     model = GainedHyperprior("mean-scale-hyperprior", 8, 8).train()
     x, q = torch.rand(1, 3, 64, 64), torch.tensor([3.0])

@@ -11,7 +11,7 @@ import torch
 from mcodec import decode_bytes
 from mcodec.codec import registry
 from mcodec.codec.base import Payload
-from mcodec.codec.image_tensors import to_image
+from mcodec.codec.image.tensors import to_image
 from mcodec.entropy import ContainerError, decode_factorized, read_container
 
 VECTORS = Path(__file__).resolve().parent.parent / "bitstream_spec" / "vectors"

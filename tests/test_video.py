@@ -170,7 +170,7 @@ def test_empty_and_oversized_videos_fail_with_one_line(tmp_path, capfd, monkeypa
         stream.width, stream.height, stream.pix_fmt = 32, 32, "bgr0"
         out.start_encoding()  # the header of a video stream, then no frame
     media_io.write_video(tmp_path / "big.mkv", clip(t=1, h=32, w=48), Fraction(12))
-    monkeypatch.setattr(media_io, "MAX_FRAME_PIXELS", 32 * 32)  # as a 16k x 16k clip against the real limit
+    monkeypatch.setattr(media_io.video, "MAX_FRAME_PIXELS", 32 * 32)  # as a 16k x 16k clip would be
     import re
 
     for name, message in (("empty.mkv", "no frames|cannot read video"), ("big.mkv", "outside the supported")):

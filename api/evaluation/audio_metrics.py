@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torchaudio
 
+from mcodec.codec.audio.si_sdr import si_sdr_db
+
 MEL_WINDOWS = (512, 1024, 2048)
 
 
@@ -20,15 +22,12 @@ def _mono(x: torch.Tensor) -> torch.Tensor:
 
 
 def si_sdr(ref: torch.Tensor, est: torch.Tensor) -> float:
-    """Scale-invariant signal-to-distortion ratio in dB (Le Roux et al. 2019); higher is better."""
+    """Scale-invariant signal-to-distortion ratio in dB of the mono mixes (float64); NaN for a silent
+    reference."""
     r, e = _mono(ref).double(), _mono(est).double()
-    r, e = r - r.mean(), e - e.mean()
-    energy = torch.dot(r, r)
-    if energy == 0:
+    if not (r - r.mean()).any():
         return math.nan
-    target = torch.dot(e, r) / energy * r
-    noise = e - target
-    return float(10 * torch.log10(torch.dot(target, target) / torch.dot(noise, noise).clamp_min(1e-20)))
+    return float(si_sdr_db(e, r, eps=1e-20))
 
 
 def mel_distance(ref: torch.Tensor, est: torch.Tensor, rate: int) -> float:

@@ -16,7 +16,7 @@ import torch
 
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
-from .train_clock import TrainClock, set_lr, speed_up_cuda
+from .clock import TrainClock, set_lr, speed_up_cuda
 
 
 class TrainTask(Protocol):

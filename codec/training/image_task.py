@@ -3,12 +3,11 @@
 
 The checkpoint (``checkpoint.pt`` in the run folder: model, optimizers, step) is written atomically every
 ``ckpt_every`` steps, so a run killed at any time resumes where it stopped; exporting to shipped
-safetensors is a separate step (``codec.image_export``).
+safetensors is a separate step (``training.export``).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from dataclasses import dataclass
@@ -20,27 +19,12 @@ import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck
 from PIL import Image
 
+from mcodec.codec.image.lambdas import LAMBDAS
+
 from . import distributed
-from .base import CodecError
-from .train_loop import train_loop
+from .loop import train_loop
 
-# MSE lambdas of compressai's zoo for qualities 1..8 (loss = lambda * 255^2 * MSE + bpp).
-LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def lambdas_of(metadata: dict[str, str], qualities: int) -> tuple[float, ...]:
-    """A model file's lambda per quality (its ``lambdas`` metadata, written at export); LAMBDAS for a file
-    without one."""
-    if "lambdas" not in metadata:
-        return LAMBDAS
-    try:
-        values = tuple(float(v) for v in json.loads(metadata["lambdas"]))
-    except (ValueError, TypeError):
-        values = ()
-    if len(values) != qualities or not all(0 < v <= 100 for v in values):
-        raise CodecError(f"the model's lambdas metadata is not {qualities} positive numbers")
-    return values
 
 
 @dataclass

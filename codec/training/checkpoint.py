@@ -3,17 +3,17 @@ at any moment resumes from its last checkpoint (``checkpoint.pt`` in the run fol
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
+from mcodec.codec.atomic_write import atomic_output
+
 
 def save_checkpoint(path: Path, model, optimizers: dict, step: int) -> None:
     state = {"model": model.state_dict(), "step": step, **{k: o.state_dict() for k, o in optimizers.items()}}
-    tmp = Path(path).with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_output(Path(path), force=True) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: Path, model, optimizers: dict, lrs: dict, device: str) -> int:

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import torch
 from compressai.models import MeanScaleHyperprior, ScaleHyperprior
-from torch import nn
 
+from .gains import GainUnits
+
+ARCH = "gained-hyperprior"  # model-file metadata 'arch'; 'variant' names the entry of ARCHS
 STRIDE = 64
 ARCHS = {"scale-hyperprior": ScaleHyperprior, "mean-scale-hyperprior": MeanScaleHyperprior}
 
@@ -25,15 +27,12 @@ def round_ste(v: torch.Tensor) -> torch.Tensor:
     return v + (torch.round(v) - v).detach()
 
 
-class GainedHyperprior(nn.Module):
+class GainedHyperprior(GainUnits):
     def __init__(self, arch: str, n: int = 128, m: int = 192, qualities: int = 8):
         super().__init__()
-        self.arch, self.n, self.m, self.qualities = arch, n, m, qualities
+        self.arch, self.n, self.m = arch, n, m
         self.net = ARCHS[arch](n, m)
-        steps = torch.arange(qualities, dtype=torch.float32) - (qualities - 1)
-        init = (0.5 * torch.log(torch.tensor(2.0)) * steps)[:, None].repeat(1, m)
-        self.log_gain = nn.Parameter(init.clone())
-        self.log_inv_gain = nn.Parameter(-init.clone())
+        self.init_gains(qualities, m)
 
     @property
     def mean_scale(self) -> bool:
@@ -42,16 +41,6 @@ class GainedHyperprior(nn.Module):
     @property
     def entropy_bottleneck(self):
         return self.net.entropy_bottleneck
-
-    def gains(self, quality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """quality: [B] in [1, Q] -> (gain, inverse gain) [B, M, 1, 1], geometric interpolation."""
-        q = quality.clamp(1, self.qualities) - 1
-        lo = q.floor().long().clamp(max=max(self.qualities - 2, 0))
-        hi = (lo + 1).clamp(max=self.qualities - 1)
-        t = (q - lo.float())[:, None]
-        g = (1 - t) * self.log_gain[lo] + t * self.log_gain[hi]
-        ig = (1 - t) * self.log_inv_gain[lo] + t * self.log_inv_gain[hi]
-        return g.exp()[:, :, None, None], ig.exp()[:, :, None, None]
 
     def analysis(self, x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
         return self.net.g_a(x) * self.gains(quality)[0]

@@ -1,38 +1,14 @@
-"""Audio as a stream of blocks, so coding a long file holds a few seconds of it, not all of it.
-
-``AudioStream`` is what audio readers produce and writers consume: a rate, a channel count and the float32
-[channels, n] blocks in order (read once). ``MonoResampler`` changes the rate block by block
+"""Streaming pieces of the audio codec, so coding a long file holds a few seconds of it, not all of it
+(the blocks come as ``media_io.AudioStream``). ``MonoResampler`` changes the rate block by block
 (libswresample through PyAV: no delay, and the pieces add up to the whole signal's length).
 ``SampleBuffer`` and ``OverlapAdd`` keep only the window of a long signal that a segment still needs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-
 import numpy as np
-import torch
 
-BLOCK = 1 << 16  # samples per block when a tensor is cut into a stream
-
-
-@dataclass
-class AudioStream:
-    rate: int  # Hz
-    channels: int
-    blocks: Iterable[np.ndarray]  # float32 [channels, n] in order; may raise MediaError while read
-
-    @classmethod
-    def from_tensor(cls, audio: torch.Tensor, rate: int) -> AudioStream:
-        a = audio.detach().cpu().float().numpy()
-        return cls(int(rate), a.shape[0], (a[:, i : i + BLOCK] for i in range(0, a.shape[1], BLOCK)))
-
-    def collect(self) -> tuple[torch.Tensor, int]:
-        """The whole signal: float32 [channels, N] and the rate."""
-        parts = list(self.blocks)
-        audio = np.concatenate(parts, axis=1) if parts else np.zeros((self.channels, 0), np.float32)
-        return torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), self.rate
+from mcodec.codec.media_io.av_lib import load_av
 
 
 def _joined(frames) -> np.ndarray:
@@ -44,10 +20,8 @@ class MonoResampler:
     """One channel from ``rate_in`` to ``rate_out`` Hz, piece by piece; the identity when they match."""
 
     def __init__(self, rate_in: int, rate_out: int):
-        from .media_io import _av
-
         self.rate_in, self.pts = int(rate_in), 0
-        self.av = _av()
+        self.av = load_av()
         same = rate_in == rate_out
         self.swr = None if same else self.av.AudioResampler(format="flt", layout="mono", rate=int(rate_out))
 

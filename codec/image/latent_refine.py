@@ -21,22 +21,13 @@ from collections.abc import Callable
 import torch
 
 from .hyperprior_model import GainedHyperprior, round_ste
-from .image_training import LAMBDAS
+from .lambdas import LAMBDAS, quality_lambda
 
 LIKELIHOOD_FLOOR = 1e-9  # compressai's lower bound: keeps -log2 finite for far-out symbols
 # Total distance (in quantization steps) Adam may move a latent value over a refinement. Measured on
 # fruits and baboon at q1/q4/q8: 20 steps at lr 0.01 and 40 at 0.005 gave 3-5% lower loss; larger rates
 # overshoot (the true loss rises mid-run), as does 0.01 over 50-100 steps.
 TRAVEL = 0.2
-
-
-def quality_lambda(quality: float, lambdas: tuple[float, ...] = LAMBDAS) -> float:
-    """The training loss's lambda at a (fractional) quality, geometric between the integer ones, as the
-    gains interpolate; ``lambdas``: the model's own (image_training.lambdas_of)."""
-    q = min(max(quality, 1.0), float(len(lambdas))) - 1
-    lo = min(int(q), len(lambdas) - 2)
-    t = q - lo
-    return math.exp((1 - t) * math.log(lambdas[lo]) + t * math.log(lambdas[lo + 1]))
 
 
 @torch.no_grad()

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import torch
 
+from mcodec.codec.base import Codec, CodecError, CodecInfo, Payload
+from mcodec.codec.model_file import MODELS_DIR, load_state, load_weights
 from mcodec.entropy import decode_factorized, encode_factorized
 
-from .base import Codec, CodecError, CodecInfo, Payload
-from .factorized_model import STRIDE, GainedFactorizedPrior
-from .image_tensors import header_fields, synthesize, to_input
+from .factorized_model import ARCH, STRIDE, GainedFactorizedPrior
+from .model_meta import derived_buffers, sizes
 from .padding import latent_size
-from .weights import MODELS_DIR, load_weights
+from .tensors import header_fields, synthesize, to_input
 
-ARCH = "gained-factorized-prior"
 INFO = CodecInfo(
     "factorized",
     "image",
@@ -37,20 +37,12 @@ class FactorizedCodec(Codec):
     def __init__(self, weights: Path | None = None):
         w = load_weights(weights or DEFAULT_WEIGHTS, ARCH)
         self.tables = w.tables("tables")
-        meta = w.metadata
-        self.model = GainedFactorizedPrior(int(meta["n"]), int(meta["m"]), int(meta["qualities"]))
-        state = {k: v.float() for k, v in w.tensors.items()}
-        try:
-            self.model.load_state_dict(state, strict=False)
-            missing = set(self.model.state_dict()) - set(state) - _CDF_BUFFERS
-        except RuntimeError as e:
-            raise CodecError(f"{w.path.name} does not fit the factorized model: {str(e)[:200]}") from None
-        if missing:
-            raise CodecError(f"{w.path.name} lacks tensors: {', '.join(sorted(missing)[:3])}")
+        self.model = GainedFactorizedPrior(*sizes(w))
+        load_state(self.model, w, derived_buffers(self.model))
         if self.tables.num_tables != self.model.m:
             raise CodecError(f"{w.path.name}: {self.tables.num_tables} tables for {self.model.m} channels")
         self.model.eval()
-        self.model_id = meta.get("model_id", "factorized")
+        self.model_id = w.model_id("factorized")
         self.weights_hash, self.tables_hash = w.sha256, self.tables.sha256()
         # medians per channel: symbols are coded around them (as compressai's EntropyBottleneck)
         self.medians = self.model.entropy_bottleneck.quantiles[:, 0, 1].detach().double()
@@ -77,6 +69,3 @@ class FactorizedCodec(Codec):
     def decode(self, payload: Payload, device: str = "cpu", **options) -> torch.Tensor:
         y_hat, quality = self.latent(payload)
         return synthesize(self.model, y_hat, quality, payload.params, device)
-
-
-_CDF_BUFFERS = {f"entropy_bottleneck.{b}" for b in ("_offset", "_quantized_cdf", "_cdf_length")}

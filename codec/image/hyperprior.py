@@ -1,5 +1,5 @@
-"""Hyperprior image codecs: ``hyperprior`` (scale), ``meanscale`` (mean-scale), and compressai zoo
-checkpoints (``compressai:bmshj2018-hyperprior``, ``compressai:mbt2018-mean``) through the same path.
+"""Hyperprior image codecs: ``hyperprior`` (scale) and ``meanscale`` (mean-scale); compressai zoo
+checkpoints go through the same codec (``zoo``).
 
 Bitstream: ``ZLAT``, the hyper-latent symbols round(z - median) [N, H/64, W/64] under per-channel tables
 (as the factorized codec codes y); ``YLAT``, the residuals round(y - mu) [M, H/16, W/16] under Gaussian
@@ -12,38 +12,33 @@ so a decoder whose entropy parameters differ from the encoder's says so instead 
 from __future__ import annotations
 
 import copy
+import hashlib
 import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from mcodec.codec.base import Codec, CodecError, CodecInfo, Payload
+from mcodec.codec.determinism import thread_independent
+from mcodec.codec.model_file import default_weights, load_state, load_weights
 from mcodec.entropy import (
     TableSet,
     decode_factorized,
     decode_indexed,
     encode_factorized,
     encode_indexed,
-    gaussian_tables,
     scale_indexes,
 )
 from mcodec.entropy.gaussian import SCALE_LEVELS
 
-from .base import Codec, CodecError, CodecInfo, Payload
-from .determinism import thread_independent
-from .eb_tables import factorized_tables
-from .hyperprior_model import STRIDE, GainedHyperprior
-from .image_tensors import header_fields, synthesize, to_input
-from .image_training import LAMBDAS, lambdas_of
+from .hyperprior_model import ARCH, STRIDE, GainedHyperprior
+from .lambdas import LAMBDAS, lambdas_of
 from .latent_refine import refine_latents
-from .weights import MODELS_DIR, load_weights
+from .model_meta import derived_buffers, sizes
+from .tensors import header_fields, synthesize, to_input
 
-ARCH = "gained-hyperprior"
 VARIANTS = {"hyperprior": "scale-hyperprior", "meanscale": "mean-scale-hyperprior"}
-ZOO = {
-    "compressai:bmshj2018-hyperprior": "scale-hyperprior",
-    "compressai:mbt2018-mean": "mean-scale-hyperprior",
-}
 # encoder presets: gradient steps of latent refinement (latent_refine) per image; the decoder never knows
 REFINE_STEPS = {"fast": 0, "medium": 20, "slow": 50}
 INFOS = {
@@ -65,16 +60,6 @@ INFOS = {
         presets=tuple(REFINE_STEPS),
         default_preset="fast",
     ),
-    **{
-        cid: CodecInfo(
-            cid,
-            "image",
-            (1, 1),
-            1,
-            f"compressai zoo checkpoint ({cid[11:]}), needs --weights FILE; the checkpoint fixes the quality",
-        )
-        for cid in ZOO
-    },
 }
 
 
@@ -84,7 +69,7 @@ class HyperpriorCodec(Codec):
 
     def __init__(
         self,
-        codec_id: str,
+        info: CodecInfo,
         model: GainedHyperprior,
         ztables: TableSet,
         ytables: TableSet,
@@ -93,7 +78,7 @@ class HyperpriorCodec(Codec):
         lambdas: tuple[float, ...] = LAMBDAS,
     ):
         """``lambdas``: the RD trade-off each quality was trained for, which latent refinement optimizes."""
-        self.info, self.model, self.model_id = INFOS[codec_id], model.eval(), model_id
+        self.info, self.model, self.model_id = info, model.eval(), model_id
         self.lambdas = lambdas
         self.ztables, self.ytables, self.weights_hash = ztables, ytables, weights_hash
         self.tables_hash = _combined_hash(ztables, ytables)
@@ -128,9 +113,7 @@ class HyperpriorCodec(Codec):
     ) -> Payload:
         """``preset``: how many latent-refinement steps the encoder spends (REFINE_STEPS); fast: none.
         ``progress``: a bar on stderr over those steps."""
-        if preset not in self.info.presets and preset != "fast":
-            known = ", ".join(self.info.presets) or "none: a zoo checkpoint's lambda is unknown"
-            raise CodecError(f"{self.info.id} has no preset {preset!r} (presets: {known})")
+        self.check_preset(preset)
         c, h, w = image.shape
         x = to_input(image, STRIDE, self.info.id).to(device)
         model = self.model.to(device)
@@ -200,84 +183,16 @@ def quantize(r: np.ndarray, offset: float = 0.5) -> np.ndarray:
 
 
 def _combined_hash(ztables: TableSet, ytables: TableSet) -> bytes:
-    import hashlib
-
     return hashlib.sha256(ztables.sha256() + ytables.sha256()).digest()
 
 
 def load_ours(codec_id: str, weights: Path | None = None) -> HyperpriorCodec:
-    """Our gained models: fp16 safetensors with frozen z and y tables (image_export)."""
-    path = weights or MODELS_DIR / f"{codec_id}.safetensors"
-    if weights is None and not path.exists():
-        raise CodecError(
-            f"no default weights for {codec_id} are shipped yet: train one with "
-            f"`mcodec train image DIR --codec {codec_id}` and pass --weights FILE"
-        )
-    w = load_weights(path, ARCH)
+    """Our gained models: fp16 safetensors with frozen z and y tables (training.export)."""
+    w = load_weights(default_weights(codec_id, weights, f"mcodec train image DIR --codec {codec_id}"), ARCH)
     if w.metadata.get("variant") != VARIANTS[codec_id]:
-        raise CodecError(f"{path} holds a {w.metadata.get('variant')!r} model, not {VARIANTS[codec_id]!r}")
+        raise CodecError(f"{w.path} holds a {w.metadata.get('variant')!r} model, not {VARIANTS[codec_id]!r}")
     ztables, ytables = w.tables("ztables"), w.tables("ytables")
-    model = GainedHyperprior(
-        VARIANTS[codec_id], int(w.metadata["n"]), int(w.metadata["m"]), int(w.metadata["qualities"])
-    )
-    _load_state(model, {k: v.float() for k, v in w.tensors.items()}, path)
-    model_id, lambdas = w.metadata.get("model_id", codec_id), lambdas_of(w.metadata, model.qualities)
-    return HyperpriorCodec(codec_id, model, ztables, ytables, model_id, w.sha256, lambdas)
-
-
-def load_zoo(codec_id: str, weights: Path | None = None) -> HyperpriorCodec:
-    """A compressai zoo checkpoint (a state dict saved by torch, loaded with weights_only=True, or
-    safetensors). Its tables are built once here, in float64, from the checkpoint's own density."""
-    import hashlib
-
-    if weights is None:
-        raise CodecError(f"{codec_id} needs --weights FILE (a compressai checkpoint; none is shipped)")
-    path = Path(weights)
-    try:
-        data = path.read_bytes()
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load as load_safetensors
-
-            state = load_safetensors(data)
-        else:
-            import io
-
-            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except OSError as e:
-        raise CodecError(f"cannot read weights {path}: {e.strerror or e}") from None
-    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is one user error
-        raise CodecError(f"{path} is not a readable checkpoint ({type(e).__name__})") from None
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    if not isinstance(state, dict) or "g_a.0.weight" not in state or "g_a.6.weight" not in state:
-        raise CodecError(f"{path} is not a compressai hyperprior state dict")
-    n, m = state["g_a.0.weight"].shape[0], state["g_a.6.weight"].shape[0]
-    model = GainedHyperprior(ZOO[codec_id], n, m, qualities=1)
-    with torch.no_grad():
-        model.log_gain.zero_()
-        model.log_inv_gain.zero_()
-    try:
-        model.net.load_state_dict(state)  # compressai's loader resizes its CDF buffers and remaps old keys
-    except (RuntimeError, KeyError) as e:
-        raise CodecError(f"{path} does not fit {codec_id}: {str(e).splitlines()[0][:160]}") from None
-    ytables = gaussian_tables()
-    return HyperpriorCodec(
-        codec_id,
-        model,
-        factorized_tables(copy.deepcopy(model.entropy_bottleneck)),
-        ytables,
-        codec_id,
-        hashlib.sha256(data).digest(),
-    )
-
-
-def _load_state(model: GainedHyperprior, state: dict, path: Path) -> None:
-    # compressai's dynamic CDF buffers and empty placeholders are not part of a model file
-    buffers = {k for k, v in model.state_dict().items() if "._" in k or v.numel() == 0}
-    try:
-        model.load_state_dict(state, strict=False)
-    except RuntimeError as e:
-        raise CodecError(f"{path.name} does not fit the model: {str(e).splitlines()[0][:160]}") from None
-    missing = set(model.state_dict()) - set(state) - buffers
-    if missing:
-        raise CodecError(f"{path.name} lacks tensors: {', '.join(sorted(missing)[:3])}")
+    model = GainedHyperprior(VARIANTS[codec_id], *sizes(w))
+    load_state(model, w, derived_buffers(model))
+    lambdas = lambdas_of(w.metadata, model.qualities)
+    return HyperpriorCodec(INFOS[codec_id], model, ztables, ytables, w.model_id(codec_id), w.sha256, lambdas)

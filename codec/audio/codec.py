@@ -12,24 +12,21 @@ stays at or below the nominal 0.75 kbit/s per stage. Profile ``tables``.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
-from mcodec.entropy import TableSet, decode_indexed, encode_indexed
+from mcodec.codec.base import Codec, CodecError, CodecInfo, Payload
+from mcodec.codec.determinism import map_per_item
+from mcodec.codec.media_io.audio_stream import AudioStream
+from mcodec.codec.model_file import default_weights, load_state, load_weights
+from mcodec.entropy import decode_indexed, encode_indexed
 
-from .audio_model import FRAME_RATE, HOP, SAMPLE_RATE, RVQAutoencoder, codebooks_for
-from .audio_stream import AudioStream, MonoResampler, OverlapAdd, SampleBuffer
-from .base import Codec, CodecError, CodecInfo, Payload
-from .determinism import map_per_item
-from .weights import MODELS_DIR, load_weights
+from .model import ARCH, HOP, SAMPLE_RATE, RVQAutoencoder, codebooks_for, sizes
+from .stream import MonoResampler, OverlapAdd, SampleBuffer
 
-ARCH = "rvq-audio"
-BITS_UNIFORM = 10.0  # a code under the uniform table (1024 codes)
 SEGMENT = 10 * SAMPLE_RATE  # samples of 24 kHz audio per chunk (a multiple of HOP)
 CONTEXT = 2400  # samples of context each side of a segment, cross-faded on decode (a multiple of HOP)
 # encoder presets: the RVQ search's beam width (rvq.beam_search); the decoder never knows. On the 16 speech
@@ -66,30 +63,18 @@ class RVQAudioCodec(Codec):
     profile = "tables"
 
     def __init__(self, weights: Path | None = None):
-        path = weights or MODELS_DIR / "rvq.safetensors"
-        if weights is None and not path.exists():
-            raise CodecError(
-                "no default weights for rvq are shipped yet: train one with "
-                "`mcodec train audio DIR --out FILE` and pass --weights FILE"
-            )
-        w = load_weights(path, ARCH)
+        w = load_weights(default_weights("rvq", weights, "mcodec train audio DIR --out FILE"), ARCH)
         self.tables = w.tables("tables")
-        meta = w.metadata
-        self.model = RVQAutoencoder(int(meta["base"]), int(meta["dim"]), int(meta["n_q"]))
-        state = {k: v.float() for k, v in w.tensors.items()}
-        try:
-            self.model.load_state_dict(state, strict=False)
-        except RuntimeError as e:
-            raise CodecError(
-                f"{path.name} does not fit the rvq model: {str(e).splitlines()[0][:160]}"
-            ) from None
-        missing = {k for k in set(self.model.state_dict()) - set(state) if ".ema_" not in k}
-        if missing:
-            raise CodecError(f"{path.name} lacks tensors: {', '.join(sorted(missing)[:3])}")
+        self.model = RVQAutoencoder(*sizes(w))
+        load_state(self.model, w, lambda key: ".ema_" in key)  # EMA statistics are training state
         if self.tables.num_tables != self.model.n_q + 1:
-            raise CodecError(f"{path.name}: {self.tables.num_tables} tables for {self.model.n_q} stages + 1")
+            raise CodecError(
+                f"{w.path.name}: {self.tables.num_tables} tables for {self.model.n_q} stages + 1"
+            )
+        # a code under the uniform (last) table costs log2(codebook size) bits: the most a stage may cost
+        self.bits_uniform = math.log2(self.model.quantizer.size)
         self.model.eval()
-        self.model_id = meta.get("model_id", "rvq")
+        self.model_id = w.model_id("rvq")
         self.weights_hash, self.tables_hash = w.sha256, self.tables.sha256()
 
     def stages(self, kbps: float) -> int:
@@ -221,7 +206,8 @@ class RVQAudioCodec(Codec):
         n_q, t = codes.shape
         uniform = self.tables.num_tables - 1
         flags = [
-            int(self.tables.information_bits(codes[k], np.full(t, k)) > BITS_UNIFORM * t) for k in range(n_q)
+            int(self.tables.information_bits(codes[k], np.full(t, k)) > self.bits_uniform * t)
+            for k in range(n_q)
         ]
         indexes = np.repeat([uniform if f else k for k, f in enumerate(flags)], t)
         return bytes(flags) + encode_indexed(codes.reshape(-1), indexes, self.tables)
@@ -248,36 +234,3 @@ def _crossfade(n: int, lead: int, tail: int) -> torch.Tensor:
         ramp = min(2 * tail, n)
         w[n - ramp :] = torch.minimum(w[n - ramp :], torch.linspace(1, 0, ramp + 2)[1:-1])
     return w
-
-
-def export_rvq_model(
-    model: RVQAutoencoder, counts: torch.Tensor, out: Path, model_id: str, extra: dict | None = None
-) -> TableSet:
-    """fp16 weights (EMA statistics left out) and one categorical table per stage from code counts
-    [n_q, size] (add-one smoothed), and a last, uniform table."""
-    pmfs = [(c + 1).numpy() for c in counts] + [np.ones(counts.shape[1])]  # last: the uniform fallback
-    tables = TableSet.from_pmfs(pmfs, [0] * len(pmfs), [1e-9] * len(pmfs))
-    tensors = {
-        k: v.half().contiguous() if v.is_floating_point() else v.contiguous()
-        for k, v in model.state_dict().items()
-        if ".ema_" not in k
-    }
-    for name in ("freqs", "offsets", "lengths"):
-        tensors[f"tables.{name}"] = torch.from_numpy(np.ascontiguousarray(getattr(tables, name)))
-    meta = {
-        "arch": ARCH,
-        "model_id": model_id,
-        "base": str(model.base),
-        "dim": str(model.dim),
-        "n_q": str(model.n_q),
-        "sample_rate": str(SAMPLE_RATE),
-        "frame_rate": str(FRAME_RATE),
-        "codebook_size": json.dumps(model.quantizer.size),
-        **(extra or {}),
-    }
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    save_file(tensors, tmp, metadata=meta)
-    tmp.replace(out)
-    return tables

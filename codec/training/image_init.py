@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import CodecError
-from .weights import Weights
+from mcodec.codec.base import CodecError
+from mcodec.codec.model_file import Weights
 
 # What a hyperprior of the other variant hands over: the transforms and the gains.
 TRANSFORM_PREFIXES = ("net.g_a.", "net.g_s.", "log_gain", "log_inv_gain")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from .base import CodecError
-from .determinism import thread_independent
+from mcodec.codec.base import CodecError
+from mcodec.codec.determinism import thread_independent
+
 from .padding import pad_to_multiple
 
 LUMA = (0.299, 0.587, 0.114)  # BT.601, to return grayscale sources as grayscale

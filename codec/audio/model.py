@@ -16,6 +16,7 @@ from torch import nn
 
 from .rvq import ResidualVQ
 
+ARCH = "rvq-audio"  # model-file metadata 'arch'
 SAMPLE_RATE = 24000
 STRIDES = (2, 4, 5, 8)
 HOP = 320  # product of STRIDES
@@ -115,3 +116,14 @@ class RVQAutoencoder(nn.Module):
 def codebooks_for(kbps: float) -> int:
     """RVQ stages for a nominal bitrate (before entropy coding): 0.75 kbit/s per stage."""
     return int(round(kbps * 1000 / (FRAME_RATE * BITS_PER_CODE)))
+
+
+def sizes(w) -> tuple[int, int, int, int]:
+    """(base, dim, n_q, codebook size) from a model file's metadata (``model_file.Weights``), checked
+    before a network is built from them."""
+    return (
+        w.int_meta("base", 1, 256),
+        w.int_meta("dim", 1, 1024),
+        w.int_meta("n_q", 1, 64),
+        w.int_meta("codebook_size", 2, 1 << 16, default=1024),
+    )

@@ -1,0 +1,56 @@
+"""Writing a file so that it appears whole or not at all: every output of mcodec (decoded media, coded
+files, model files, training checkpoints, reports) goes through here.
+
+The data goes to a temporary file beside the target, which is renamed onto it only when complete: a
+failed or interrupted write leaves the old file (or none), never a partial one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .base import CodecError
+
+
+class OutputError(CodecError):
+    """An output cannot be written (exists without --force, a directory, no permission, disk full)."""
+
+
+@contextmanager
+def atomic_output(path: Path, force: bool = False, make_parents: bool = False) -> Iterator[Path]:
+    """Yields a temporary path beside ``path``; renames it onto ``path`` only if the block succeeds.
+    Refuses an existing output unless ``force``; ``make_parents`` creates missing folders first."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputError(f"{path} exists (use --force to overwrite)")
+    if path.exists() and path.is_dir():
+        raise OutputError(f"{path} is a directory")
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        if make_parents:
+            folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes_atomic(path: Path, data: bytes, force: bool = False) -> None:
+    with atomic_output(path, force) as tmp:
+        tmp.write_bytes(data)

@@ -1,0 +1,33 @@
+"""Reading and writing media files: Pillow for still images, PyAV (ffmpeg) for video and audio.
+
+Images are uint8 tensors [C, H, W] with C = 1 (grayscale) or 3 (RGB); video uint8 [T, 3, H, W] with a
+frame rate; audio float32 [C, N] in [-1, 1] with a sample rate, or an ``AudioStream`` of such blocks
+(``open_audio``, ``write_audio_stream``) where a file may be long. Sizes are checked from the file's
+header before anything large is decoded. Writers go through ``atomic_write``, so a failed write never
+leaves a partial output.
+"""
+
+from .audio import open_audio, read_audio, write_audio, write_audio_stream
+from .audio_stream import AudioStream
+from .errors import MediaError
+from .images import read_image, write_image
+from .probe import media_kind
+from .video import read_video, write_video
+
+# What each media kind's reader returns: the item codecs and anchors take.
+MEDIA_READERS = {"image": read_image, "video": read_video, "audio": read_audio}
+
+__all__ = [
+    "MEDIA_READERS",
+    "AudioStream",
+    "MediaError",
+    "media_kind",
+    "open_audio",
+    "read_audio",
+    "read_image",
+    "read_video",
+    "write_audio",
+    "write_audio_stream",
+    "write_image",
+    "write_video",
+]

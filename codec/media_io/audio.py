@@ -1,0 +1,101 @@
+"""Audio through PyAV (ffmpeg): float32 [C, N] in [-1, 1] with a sample rate, read and written as an
+``AudioStream`` of blocks where a file may be long."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mcodec.codec.atomic_write import atomic_output
+
+from .audio_stream import AudioStream
+from .av_lib import load_av
+from .errors import MediaError
+from .probe import check_readable
+
+MAX_AUDIO_CHANNELS, MAX_AUDIO_SAMPLES = 64, 1 << 31
+AUDIO_WRITE_FORMATS = {".wav": ("wav", "pcm_s16le", "s16"), ".flac": ("flac", "flac", "s16")}
+
+
+def open_audio(path: Path) -> AudioStream:
+    """The first audio stream of a file as float32 [C, n] blocks in [-1, 1], read while they are consumed
+    (a long file is never whole in memory). The header is checked here; the samples as they come: a
+    stream with no samples, NaN or infinite values, or too many samples raises MediaError."""
+    av = load_av()
+    path = Path(path)
+    check_readable(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise MediaError(f"{path}: no audio stream")
+            ctx = container.streams.audio[0].codec_context
+            rate, channels = ctx.sample_rate, ctx.channels
+    except (av.FFmpegError, OSError) as e:
+        raise MediaError(f"{path}: cannot read audio ({e})") from None
+    if not (1 <= channels <= MAX_AUDIO_CHANNELS and 1 <= rate <= 768000):
+        raise MediaError(f"{path}: unsupported audio ({channels} channels at {rate} Hz)")
+    return AudioStream(rate, channels, _audio_blocks(path, rate, channels))
+
+
+def _audio_blocks(path: Path, rate: int, channels: int):
+    av = load_av()
+    total = 0
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=rate)
+            frames = (f for frame in container.decode(stream) for f in resampler.resample(frame))
+            for f in itertools.chain(frames, resampler.resample(None)):
+                block = f.to_ndarray().astype(np.float32, copy=False)
+                total += block.shape[1]
+                if total > MAX_AUDIO_SAMPLES // channels:
+                    raise MediaError(f"{path}: audio too long")
+                if not np.isfinite(block).all():
+                    raise MediaError(f"{path}: audio contains NaN or infinite samples")
+                yield block
+    except (av.FFmpegError, OSError) as e:
+        raise MediaError(f"{path}: cannot read audio ({e})") from None
+    if total == 0:
+        raise MediaError(f"{path}: audio has no samples")
+
+
+def read_audio(path: Path) -> tuple[torch.Tensor, int]:
+    """float32 [C, N] in [-1, 1] of the first audio stream, and its sample rate (Hz)."""
+    return open_audio(path).collect()
+
+
+def write_audio(path: Path, audio: torch.Tensor, rate: int, force: bool = False) -> None:
+    """audio: float [C, N] in [-1, 1]; .wav (16-bit PCM) or .flac (16-bit)."""
+    write_audio_stream(path, AudioStream.from_tensor(audio, rate), force)
+
+
+def write_audio_stream(path: Path, audio: AudioStream, force: bool = False) -> None:
+    """Blocks of float [C, n] in [-1, 1] to .wav (16-bit PCM) or .flac (16-bit) as they come, atomically:
+    an error while the blocks are produced leaves no output."""
+    av = load_av()
+    path = Path(path)
+    spec = AUDIO_WRITE_FORMATS.get(path.suffix.lower())
+    if spec is None:
+        raise MediaError(
+            f"{path}: cannot write audio as {path.suffix} (use {', '.join(AUDIO_WRITE_FORMATS)})"
+        )
+    fmt, codec, sample_fmt = spec
+    channels, rate = audio.channels, audio.rate
+    layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
+    with atomic_output(path, force) as tmp:
+        with av.open(str(tmp), mode="w", format=fmt) as out:
+            stream = out.add_stream(codec, rate=rate, layout=layout)
+            stream.format = sample_fmt
+            pts = 0
+            for block in audio.blocks:
+                pcm = np.clip(np.rint(np.asarray(block, np.float64) * 32767), -32768, 32767).astype(np.int16)
+                for start in range(0, pcm.shape[1], 4096):
+                    piece = np.ascontiguousarray(pcm[:, start : start + 4096].T.reshape(1, -1))
+                    frame = av.AudioFrame.from_ndarray(piece, format=sample_fmt, layout=layout)
+                    frame.sample_rate, frame.pts = rate, pts
+                    pts += piece.shape[1] // channels
+                    out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))

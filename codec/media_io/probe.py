@@ -1,0 +1,42 @@
+"""What kind of media a file holds, and the checks every reader makes before opening one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from .av_lib import load_av
+from .errors import MediaError
+
+
+def media_kind(path: Path) -> str:
+    """'image', 'video' or 'audio' for a readable file; MediaError otherwise."""
+    path = Path(path)
+    check_readable(path)
+    try:
+        with Image.open(path) as im:
+            if getattr(im, "n_frames", 1) == 1 or im.format in ("PNG", "JPEG", "WEBP", "TIFF"):
+                return "image"
+    except Image.DecompressionBombError:
+        return "image"  # an image, too large: read_image says so
+    except (UnidentifiedImageError, OSError):
+        pass
+    av = load_av()
+    try:
+        with av.open(str(path)) as c:
+            for kind, streams in (("video", c.streams.video), ("audio", c.streams.audio)):
+                if streams and next(iter(c.decode(streams[0])), None) is not None:
+                    return kind  # a stream that yields a frame, not just a header ffmpeg guessed
+    except (av.FFmpegError, OSError, ValueError):
+        pass
+    raise MediaError(f"{path}: not an image, video or audio file that can be read")
+
+
+def check_readable(path: Path) -> None:
+    if not path.exists():
+        raise MediaError(f"{path}: no such file")
+    if not path.is_file():
+        raise MediaError(f"{path}: not a file")
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path}: empty file")
