@@ -67,7 +67,9 @@ def _imports(name: str, path: Path, modules: dict[str, Path], lazy: bool) -> set
                 prefix = ".".join(base + ([node.module] if node.module else []))
             else:
                 prefix = node.module or ""
-            targets = [f"{prefix}.{a.name}" if f"{prefix}.{a.name}" in modules else prefix for a in node.names]
+            targets = [
+                f"{prefix}.{a.name}" if f"{prefix}.{a.name}" in modules else prefix for a in node.names
+            ]
         out |= {m for t in targets if t in modules for m in _with_packages(name, t, modules)}
     return out - {name}
 
@@ -104,7 +106,9 @@ def test_coding_never_imports_training():
 def test_decoding_loads_no_training_module():
     """At run time too: decode a reference vector of each medium in a fresh interpreter."""
     vectors = ROOT / "bitstream_spec" / "vectors"
-    files = [vectors / n for n in ("fruits_meanscale_q4.mcd", "goforward_rvq_3k.mcd", "tree_64x48_hnerv_q1.mcd")]
+    files = [
+        vectors / n for n in ("fruits_meanscale_q4.mcd", "goforward_rvq_3k.mcd", "tree_64x48_hnerv_q1.mcd")
+    ]
     code = (
         "import sys, mcodec\n"
         f"for f in {[str(f) for f in files]!r}:\n"
