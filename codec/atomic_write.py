@@ -38,11 +38,12 @@ def atomic_output(path: Path, force: bool = False, make_parents: bool = False) -
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
     os.close(fd)
     tmp = Path(tmp_name)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp
+        # mkstemp makes 0600 (and some writers recreate the file): outputs get the usual permissions
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except OSError as e:
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None

@@ -294,16 +294,16 @@ def test_one_quality_trains_at_its_own_lambda_and_the_model_keeps_it(capfd, tmp_
 
     from mcodec.codec.image.hyperprior import load_ours
     from mcodec.codec.image.lambdas import LAMBDAS
-    from mcodec.codec.training import image_task as image_training
+    from mcodec.codec.training import image_task
 
     seen = []
-    real_rd_loss = image_training.rd_loss
+    real_rd_loss = image_task.rd_loss
 
     def spy(model, x, quality, lambdas=LAMBDAS, rounded=False):
         seen.append((set(quality.tolist()), lambdas[3]))
         return real_rd_loss(model, x, quality, lambdas, rounded)
 
-    monkeypatch.setattr(image_training, "rd_loss", spy)
+    monkeypatch.setattr(image_task, "rd_loss", spy)
     data = tmp_path / "data"
     data.mkdir()
     Image.fromarray(random_image(3, 72, 80, seed=0).permute(1, 2, 0).numpy()).save(data / "0.png")
@@ -354,7 +354,7 @@ def test_rounded_synthesis_trains_on_what_a_decoder_sees(capfd, tmp_path, monkey
     import torch
 
     from mcodec.codec.image.hyperprior_model import GainedHyperprior
-    from mcodec.codec.training import image_task as image_training
+    from mcodec.codec.training import image_task
 
     model = GainedHyperprior("mean-scale-hyperprior", 8, 8).train()
     x, q = torch.rand(1, 3, 64, 64), torch.tensor([3.0])
@@ -374,8 +374,8 @@ def test_rounded_synthesis_trains_on_what_a_decoder_sees(capfd, tmp_path, monkey
     assert model.net.g_a[0].weight.grad.abs().sum() > 0
 
     flags = []
-    real_rd_loss = image_training.rd_loss
-    monkeypatch.setattr(image_training, "rd_loss", lambda *a: flags.append(a[4]) or real_rd_loss(*a))
+    real_rd_loss = image_task.rd_loss
+    monkeypatch.setattr(image_task, "rd_loss", lambda *a: flags.append(a[4]) or real_rd_loss(*a))
     data = tmp_path / "data"
     data.mkdir()
     Image.fromarray(random_image(3, 72, 80, seed=0).permute(1, 2, 0).numpy()).save(data / "0.png")

@@ -14,10 +14,10 @@ from mcodec.codec.atomic_write import atomic_output
 from .audio_stream import AudioStream
 from .av_lib import load_av
 from .errors import MediaError
+from .formats import output_format
 from .probe import check_readable
 
 MAX_AUDIO_CHANNELS, MAX_AUDIO_SAMPLES = 64, 1 << 31
-AUDIO_WRITE_FORMATS = {".wav": ("wav", "pcm_s16le", "s16"), ".flac": ("flac", "flac", "s16")}
 
 
 def open_audio(path: Path) -> AudioStream:
@@ -77,12 +77,7 @@ def write_audio_stream(path: Path, audio: AudioStream, force: bool = False) -> N
     an error while the blocks are produced leaves no output."""
     av = load_av()
     path = Path(path)
-    spec = AUDIO_WRITE_FORMATS.get(path.suffix.lower())
-    if spec is None:
-        raise MediaError(
-            f"{path}: cannot write audio as {path.suffix} (use {', '.join(AUDIO_WRITE_FORMATS)})"
-        )
-    fmt, codec, sample_fmt = spec
+    fmt, codec, sample_fmt = output_format(path, "audio")
     channels, rate = audio.channels, audio.rate
     layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
     with atomic_output(path, force) as tmp:

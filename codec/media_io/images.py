@@ -12,19 +12,10 @@ from PIL import Image, UnidentifiedImageError
 from mcodec.codec.atomic_write import atomic_output
 
 from .errors import MediaError
+from .formats import output_format
 from .probe import check_readable
 
 MAX_IMAGE_SIDE, MAX_IMAGE_PIXELS = 16384, 1 << 26
-
-IMAGE_WRITE_FORMATS = {
-    ".png": "PNG",
-    ".bmp": "BMP",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".ppm": "PPM",
-    ".pgm": "PPM",
-    ".webp": "WEBP",
-}
 
 
 def read_image(path: Path) -> torch.Tensor:
@@ -74,12 +65,7 @@ def _to_8bit_array(im: Image.Image, path: Path) -> np.ndarray:
 def write_image(path: Path, image: torch.Tensor, force: bool = False) -> None:
     """image: uint8 [C, H, W], C = 1 or 3; format from the extension (png, bmp, tiff, ppm, lossless webp)."""
     path = Path(path)
-    fmt = IMAGE_WRITE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise MediaError(
-            f"{path}: cannot write images as {path.suffix or 'files without extension'} "
-            f"(use {', '.join(IMAGE_WRITE_FORMATS)})"
-        )
+    fmt = output_format(path, "image")
     arr = image.permute(1, 2, 0).numpy()
     pil = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
     with atomic_output(path, force) as tmp:

@@ -12,14 +12,10 @@ from mcodec.codec.atomic_write import atomic_output
 
 from .av_lib import load_av
 from .errors import MediaError
+from .formats import output_format
 from .probe import check_readable
 
 MAX_FRAME_PIXELS, MAX_VIDEO_BYTES = 1 << 24, 8 << 30
-VIDEO_WRITE_FORMATS = {
-    ".mkv": ("matroska", "ffv1", "bgr0"),
-    ".y4m": ("yuv4mpegpipe", "rawvideo", "yuv444p"),
-    ".mp4": ("mp4", "libx264", "yuv420p"),
-}
 
 
 def read_video(path: Path, max_frames: int | None = None) -> tuple[torch.Tensor, Fraction]:
@@ -65,12 +61,7 @@ def write_video(path: Path, frames: torch.Tensor, rate: Fraction, force: bool = 
     """frames: uint8 [T, 3, H, W]. .mkv: lossless FFV1 (RGB); .y4m: raw YUV 4:4:4; .mp4: x264 4:2:0."""
     av = load_av()
     path = Path(path)
-    spec = VIDEO_WRITE_FORMATS.get(path.suffix.lower())
-    if spec is None:
-        raise MediaError(
-            f"{path}: cannot write video as {path.suffix} (use {', '.join(VIDEO_WRITE_FORMATS)})"
-        )
-    fmt, codec, pix_fmt = spec
+    fmt, codec, pix_fmt = output_format(path, "video")
     t, _, h, w = frames.shape
     if pix_fmt == "yuv420p" and (h % 2 or w % 2):
         raise MediaError(f"{path}: mp4 (x264 4:2:0) needs even dimensions, got {w}x{h}; use .mkv")
