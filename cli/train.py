@@ -232,22 +232,23 @@ def train_audio_command(
     learn its per-stage priors from the same data and export OUT."""
     import torch
 
-    from mcodec.codec.audio.model import ARCH, RVQAutoencoder
+    from mcodec.codec.audio.model import ARCH, RVQAutoencoder, sizes
     from mcodec.codec.model_file import load_weights
-    from mcodec.codec.training.audio_task import AudioTrainConfig, code_histograms, train_audio
+    from mcodec.codec.training.audio_task import (
+        AudioTrainConfig,
+        code_histograms,
+        init_state_from,
+        train_audio,
+    )
     from mcodec.codec.training.export import export_rvq_model
 
     run_dir = _start_run(out, run_dir, device, force)
-    init_state = None
+    init_state, shape = None, width
     if init_weights:
         w = load_weights(init_weights, ARCH)
-        width = (int(w.metadata["base"]), int(w.metadata["dim"]))
-        init_state = {
-            k: v.float() if v.is_floating_point() else v
-            for k, v in w.tensors.items()
-            if not k.startswith("tables.")
-        }
-    model = RVQAutoencoder(*width)
+        shape = sizes(w)  # the file's base, dim, stages and codebook size, not --width
+        init_state = init_state_from(w)
+    model = RVQAutoencoder(*shape)
     if focus_stages is not None and focus_stages > model.n_q:
         raise click.BadParameter(f"the model has {model.n_q} stages", param_hint="--focus-stages")
     cfg = AudioTrainConfig(

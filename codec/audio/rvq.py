@@ -3,8 +3,8 @@
 Each stage quantizes the residual the previous stages left, so the first k codebooks alone give a
 coarser code: training with a random number of stages per batch (quantizer dropout) makes one model
 serve every bitrate. Codebooks are learned by exponential moving averages of the vectors assigned to
-each code (no gradient), initialized by k-means on the first batch; codes left unused are restarted on
-random vectors of the batch.
+each code (no gradient), initialized by k-means on the first batch; codes left unused for many steps are
+restarted on random vectors of the batch.
 
 Shapes: latents x [B, D, T]; codes [n_q, B, T] (int64, values < codebook size).
 """
@@ -22,10 +22,17 @@ def squared_distances(x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
     return dist.add_(x.pow(2).sum(1, keepdim=True))
 
 
+# A code is dead when its decayed hit count falls below this fraction of an evenly used code's. At batch
+# 16 x 75 frames each of 1024 codes expects ~1.2 hits a step: a code unused since its last hit falls below
+# 1% of that after ~450 steps (decay 0.99). The old rule (a count below 1 hit) restarted every code that
+# missed one step, which at ~1.2 expected hits is most of the rarely used ones, all the time.
+DEAD_FRACTION = 0.01
+
+
 class EMACodebook(nn.Module):
-    def __init__(self, dim: int, size: int = 1024, decay: float = 0.99, dead_threshold: float = 1.0):
+    def __init__(self, dim: int, size: int = 1024, decay: float = 0.99, dead_fraction: float = DEAD_FRACTION):
         super().__init__()
-        self.size, self.decay, self.dead_threshold = size, decay, dead_threshold
+        self.size, self.decay, self.dead_fraction = size, decay, dead_fraction
         self.register_buffer("embedding", torch.zeros(size, dim))
         self.register_buffer("ema_count", torch.ones(size))
         self.register_buffer("ema_sum", torch.zeros(size, dim))
@@ -62,12 +69,26 @@ class EMACodebook(nn.Module):
         n = self.ema_count.sum()
         smoothed = (self.ema_count + 1e-5) / (n + self.size * 1e-5) * n  # Laplace smoothing
         self.embedding.copy_(self.ema_sum / smoothed[:, None])
-        dead = self.ema_count < self.dead_threshold
+        dead = self.ema_count < self.dead_fraction * x.shape[0] / self.size
         if dead.any():  # restart unused codes on random vectors of this batch
             picks = x[torch.randint(0, x.shape[0], (int(dead.sum()),), device=x.device)]
             self.embedding[dead] = picks
             self.ema_sum[dead] = picks
             self.ema_count[dead] = 1.0
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """A model file holds the codebook but not its EMA statistics (training state). Loaded as they
+        were (count 1, sum 0) they made the first update set every used codeword to ~1% of its norm: a
+        warm start (``--init``) wiped the codebooks. Without them, the statistics are rebuilt as k-means
+        leaves them: a count of 1 and a sum equal to the codeword."""
+        rebuild = f"{prefix}embedding" in state_dict and not any(
+            f"{prefix}{k}" in state_dict for k in ("ema_sum", "ema_count")
+        )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if rebuild:
+            with torch.no_grad():
+                self.ema_count.fill_(1.0)
+                self.ema_sum.copy_(self.embedding)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x [N, D] -> (nearest codewords [N, D], no gradient; codes [N]); training updates the codebook."""

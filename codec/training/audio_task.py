@@ -20,6 +20,7 @@ import torchaudio
 from mcodec.codec.audio.model import HOP, SAMPLE_RATE, RVQAutoencoder
 from mcodec.codec.audio.si_sdr import si_sdr_db
 from mcodec.codec.media_io import MediaError, read_audio
+from mcodec.codec.model_file import Weights
 
 from . import distributed
 from .loop import train_loop
@@ -50,14 +51,19 @@ class AudioTrainConfig:
     max_seconds: float | None = None
 
 
-def load_corpus(folder: Path, min_samples: int) -> dict[str, list[torch.Tensor]]:
+def load_corpus(
+    folder: Path, min_samples: int, skipped: list[Path] | None = None
+) -> dict[str, list[torch.Tensor]]:
     """Every audio file under folder as 24 kHz mono float32 [N] (files shorter than a crop are padded),
-    grouped by the top-level subfolder it lies in ("" for files directly in folder)."""
+    grouped by the top-level subfolder it lies in ("" for files directly in folder). Files that cannot
+    be read are appended to ``skipped``."""
     groups: dict[str, list[torch.Tensor]] = {}
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
         try:
             audio, rate = read_audio(path)
         except MediaError:
+            if skipped is not None:
+                skipped.append(path)
             continue
         mono = audio.mean(0)
         if rate != SAMPLE_RATE:
@@ -116,13 +122,18 @@ class AudioTask:
     def setup(self, d: distributed.Dist) -> str:
         self.device = d.device
         self.samples = int(self.cfg.seconds * SAMPLE_RATE) // HOP * HOP
-        corpus = load_corpus(self.data, self.samples)
+        skipped: list[Path] = []
+        corpus = load_corpus(self.data, self.samples, skipped)
         self.groups = list(corpus.values())
         self.mel_loss = MelLoss(self.cfg.mel_windows, self.cfg.max_mels).to(d.device)
         about = ", ".join(
             f"{name or '.'}: {len(clips)} clips, {sum(c.numel() for c in clips) / SAMPLE_RATE / 60:.1f} min"
             for name, clips in corpus.items()
         )
+        if skipped:
+            names = ", ".join(str(p.relative_to(self.data)) for p in skipped[:5])
+            more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+            about += f"; skipped {len(skipped)} unreadable file(s): {names}{more}"
         return f"crops drawn evenly from {len(corpus)} group(s): {about}"
 
     def stages(self, rng: random.Random) -> int:
@@ -144,9 +155,23 @@ class AudioTask:
         loss = l1 + mel + cfg.commit_weight * out["commit"] - cfg.sisdr_weight * sisdr / 10
         self.opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.opt.step()
-        return {"loss": loss.item(), "si-sdr": sisdr.item(), "mel": mel.item()}
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        # one inf or NaN gradient, clipped, would turn every weight into NaN: skip the step (as the image
+        # task does; "skipped" in the log is the fraction of such steps)
+        finite = bool(torch.isfinite(norm))
+        if finite:
+            self.opt.step()
+        return {"loss": loss.item(), "si-sdr": sisdr.item(), "mel": mel.item(), "skipped": float(not finite)}
+
+
+def init_state_from(w: Weights) -> dict[str, torch.Tensor]:
+    """The state to start training from a model file (``--init``): its network and codebooks, as float32
+    (the codebooks rebuild their EMA statistics on load: ``EMACodebook._load_from_state_dict``)."""
+    return {
+        k: v.float() if v.is_floating_point() else v
+        for k, v in w.tensors.items()
+        if not k.startswith("tables.")
+    }
 
 
 def train_audio(
