@@ -3,9 +3,12 @@ BD-rate on PSNR-RGB and MS-SSIM, and CPU encode/decode seconds for a 768x512 ima
 
     python bench/image_rd.py [--data ../shared/media/images] [--codec factorized] [--out bench-out/image]
                              [--jobs 2] [--weights CODEC=FILE ...] [--preset fast|medium|slow]
+                             [--files N] [--quality Q ...] [--anchor jpeg,webp,avif] [--time-size 768x512]
 
 It runs the same harness as `mcodec eval` (results.json, results.csv, rd.png, report.md in --out) and
-then times each codec on a 768x512 crop (median of 3 runs, torch's default threads).
+then times each codec on a 768x512 crop (median of 3 runs, torch's default threads). --files (the first N
+images), --quality (our codecs' points; default: each codec's own), --anchor and --time-size make a
+quick run on small inputs; the defaults measure what the model cards quote.
 """
 
 from __future__ import annotations
@@ -26,17 +29,23 @@ from mcodec.evaluation.runner import list_files, run_grid
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "media" / "images"
 
 
-def time_768x512(
-    codec_id: str, files: list[Path], weights: Path | None = None, options: dict | None = None
+def time_crop(
+    codec_id: str,
+    files: list[Path],
+    size: tuple[int, int] = (768, 512),
+    weights: Path | None = None,
+    options: dict | None = None,
 ) -> tuple[float, float]:
-    """Median encode and decode seconds of a 768x512 crop of the first image large enough."""
+    """Median encode and decode seconds of a ``size`` (width, height) crop of the first image large
+    enough, at the codec's default quality."""
+    width, height = size
     for f in files:
         image = read_image(f)
-        if image.shape[1] >= 512 and image.shape[2] >= 768:
-            crop = image[:, :512, :768].contiguous()
+        if image.shape[1] >= height and image.shape[2] >= width:
+            crop = image[:, :height, :width].contiguous()
             break
     else:
-        raise SystemExit("no image of at least 768x512 to time")
+        raise SystemExit(f"no image of at least {width}x{height} to time")
     enc, dec = [], []
     for _ in range(3):
         t0 = time.perf_counter()
@@ -62,13 +71,24 @@ def main() -> None:
     ap.add_argument(
         "--preset", choices=["fast", "medium", "slow"], help="encoder effort of codecs with presets"
     )
+    ap.add_argument("--files", type=int, help="the first N images of --data (default: all)")
+    ap.add_argument("--quality", type=float, action="append", help="our codecs' points (repeat)")
+    ap.add_argument("--time-size", default="768x512", metavar="WxH", help="the crop timed")
     args = ap.parse_args()
     codecs = args.codec or ["factorized"]
     weights = {c: Path(f) for c, _, f in (w.partition("=") for w in args.weights)}
-    files = list_files([args.data])
+    files = list_files([args.data])[: args.files]
+    size = tuple(int(v) for v in args.time_size.lower().split("x"))
     options = {"preset": args.preset} if args.preset else None
     records = run_grid(
-        files, args.out, codecs, args.anchor.split(","), None, args.jobs, options=options, weights=weights
+        files,
+        args.out,
+        codecs,
+        args.anchor.split(","),
+        args.quality,
+        args.jobs,
+        options=options,
+        weights=weights,
     )
     summary = write_reports(records, args.out)
     print(f"\n{len(files)} images from {args.data}; report in {args.out / 'report.md'}\n")
@@ -76,10 +96,10 @@ def main() -> None:
     for row in summary["bd_rate"].get("image", []):
         print(f"| {row['codec']} | {row['anchor']} | {row['psnr_rgb']:+.1f}% | {row['ms_ssim']:+.1f}% |")
     print(f"\nCPU timing, torch threads: {torch.get_num_threads()}\n")
-    print("| codec | encode 768x512 (s) | decode 768x512 (s) |\n|---|---|---|")
+    print(f"| codec | encode {args.time_size} (s) | decode {args.time_size} (s) |\n|---|---|---|")
     for c in codecs:
         presets = registry.info(c).presets
-        e, d = time_768x512(c, files, weights.get(c), options if args.preset in presets else None)
+        e, d = time_crop(c, files, size, weights.get(c), options if args.preset in presets else None)
         print(f"| {c} | {e:.3f} | {d:.3f} |")
 
 

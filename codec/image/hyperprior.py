@@ -65,7 +65,8 @@ INFOS = {
 
 class HyperpriorCodec(Codec):
     profile = "cpu-f64"
-    rounding_offset = 0.5  # an encoder choice (see quantize); bench/image_deadzone.py measures others
+    # an encoder choice (see quantize); a dead zone measured worse (bench/README.md, finished probes)
+    rounding_offset = 0.5
 
     def __init__(
         self,

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # One GPU lease, all media at once: the steps run on the device machine (see the device tool's README),
-# each call `bash bench/gpu_session.sh STEP...`. Trainers and fits run detached (setsid) so they go on
+# each call `bash bench/gpu/gpu_session.sh STEP...`. Trainers and fits run detached (setsid) so they go on
 # between calls while the machine stays warm; every call ends with `collect`, so a lost machine loses
 # only what happened since. Everything stops at the deadline that `setup` writes.
 #
-# Here, first: `bash bench/gpu_wheels.sh` (wheels + mcodec's own wheel in .whl/) and the training data in
-# .gpu/ (images/ as lossless WebP, audio/ as 24 kHz FLAC, video/ clips; see bench/synth_speech.py).
+# Here, first: `bash bench/gpu/gpu_wheels.sh` (wheels + mcodec's own wheel in .whl/) and the training data in
+# .gpu/ (images/ as lossless WebP, audio/ as 24 kHz FLAC, video/ clips; see bench/data/synth_speech.py).
 # A call's tree may hold 64 MiB and the repo itself is ~27: call 1 carries .whl (1.5: mcodec without its models,
 # which setup copies from the tree), .gpu/images (19) and
 # .gpu/audio (15); call 2 carries .whl-av (36, PyAV), which the audio run needs; a later lease carries
@@ -23,11 +23,11 @@
 #    probe_image starts from the same init, so the log shows trouble first.
 #   (2026-11-23, session 4: the tree is ~20 MB and .whl 1.5, so call 1 carries ~55 MB and call 2 ~56.)
 #   call 1, carry .whl .gpu/images .gpu/audio:
-#       DEADLINE=900 bash bench/gpu_session.sh setup rehearse_image probe_image start_image
-#   call 2, carry .whl-av:  bash bench/gpu_session.sh setup start_audio wait_call collect
-#   call 3:                 bash bench/gpu_session.sh wait_jobs gpu_encode collect
+#       DEADLINE=900 bash bench/gpu/gpu_session.sh setup rehearse_image probe_image start_image
+#   call 2, carry .whl-av:  bash bench/gpu/gpu_session.sh setup start_audio wait_call collect
+#   call 3:                 bash bench/gpu/gpu_session.sh wait_jobs gpu_encode collect
 #   video lease, carry .whl .whl-av .gpu/video:
-#       DEADLINE=540 bash bench/gpu_session.sh setup rehearse_video start_video wait_call collect
+#       DEADLINE=540 bash bench/gpu/gpu_session.sh setup rehearse_video start_video wait_call collect
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site
 RUNS=/tmp/runs
@@ -164,7 +164,7 @@ ckpt = runs / "meanscale.run/checkpoint.pt"
 if ckpt.exists() and not (runs / "meanscale.safetensors").exists():
     from mcodec.codec.image.hyperprior import VARIANTS
     from mcodec.codec.image.hyperprior_model import GainedHyperprior
-    from mcodec.codec.image_export import export_checkpoint
+    from mcodec.codec.training.export import export_checkpoint
     export_checkpoint(GainedHyperprior(VARIANTS["meanscale"], 128, 192), ckpt, runs / "meanscale_partial.safetensors", "meanscale-partial")
 ckpt = runs / "rvq.run/checkpoint.pt"
 if ckpt.exists() and not (runs / "rvq.safetensors").exists():

@@ -4,7 +4,7 @@ Our real speech (../shared/media/audio/speech) is 31 s of three voices; formant-
 many voices, pitches and speeds adds phonetic variety the model would otherwise never hear. Text comes
 from the licence texts every Debian system has. Output: 24 kHz mono FLAC, one file per utterance.
 
-    python bench/synth_speech.py OUT_DIR [--minutes 8]
+    python bench/data/synth_speech.py OUT_DIR [--minutes 8]
 """
 
 from __future__ import annotations

@@ -3,11 +3,11 @@
 # scipy, torch-geometric, click, tqdm, safetensors, pillow, matplotlib). They land in .whl/ (ignored by
 # git; pass `carry: [".whl"]` to the device run, and ".whl-av" where video or audio runs), with mcodec's
 # own wheel without its model files (rebuild after every change).
-# On the device, start every command with (bench/gpu_session.sh setup does it):
+# On the device, start every command with (bench/gpu/gpu_session.sh setup does it):
 #   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl \
 #     && export PYTHONPATH=/tmp/site
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 mkdir -p .whl
 grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
 PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64

@@ -1,0 +1,172 @@
+"""Smoke runs of the maintained benchmarks in bench/: each runs as a script, as a person would run it, on
+tiny inputs (the package's samples, or media made here), and its table or JSON must hold real numbers.
+
+One thread per run (OMP_NUM_THREADS=1): the figures are not the point, and two threads on a busy 2-core
+machine made the video fit three times slower.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "api" / "samples"
+IMAGE = SAMPLES / "fruits_400x300.png"
+VIDEO = SAMPLES / "tree_128x96.mkv"
+SPEECH = SAMPLES / "goforward_16k.flac"
+
+
+def run_bench(script: str, *args) -> str:
+    """Run bench/``script`` from the repository root; returns its stdout, fails with its stderr's tail."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(REPO / "bench" / script), *map(str, args)]
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, f"{script} exited {r.returncode}:\n{r.stderr[-3000:]}"
+    return r.stdout
+
+
+def finite(*values) -> bool:
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+
+
+def table_rows(stdout: str, first_cell: str) -> list[list[str]]:
+    """The cells of the markdown table rows of ``stdout`` whose first cell is ``first_cell``."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in stdout.splitlines()]
+    return [r for r in rows if r[0] == first_cell]
+
+
+def test_entropy_bench(tmp_path):
+    out = tmp_path / "entropy.json"
+    stdout = run_bench("entropy_bench.py", "--n", 3000, "--repeat", 1, "--json", out)
+    rows = json.loads(out.read_text())
+    assert [r["case"] for r in rows] == ["categorical-256", "gaussian-indexed-64", "factorized-192ch"]
+    for r in rows:
+        assert r["case"] in stdout
+        assert r["symbols"] > 2000 and r["bytes"] > 0
+        assert finite(r["encode_msym_s"], r["decode_msym_s"]) and r["encode_msym_s"] > 0
+        # rANS on a few thousand symbols: within a few percent of the tables' information content
+        assert 0 <= r["overhead_pct"] < 5, r
+
+
+def test_image_rd(tmp_path):
+    data = tmp_path / "images"
+    data.mkdir()
+    for name in ("a.png", "b.png"):
+        shutil.copy(IMAGE, data / name)
+    out = tmp_path / "out"
+    stdout = run_bench(
+        "image_rd.py",
+        *("--data", data, "--files", 1, "--anchor", "jpeg", "--out", out),
+        *("--quality", 1, "--quality", 4, "--quality", 8, "--time-size", "128x96"),
+    )
+    results = json.loads((out / "results.json").read_text())
+    assert {Path(r["file"]).name for r in results["records"]} == {"a.png"}  # --files 1
+    curves = {c["name"]: c["results"] for c in results["curves"]["image"]}
+    assert len(curves["factorized"]["bpp"]) == 3 and len(curves["jpeg"]["bpp"]) == 10
+    for c in curves.values():
+        assert finite(*c["bpp"], *c["psnr-rgb"], *c["ms-ssim-rgb"])
+    (bd,) = table_rows(stdout, "factorized")[:1]
+    assert bd[1] == "jpeg" and bd[2].endswith("%") and finite(float(bd[2].rstrip("%")))
+    (timing,) = [r for r in table_rows(stdout, "factorized") if len(r) == 3]
+    assert float(timing[1]) > 0 and float(timing[2]) > 0
+    assert "encode 128x96 (s)" in stdout
+
+
+def test_video_rd(tmp_path):
+    out = tmp_path / "video.json"
+    stdout = run_bench(
+        "video_rd.py", "--clip", VIDEO, "--frames", 1, "--quality", 1, "--crf", 30, "--json", out
+    )
+    results = json.loads(out.read_text())
+    (row,) = results["rows"]
+    assert row["codec"] == "hnerv" and row["preset"] == "fast"
+    assert row["bpp"] > 0 and 10 < row["psnr_rgb"] < 60 and 0 < row["ms_ssim"] <= 1
+    assert row["fit_s"] > 0 and row["decode_fps"] > 0
+    assert set(results["anchors"]) == {"x264", "x265"}
+    for curve in results["anchors"].values():
+        ((bpp, psnr),) = curve  # one CRF: one point
+        assert bpp > 0 and 10 < psnr < 60
+    assert len(table_rows(stdout, "hnerv")) == 1
+
+
+def test_video_decode_speed(tmp_path):
+    out = tmp_path / "speed.json"
+    stdout = run_bench(
+        "video_decode_speed.py",
+        *("--width", 64, "--height", 48, "--frames", 4, "--repeat", 1, "--json", out),
+        *("--codec", "hnerv", "--codec", "nerv", "--quality", 1, "--quality", 3),
+    )
+    rows = json.loads(out.read_text())
+    assert [(r["codec"], r["quality"]) for r in rows] == [
+        ("hnerv", 1),
+        ("hnerv", 3),
+        ("nerv", 1),
+        ("nerv", 3),
+    ]
+    for r in rows:
+        assert r["params"] > 0 and finite(r["fps"]) and r["fps"] > 0
+    assert len(table_rows(stdout, "hnerv")) == 2 and len(table_rows(stdout, "nerv")) == 2
+
+
+def test_audio_rd(tmp_path):
+    out = tmp_path / "out"
+    stdout = run_bench(
+        "audio_rd.py",
+        *("--speech", SPEECH, "--music", SPEECH, "--out", out, "--bitrate", 6, "--rtf-seconds", 3),
+    )
+    for sub, metrics in (
+        ("speech", ("mel_distance", "si_sdr", "pesq_wb", "stoi")),
+        ("music", ("mel_distance",)),
+    ):
+        results = json.loads((out / sub / "results.json").read_text())
+        curves = {c["name"]: c["results"] for c in results["curves"]["audio"]}
+        assert set(curves) == {"rvq", "opus"}
+        assert len(curves["rvq"]["kbps"]) == 1 and 5 < curves["rvq"]["kbps"][0] < 7  # 6 kbit/s, within 10%
+        for c in curves.values():
+            assert finite(*c["kbps"], *(v for m in metrics for v in c[m.replace("_", "-")]))
+    rvq = table_rows(stdout, "rvq")
+    assert len(rvq) == 2 and all(r[1] == "6" for r in rvq)  # speech and music at 6 kbit/s
+    (rtf,) = table_rows(stdout, "6")
+    assert all(float(v) > 0 for v in rtf[1:])
+
+
+def test_audio_memory(tmp_path):
+    out = tmp_path / "memory.json"
+    run_bench("audio_memory.py", "--minutes", 0.05, "--rate", 16000, "--channels", 1, "--json", out)
+    (row,) = json.loads(out.read_text())
+    assert row["minutes"] == 0.05
+    assert row["encode_mb"] > 10 and row["decode_mb"] > 10  # a real child's peak, in MB
+    assert row["encode_s"] > 0 and row["decode_s"] > 0
+
+
+def test_audio_bands_from_checkpoint(tmp_path):
+    """A training checkpoint of the shipped weights: the benchmark reads it (and its step) back."""
+    from mcodec.codec.audio.codec import RVQAudioCodec
+    from mcodec.codec.training.checkpoint import save_checkpoint
+
+    checkpoint = tmp_path / "checkpoint.pt"
+    save_checkpoint(checkpoint, RVQAudioCodec().model, {}, 7)
+    out = tmp_path / "bands.json"
+    stdout = run_bench(
+        "audio_bands.py",
+        "--checkpoint",
+        checkpoint,
+        "--speech",
+        SAMPLES,
+        "--files",
+        SPEECH.name,
+        "--json",
+        out,
+    )
+    assert f"{checkpoint}: step 7" in stdout
+    results = json.loads(out.read_text())
+    assert set(results["pesq_wb"]) == {"unquantized", "8 stages"}
+    assert all(1 < v < 4.7 for v in results["pesq_wb"].values())
+    assert [b["low_hz"] for b in results["bands"]] == [0, 500, 1000, 2000, 4000, 8000]
+    assert all(finite(b["energy_db"], b["snr_db"]) for b in results["bands"])
