@@ -17,9 +17,10 @@ SAMPLES = Path(str(files("mcodec") / "samples"))
 OUTPUT_SUFFIX = {"image": ".png", "video": ".mkv", "audio": ".wav"}
 
 
-def run_demo(out: Path, quality: float | None, log=sys.stderr) -> list[dict]:
+def run_demo(out: Path, quality: float | None, log=sys.stderr, bitrate: float | None = None) -> list[dict]:
     """Encode and decode every sample into ``out``; prints one table row per sample to stdout.
-    Video uses the fast preset so the demo stays short."""
+    ``quality`` goes to the quality-level codecs (image, video), ``bitrate`` (kbit/s) to the bitrate codecs
+    (audio); None: the codec's default. Video uses the fast preset so the demo stays short."""
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for src in sorted(p for p in SAMPLES.iterdir() if p.is_file() and not p.name.endswith(".md")):
@@ -35,7 +36,8 @@ def run_demo(out: Path, quality: float | None, log=sys.stderr) -> list[dict]:
         if log:
             print(f"encoding {src.name} with {codec_id} ...", file=log, flush=True)
         options = {"preset": "fast", "progress": log is not None} if kind == "video" else {}
-        r = encode_file(src, bitstream, quality=quality, force=True, **options)
+        knob = bitrate if registry.info(codec_id).unit == "kbps" else quality
+        r = encode_file(src, bitstream, quality=knob, force=True, **options)
         _, decoded = decode_file(bitstream, rec, force=True)
         if decoded is None:  # audio is written as it is decoded: measure the written file
             decoded = media_io.read_audio(rec)

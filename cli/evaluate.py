@@ -32,8 +32,12 @@ def _ids(values: tuple[str, ...]) -> list[str] | None:
     multiple=True,
     help="codec id(s), comma-separated or repeated (default: the default codec of each file's media)",
 )
-@click.option("--quality", help="comma-separated quality levels for our codecs (default: every level)")
-@click.option("--bitrate", help="comma-separated bitrates (kbit/s) for our audio codecs")
+@click.option(
+    "--quality", help="comma-separated quality levels for our image and video codecs (default: every level)"
+)
+@click.option(
+    "--bitrate", help="comma-separated bitrates (kbit/s) for our audio codecs (default: their usual points)"
+)
 @click.option(
     "--anchor",
     "anchors",
@@ -72,10 +76,10 @@ def evaluate(ctx, data, codecs, quality, bitrate, anchors, out, jobs, preset, we
     """Encode and decode every file in DATA with every codec and anchor at every rate point."""
     from mcodec.codec import registry
     from mcodec.evaluation.report import write_reports
-    from mcodec.evaluation.runner import list_files, run_grid
+    from mcodec.evaluation.runner import RateUnitError, list_files, run_grid
 
-    if quality and bitrate:
-        raise click.UsageError("give --quality or --bitrate, not both")
+    from .knobs import wrong_knob
+
     codec_ids = _ids(codecs)
     for c in codec_ids or []:
         registry.info(c)  # unknown ids fail before any work
@@ -93,12 +97,14 @@ def evaluate(ctx, data, codecs, quality, bitrate, anchors, out, jobs, preset, we
             out,
             codec_ids,
             anchor_ids,
-            _numbers(quality) or _numbers(bitrate),
+            {"quality": _numbers(quality), "kbps": _numbers(bitrate)},
             jobs,
             progress=not quiet,
             options={"preset": preset} if preset else None,
             weights=model_files,
         )
+    except RateUnitError as e:  # --bitrate for quality-level codecs only, or --quality for bitrate ones
+        raise wrong_knob(e.unit, [registry.info(c) for c in e.codecs]) from None
     except ValueError as e:
         raise CodecError(str(e)) from None
     summary = write_reports(records, out, list(compare))

@@ -195,6 +195,26 @@ def test_unknown_codec_and_bad_options(capfd, tmp_path, sample_path):
     assert code == 2 and "Traceback" not in err
 
 
+def test_rate_knob_must_match_the_codec_unit(capfd, tmp_path, sample_path):
+    """--quality is for quality-level codecs, --bitrate (kbit/s) for bitrate codecs: the other knob is a
+    one-line error, not silently taken as the codec's own knob."""
+    import torch
+
+    from mcodec.codec.media_io import write_audio
+
+    code, _, err = run(capfd, "encode", sample_path, tmp_path / "b.mcd", "--bitrate", 6)
+    assert_one_line_error(code, err, "--quality")
+    assert code == 1 and not (tmp_path / "b.mcd").exists()
+    wav = tmp_path / "tone.wav"
+    t = torch.arange(8000) / 16000
+    write_audio(wav, (0.3 * torch.sin(2 * torch.pi * 220 * t))[None], 16000)
+    code, _, err = run(capfd, "encode", wav, tmp_path / "q.mcd", "--quality", 3)
+    assert_one_line_error(code, err, "--bitrate")
+    assert code == 1 and not (tmp_path / "q.mcd").exists()
+    assert run(capfd, "encode", wav, tmp_path / "a.mcd", "--bitrate", 3)[0] == 0
+    assert run(capfd, "encode", sample_path, tmp_path / "i.mcd", "--quality", 3)[0] == 0
+
+
 def test_unwritable_outputs(capfd, tmp_path, sample_path, good_file):
     code, _, err = run(capfd, "encode", sample_path, tmp_path / "no" / "dir" / "x.mcd")
     assert_one_line_error(code, err, "cannot write")
@@ -243,3 +263,34 @@ def test_demo_round_trips_every_shipped_sample(tmp_path, capfd):
     assert all(0 < r["bitstream_bytes"] < r["input_bytes"] for r in rows)
     table = capfd.readouterr().out
     assert all(r["sample"] in table for r in rows)
+
+
+@pytest.fixture
+def image_and_audio_samples(tmp_path, monkeypatch):
+    """The demo over the shipped image and audio samples only (the video sample's fit takes minutes)."""
+    import shutil
+
+    from mcodec.cli import demo
+
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    for name in ("fruits_400x300.png", "goforward_16k.flac"):
+        shutil.copy(demo.SAMPLES / name, folder / name)
+    monkeypatch.setattr(demo, "SAMPLES", folder)
+    return folder
+
+
+def test_demo_quality_goes_to_quality_codecs_and_bitrate_to_bitrate_codecs(
+    capfd, tmp_path, image_and_audio_samples
+):
+    code, _, err = run(capfd, "--quiet", "demo", "--quality", 2, "--out", tmp_path / "a")
+    assert code == 0, err
+    code, out, err = run(capfd, "--quiet", "demo", "--quality", 2, "--bitrate", 3, "--out", tmp_path / "b")
+    assert code == 0, err
+    (image, audio) = (line.split() for line in out.splitlines()[1:3])
+    assert image[:3] == ["fruits_400x300.png", "meanscale", "2"]
+    assert audio[:3] == ["goforward_16k.flac", "rvq", "3"]
+    from mcodec.cli.demo import run_demo
+
+    rows = {r["codec"]: r for r in run_demo(tmp_path / "c", 2, log=None)}
+    assert rows["meanscale"]["quality"] == 2 and rows["rvq"]["quality"] == 6  # rvq's default, not 2 kbit/s

@@ -103,6 +103,17 @@ def test_eval_refuses_unknown_codec(capfd, tmp_path, image_folder):
     assert code == 1 and "unknown codec" in err
 
 
+def test_eval_rate_knob_must_match_the_codec_unit(capfd, tmp_path, image_folder):
+    """--bitrate (kbit/s) on image codecs, or --quality on the audio codec, is a one-line error before
+    any work, not a bitrate read as a quality level."""
+    out = tmp_path / "ev"
+    code, _, err = run(capfd, "eval", image_folder, "--bitrate", "6", "--anchor", "none", "--out", out)
+    assert code == 1 and "--bitrate" in err and len(err.strip().splitlines()) == 1, err
+    assert not (out / "records.jsonl").exists() or not (out / "records.jsonl").read_text().strip()
+    code, _, err = run(capfd, "eval", image_folder, "--codec", "rvq", "--quality", "3", "--out", out)
+    assert code == 1 and "--quality" in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_anchor_roundtrips_keep_shapes():
     from fractions import Fraction
 
@@ -135,13 +146,17 @@ def test_eval_video_and_audio_run_their_anchors(capfd, tmp_path):
     t = torch.arange(16000) / 16000
     write_audio(data / "tone.wav", (0.3 * torch.sin(2 * torch.pi * 220 * t))[None], 16000)
     out = tmp_path / "ev"
-    code, _, err = run(capfd, "eval", data, "--out", out, "--quality", "1", "--preset", "fast")
+    # --quality goes to the quality-level codec (hnerv), --bitrate to the kbit/s one (rvq)
+    args = ["eval", data, "--out", out, "--quality", "1", "--bitrate", "3", "--preset", "fast"]
+    code, _, err = run(capfd, *args)
     assert code == 0, err
     records = json.loads((out / "results.json").read_text())["records"]
     assert {r["codec"] for r in records} == {"hnerv", "x264", "x265", "opus", "rvq"}
     assert all(r["bytes"] > 0 for r in records)
     rvq = [r for r in records if r["codec"] == "rvq"]
-    assert len(rvq) == 1 and rvq[0]["kbps"] == pytest.approx(8 * rvq[0]["bytes"] / 1000, rel=1e-6)
+    assert len(rvq) == 1 and rvq[0]["point"] == 3
+    assert rvq[0]["kbps"] == pytest.approx(8 * rvq[0]["bytes"] / 1000, rel=1e-6)
+    assert [r["point"] for r in records if r["codec"] == "hnerv"] == [1]
     assert (out / "rd-video.png").exists() and (out / "rd-audio.png").exists()
 
 

@@ -36,6 +36,16 @@ class Task:
     weights: str | None = None  # our codec's model file, where not the shipped one
 
 
+class RateUnitError(ValueError):
+    """Rate points were given in a unit ("quality" or "kbps") that none of the codecs evaluated takes."""
+
+    def __init__(self, unit: str, codecs: list[str]):
+        self.unit, self.codecs = unit, codecs
+        super().__init__(
+            f"rate points in {unit} given, but the codecs evaluated ({', '.join(codecs)}) take none"
+        )
+
+
 def list_files(inputs: list[Path]) -> list[Path]:
     """Files given, and the files inside folders given (sorted, hidden files skipped)."""
     out = []
@@ -60,12 +70,17 @@ def contenders_for(
                 registry.get(c)
         except CodecError:
             ours = []
-    out: list[Contender] = [OurCodec(c, points) for c in ours]
+    out: list[Contender] = [OurCodec(c, _points_for(c, points)) for c in ours]
     for a in anchors if anchors is not None else DEFAULT_ANCHORS[media]:
         anchor = make_anchor(a, anchor_points.get(a) if anchor_points else None)
         if anchor.media == media:
             out.append(anchor)
     return out
+
+
+def _points_for(codec_id: str, points):
+    """A codec's rate points: ``points`` is one list for every codec, or {unit: list} by CodecInfo.unit."""
+    return points.get(registry.info(codec_id).unit) if isinstance(points, dict) else points
 
 
 def measure(task: Task) -> dict:
@@ -156,13 +171,16 @@ def run_grid(
     weights: dict[str, Path] | None = None,
 ) -> list[dict]:
     """Measure everything not yet in out/records.jsonl; returns all records (old and new).
-    ``options`` go to our codecs (video: preset); ``weights`` maps a codec id to its model file."""
+    ``points``: our codecs' rate points, one list for all or {unit: list} by CodecInfo.unit ("quality",
+    "kbps"; a codec whose unit has none takes its usual points, and a unit no codec evaluated takes is a
+    RateUnitError before any work). ``options`` go to our codecs (video: preset); ``weights`` maps a codec
+    id to its model file."""
     weights = weights or {}
-    out.mkdir(parents=True, exist_ok=True)
     records = load_records(out)
     done = {_key(r) for r in records if "error" not in r}
     records = [r for r in records if "error" not in r]  # failed points are retried
     tasks: list[Task] = []
+    ours = set(codecs or ())  # the codecs evaluated: those asked for, or each medium's default
     for f in files:
         try:
             media = media_io.media_kind(f)
@@ -171,6 +189,8 @@ def run_grid(
             continue
         for c in contenders_for(media, codecs, anchors, points):
             kind = "codec" if isinstance(c, OurCodec) else "anchor"
+            if kind == "codec":
+                ours.add(c.id)
             tasks += [
                 Task(
                     str(f),
@@ -184,6 +204,12 @@ def run_grid(
                 for p in c.points
                 if (str(f), c.id, float(p)) not in done
             ]
+    if isinstance(points, dict) and ours:
+        units = {registry.info(c).unit for c in ours}
+        for unit, values in points.items():
+            if values and unit not in units:
+                raise RateUnitError(unit, sorted(ours))
+    out.mkdir(parents=True, exist_ok=True)
     with (
         open(out / RECORDS, "a") as sink,
         tqdm(total=len(tasks), disable=not progress, file=sys.stderr, unit="point", desc="eval") as bar,
