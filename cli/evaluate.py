@@ -49,7 +49,8 @@ def _ids(values: tuple[str, ...]) -> list[str] | None:
     "--out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="folder for results.json/.csv, rd.png, report.md (a rerun skips what is done)",
+    help="folder for results.json/.csv, rd.png, report.md (a rerun skips what is done with the same "
+    "--preset and --weights)",
 )
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="worker processes")
 @click.option(
@@ -62,7 +63,8 @@ def _ids(values: tuple[str, ...]) -> list[str] | None:
     "weights",
     multiple=True,
     metavar="CODEC=FILE",
-    help="evaluate CODEC with this model file (e.g. one from `mcodec train`); use a new --out per model",
+    help="evaluate CODEC with this model file (e.g. one from `mcodec train`); in an --out that has the "
+    "shipped model's results too, it is a curve of its own",
 )
 @click.option(
     "--compare",

@@ -176,6 +176,43 @@ def test_eval_weights_measure_that_model(capfd, tmp_path, image_folder, tiny_wei
     assert run(capfd, *args, "--weights", "factorized")[0] == 2
 
 
+def test_eval_resumes_only_what_was_measured_with_the_same_preset_and_weights(
+    capfd, tmp_path, image_folder, tiny_weights
+):
+    """A rerun into the same --out with another --preset or --weights measures anew (its own curve in the
+    report); with the same settings it measures nothing; records written before records carried their
+    settings count as the default preset and the shipped weights."""
+    out = tmp_path / "ev"
+    args = ["eval", image_folder / "0.png", "--quality", "2", "--anchor", "none", "--out", out]
+
+    def records():
+        return [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+
+    assert run(capfd, *args, "--codec", "meanscale")[0] == 0
+    (first,) = records()
+    assert first["preset"] == "fast" and first["weights"] is None  # meanscale's default preset
+    assert run(capfd, *args, "--codec", "meanscale", "--preset", "medium")[0] == 0
+    assert [(r["preset"], r["weights"]) for r in records()] == [("fast", None), ("medium", None)]
+    curves = json.loads((out / "results.json").read_text())["curves"]["image"]
+    assert sorted(c["name"] for c in curves) == ["meanscale", "meanscale (preset medium)"]
+    for preset in ([], ["--preset", "fast"], ["--preset", "medium"]):  # measured already: nothing new
+        assert run(capfd, *args, "--codec", "meanscale", *preset)[0] == 0
+        assert len(records()) == 2
+
+    assert run(capfd, *args, "--codec", "factorized", "--weights", f"factorized={tiny_weights}")[0] == 0
+    assert run(capfd, *args, "--codec", "factorized")[0] == 0
+    tiny, shipped = records()[2:]
+    assert tiny["weights"] == str(tiny_weights.resolve()) and shipped["weights"] is None
+    assert tiny["preset"] is None and tiny["bytes"] != shipped["bytes"]  # factorized has no presets
+    assert len(records()) == 4
+
+    # records.jsonl of an earlier version: no preset or weights fields; they still resume
+    old = [{k: v for k, v in r.items() if k not in ("preset", "weights")} for r in (first, shipped)]
+    (out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
+    assert run(capfd, *args, "--codec", "meanscale,factorized")[0] == 0
+    assert len(records()) == 2
+
+
 def test_a_losslessly_coded_file_does_not_make_the_mean_psnr_inf():
     from mcodec.evaluation.report import PSNR_CEILING_DB, curves
 

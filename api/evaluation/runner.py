@@ -1,8 +1,10 @@
 """The evaluation grid: every file x contender x rate point, encoded and decoded for real.
 
 Records are appended to ``DIR/records.jsonl`` as they are measured, so an interrupted run loses nothing
-and a rerun skips what is done. A file that cannot be read is recorded as an error and the run goes on.
-With ``jobs > 1`` the grid runs in worker processes (one torch thread each).
+and a rerun skips what is done: the same file, contender and rate point with the same settings (our
+codecs' preset and model file; a record without them, from before records carried them, counts as the
+codec's default preset and its shipped weights). A file that cannot be read is recorded as an error and
+the run goes on. With ``jobs > 1`` the grid runs in worker processes (one torch thread each).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ class Task:
     kind: str  # "codec" or "anchor"
     point: float
     options: tuple = ()  # our codecs' settings as (key, value) pairs (video: preset)
-    weights: str | None = None  # our codec's model file, where not the shipped one
+    weights: str | None = None  # our codec's model file (resolved path), where not the shipped one
+    preset: str | None = None  # the encoder preset our codec runs with; None: anchors, codecs without
 
 
 class RateUnitError(ValueError):
@@ -91,6 +94,8 @@ def measure(task: Task) -> dict:
         "codec": task.contender,
         "kind": task.kind,
         "point": task.point,
+        "preset": task.preset,
+        "weights": task.weights,
     }
     try:
         item = MEDIA_READERS[task.media](Path(task.file))
@@ -139,19 +144,35 @@ def _distortion(media: str, item, decoded, nbytes: int) -> dict:
 
 
 def _key(r: dict) -> tuple:
-    return (r["file"], r["codec"], float(r["point"]))
+    return (r["file"], r["codec"], float(r["point"]), r["preset"], r["weights"])
+
+
+def preset_of(codec_id: str, options: dict | None) -> str | None:
+    """The preset our codec runs with under these options (a preset it lacks is not passed to it)."""
+    info = registry.info(codec_id)
+    preset = (options or {}).get("preset")
+    return preset if preset in info.presets else info.default_preset
 
 
 def load_records(out: Path) -> list[dict]:
+    """The records in out/records.jsonl; those written before records carried their settings get the
+    codec's default preset and the shipped weights."""
     path = out / RECORDS
     if not path.exists():
         return []
     records = []
     for line in path.read_text().splitlines():
         try:
-            records.append(json.loads(line))
+            r = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut by an interruption
+        if "preset" not in r:
+            try:
+                r["preset"] = registry.info(r["codec"]).default_preset if r.get("kind") == "codec" else None
+            except CodecError:  # a codec no longer registered
+                r["preset"] = None
+        r.setdefault("weights", None)
+        records.append(r)
     return records
 
 
@@ -188,9 +209,11 @@ def run_grid(
             records.append({"file": str(f), "codec": None, "point": math.nan, "error": str(e)})
             continue
         for c in contenders_for(media, codecs, anchors, points):
-            kind = "codec" if isinstance(c, OurCodec) else "anchor"
-            if kind == "codec":
+            kind, preset, model = "anchor", None, None
+            if isinstance(c, OurCodec):
                 ours.add(c.id)
+                kind, preset = "codec", preset_of(c.id, options)
+                model = str(Path(weights[c.id]).resolve()) if c.id in weights else None
             tasks += [
                 Task(
                     str(f),
@@ -199,10 +222,11 @@ def run_grid(
                     kind,
                     float(p),
                     tuple(sorted((options or {}).items())),
-                    str(weights[c.id]) if c.id in weights else None,
+                    model,
+                    preset,
                 )
                 for p in c.points
-                if (str(f), c.id, float(p)) not in done
+                if (str(f), c.id, float(p), preset, model) not in done
             ]
     if isinstance(points, dict) and ours:
         units = {registry.info(c).unit for c in ours}
