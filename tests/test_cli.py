@@ -46,7 +46,7 @@ def test_quiet_silences_stderr(capfd, tmp_path, sample_path):
     assert code == 0 and err == "" and out == ""
 
 
-def test_info_and_codecs_json(capfd, tmp_path, sample_path):
+def test_info_json_and_text(capfd, tmp_path, sample_path):
     bit = tmp_path / "i.mcd"
     run(capfd, "encode", sample_path, bit, "--quality", 2)
     code, out, _ = run(capfd, "info", bit, "--json")
@@ -56,9 +56,36 @@ def test_info_and_codecs_json(capfd, tmp_path, sample_path):
     assert sum(c["bytes"] for c in d["chunks"]) + 12 == d["bytes"] == bit.stat().st_size
     code, out, _ = run(capfd, "info", bit)
     assert code == 0 and "YLAT" in out
+
+
+def test_codecs_lists_every_codec_and_each_medium_default(capfd):
+    """`mcodec codecs`: every shipped codec once, with its unit, and exactly one default per medium, the
+    one builtin.DEFAULTS names (whatever the order of the listing)."""
+    from mcodec.codec.builtin import DEFAULTS
+
     code, out, _ = run(capfd, "codecs", "--json")
-    rows = json.loads(out)
-    assert {"id": "factorized", "media": "image", "qualities": [1, 8]}.items() <= rows[0].items()
+    assert code == 0
+    listing = json.loads(out)
+    rows = {r["id"]: r for r in listing}
+    assert len(rows) == len(listing)
+    assert {
+        "factorized",
+        "hyperprior",
+        "meanscale",
+        "compressai:bmshj2018-hyperprior",
+        "compressai:mbt2018-mean",
+        "hnerv",
+        "nerv",
+        "rvq",
+    } <= set(rows)
+    assert {"media": "image", "qualities": [1, 8], "unit": "quality"}.items() <= rows["factorized"].items()
+    assert {"media": "audio", "unit": "kbps", "default_preset": "medium"}.items() <= rows["rvq"].items()
+    assert DEFAULTS == {"image": "meanscale", "video": "hnerv", "audio": "rvq"}
+    defaults = [(r["media"], r["id"]) for r in listing if r["default"]]
+    assert sorted(defaults) == sorted(DEFAULTS.items())
+    code, out, _ = run(capfd, "codecs")
+    marked = [line.split()[1:3] for line in out.splitlines() if line.startswith("*")]
+    assert code == 0 and sorted((media, cid) for cid, media in marked) == sorted(DEFAULTS.items())
 
 
 def test_existing_output_is_not_overwritten_without_force(capfd, tmp_path, sample_path):
