@@ -321,3 +321,24 @@ def test_demo_quality_goes_to_quality_codecs_and_bitrate_to_bitrate_codecs(
 
     rows = {r["codec"]: r for r in run_demo(tmp_path / "c", 2, log=None)}
     assert rows["meanscale"]["quality"] == 2 and rows["rvq"]["quality"] == 6  # rvq's default, not 2 kbit/s
+
+
+def test_demo_names_each_medium_measure(capfd, tmp_path, image_and_audio_samples):
+    """Images show PSNR, audio its own measure, each named in its row: an audio SNR of 6 dB under a
+    "PSNR dB" header beside image PSNRs of 30 dB reads as a broken codec."""
+    from mcodec.cli.demo import run_demo
+    from mcodec.codec.media_io import read_audio
+    from mcodec.evaluation.audio_metrics import si_sdr
+
+    rows = {r["codec"]: r for r in run_demo(tmp_path, None, log=None)}
+    header, *lines = capfd.readouterr().out.splitlines()
+    assert "PSNR" not in header
+    image_row = next(line for line in lines if line.startswith("fruits"))
+    audio_row = next(line for line in lines if line.startswith("goforward"))
+    assert image_row.endswith(f"{rows['meanscale']['measure_value']:.2f} PSNR dB")
+    assert rows["rvq"]["measure"] == "SI-SDR dB" and audio_row.endswith(
+        f"{rows['rvq']['measure_value']:.2f} SI-SDR dB"
+    )
+    original = read_audio(image_and_audio_samples / "goforward_16k.flac")[0]
+    decoded = read_audio(tmp_path / "goforward_16k.rec.wav")[0]
+    assert rows["rvq"]["measure_value"] == pytest.approx(si_sdr(original, decoded))
