@@ -12,6 +12,7 @@ from mcodec import decode_file, encode_file
 from mcodec.codec import CodecError, media_io, registry
 from mcodec.evaluation.audio_metrics import si_sdr
 from mcodec.evaluation.metrics import psnr_rgb
+from mcodec.rates import bits_per_pixel, kbit_per_second
 
 SAMPLES = Path(str(files("mcodec") / "samples"))
 OUTPUT_SUFFIX = {"image": ".png", "video": ".mkv", "audio": ".wav"}
@@ -71,7 +72,7 @@ def _measures(kind: str, original, decoded, nbytes: int) -> dict:
     right; SI-SDR is still a waveform measure, named so it is not read as a PSNR)."""
     if kind == "image":
         _, h, w = original.shape
-        bpp = 8 * nbytes / (h * w)
+        bpp = bits_per_pixel(nbytes, h * w)
         return {
             "size": f"{w}x{h}",
             "bpp": bpp,
@@ -82,7 +83,7 @@ def _measures(kind: str, original, decoded, nbytes: int) -> dict:
     if kind == "video":
         (frames, _), (out, _) = original, decoded
         t, _, h, w = frames.shape
-        bpp = 8 * nbytes / (t * h * w)
+        bpp = bits_per_pixel(nbytes, t * h * w)
         return {
             "size": f"{w}x{h}x{t}",
             "bpp": bpp,
@@ -91,7 +92,7 @@ def _measures(kind: str, original, decoded, nbytes: int) -> dict:
             "measure_value": psnr_rgb(frames, out),
         }
     (audio, rate), (out, _) = original, decoded
-    kbps = 8 * nbytes / 1000 / (audio.shape[1] / rate)
+    kbps = kbit_per_second(nbytes, audio.shape[1] / rate)
     return {
         "size": f"{audio.shape[1] / rate:.1f}s",
         "bpp": None,

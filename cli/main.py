@@ -17,6 +17,7 @@ import click
 
 from mcodec import USER_ERRORS, decode_file, describe, encode_file
 from mcodec.codec import registry
+from mcodec.rates import coded_rate
 
 from .demo import run_demo
 from .device import check_device
@@ -115,15 +116,8 @@ def encode(ctx, src, dst, codec_id, quality, bitrate, preset, device, weights, f
     if preset is not None and used is not None and preset not in registry.info(used).presets:
         raise click.UsageError(f"codec {used} has no --preset {preset}")
     r = encode_file(src, dst, codec_id, quality, check_device(device), weights, force, **options)
-    rate = ""
-    if r.media == "image":
-        rate = f", {8 * r.output_bytes / (r.params['width'] * r.params['height']):.4f} bpp"
-    elif r.media == "video":
-        pixels = r.params["width"] * r.params["height"] * r.params["frames"]
-        rate = f", {8 * r.output_bytes / pixels:.4f} bpp"
-    elif r.media == "audio":
-        seconds = r.params["samples"] / r.params["sample_rate"]
-        rate = f", {8 * r.output_bytes / 1000 / seconds:.2f} kbit/s"
+    value, unit = coded_rate(r.output_bytes, r.media, r.params)
+    rate = f", {value:.4f} {unit}" if unit == "bpp" else f", {value:.2f} {unit}"
     _log(
         ctx,
         f"{src} ({r.input_bytes} bytes) -> {dst} ({r.output_bytes} bytes{rate}) "

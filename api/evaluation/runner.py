@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from mcodec.codec import CodecError, media_io, registry
 from mcodec.codec.media_io import MEDIA_READERS
+from mcodec.rates import bits_per_pixel, kbit_per_second
 
 from .contenders import DEFAULT_ANCHORS, Contender, OurCodec, make_anchor
 
@@ -117,7 +118,7 @@ def _distortion(media: str, item, decoded, nbytes: int) -> dict:
     if media == "image":
         c, h, w = item.shape
         return {
-            "bpp": 8 * nbytes / (h * w),
+            "bpp": bits_per_pixel(nbytes, h * w),
             "psnr_rgb": metrics.psnr_rgb(item, decoded),
             "psnr_y": metrics.psnr_y(item, decoded),
             "ms_ssim": metrics.ms_ssim(item, decoded),
@@ -126,8 +127,8 @@ def _distortion(media: str, item, decoded, nbytes: int) -> dict:
         (frames, rate), (out, _) = item, decoded
         t, _, h, w = frames.shape
         return {
-            "bpp": 8 * nbytes / (t * h * w),
-            "kbps": 8 * nbytes / 1000 / (t / float(rate)),
+            "bpp": bits_per_pixel(nbytes, t * h * w),
+            "kbps": kbit_per_second(nbytes, t / float(rate)),
             "psnr_rgb": metrics.psnr_rgb(frames, out),
             "psnr_y": metrics.psnr_y(frames, out),
             "ms_ssim": metrics.ms_ssim(frames, out),
@@ -135,7 +136,7 @@ def _distortion(media: str, item, decoded, nbytes: int) -> dict:
     (ref, rate), (est, _) = item, decoded
     seconds = ref.shape[1] / rate
     return {
-        "kbps": 8 * nbytes / 1000 / seconds,
+        "kbps": kbit_per_second(nbytes, seconds),
         "mel_distance": audio_metrics.mel_distance(ref, est, rate),
         "si_sdr": audio_metrics.si_sdr(ref, est),
         "pesq_wb": audio_metrics.pesq_wb(ref, est, rate),
