@@ -10,7 +10,6 @@ import click
 
 from mcodec import decode_file, encode_file
 from mcodec.codec import CodecError, media_io, registry
-from mcodec.evaluation.audio_metrics import si_sdr
 from mcodec.evaluation.metrics import psnr_rgb
 from mcodec.rates import bits_per_pixel, kbit_per_second
 
@@ -91,6 +90,8 @@ def _measures(kind: str, original, decoded, nbytes: int) -> dict:
             "measure": "PSNR dB",
             "measure_value": psnr_rgb(frames, out),
         }
+    from mcodec.evaluation.audio_metrics import si_sdr  # torchaudio: loaded for audio only
+
     (audio, rate), (out, _) = original, decoded
     kbps = kbit_per_second(nbytes, audio.shape[1] / rate)
     return {
