@@ -32,8 +32,12 @@ def _ids(values: tuple[str, ...]) -> list[str] | None:
     multiple=True,
     help="codec id(s), comma-separated or repeated (default: the default codec of each file's media)",
 )
-@click.option("--quality", help="comma-separated quality levels for our codecs (default: every level)")
-@click.option("--bitrate", help="comma-separated bitrates (kbit/s) for our audio codecs")
+@click.option(
+    "--quality", help="comma-separated quality levels for our image and video codecs (default: every level)"
+)
+@click.option(
+    "--bitrate", help="comma-separated bitrates (kbit/s) for our audio codecs (default: their usual points)"
+)
 @click.option(
     "--anchor",
     "anchors",
@@ -45,7 +49,8 @@ def _ids(values: tuple[str, ...]) -> list[str] | None:
     "--out",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="folder for results.json/.csv, rd.png, report.md (a rerun skips what is done)",
+    help="folder for results.json/.csv, rd.png, report.md (a rerun skips what is done with the same "
+    "--preset and --weights)",
 )
 @click.option("--jobs", type=click.IntRange(1), default=1, show_default=True, help="worker processes")
 @click.option(
@@ -58,7 +63,8 @@ def _ids(values: tuple[str, ...]) -> list[str] | None:
     "weights",
     multiple=True,
     metavar="CODEC=FILE",
-    help="evaluate CODEC with this model file (e.g. one from `mcodec train`); use a new --out per model",
+    help="evaluate CODEC with this model file (e.g. one from `mcodec train`); in an --out that has the "
+    "shipped model's results too, it is a curve of its own",
 )
 @click.option(
     "--compare",
@@ -72,10 +78,10 @@ def evaluate(ctx, data, codecs, quality, bitrate, anchors, out, jobs, preset, we
     """Encode and decode every file in DATA with every codec and anchor at every rate point."""
     from mcodec.codec import registry
     from mcodec.evaluation.report import write_reports
-    from mcodec.evaluation.runner import list_files, run_grid
+    from mcodec.evaluation.runner import RateUnitError, list_files, run_grid
 
-    if quality and bitrate:
-        raise click.UsageError("give --quality or --bitrate, not both")
+    from .knobs import wrong_knob
+
     codec_ids = _ids(codecs)
     for c in codec_ids or []:
         registry.info(c)  # unknown ids fail before any work
@@ -93,12 +99,14 @@ def evaluate(ctx, data, codecs, quality, bitrate, anchors, out, jobs, preset, we
             out,
             codec_ids,
             anchor_ids,
-            _numbers(quality) or _numbers(bitrate),
+            {"quality": _numbers(quality), "kbps": _numbers(bitrate)},
             jobs,
             progress=not quiet,
             options={"preset": preset} if preset else None,
             weights=model_files,
         )
+    except RateUnitError as e:  # --bitrate for quality-level codecs only, or --quality for bitrate ones
+        raise wrong_knob(e.unit, [registry.info(c) for c in e.codecs]) from None
     except ValueError as e:
         raise CodecError(str(e)) from None
     summary = write_reports(records, out, list(compare))

@@ -17,10 +17,12 @@ import click
 
 from mcodec import USER_ERRORS, decode_file, describe, encode_file
 from mcodec.codec import registry
+from mcodec.rates import coded_rate
 
 from .demo import run_demo
 from .device import check_device
 from .evaluate import evaluate
+from .knobs import check_knobs
 from .train import train
 
 EXIT_USER_ERROR, EXIT_INTERNAL = 1, 3
@@ -80,7 +82,11 @@ def cli(ctx: click.Context, quiet: bool) -> None:
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
 @click.option("--codec", "codec_id", help="codec id (see `mcodec codecs`); default: the media's default")
-@click.option("--quality", type=float, help="quality level (range per codec; default: the codec's)")
+@click.option(
+    "--quality",
+    type=float,
+    help="quality level, for image and video codecs (range per codec; default: the codec's)",
+)
 @click.option("--bitrate", type=float, help="nominal bitrate in kbit/s, for audio codecs (1.5, 3, 6, 12)")
 @click.option(
     "--preset",
@@ -97,26 +103,21 @@ def encode(ctx, src, dst, codec_id, quality, bitrate, preset, device, weights, f
     """Encode the media file SRC into the mcodec file DST."""
     if quality is not None and bitrate is not None:
         raise click.UsageError("give --quality or --bitrate, not both")
-    quality = bitrate if bitrate is not None else quality
     t0 = time.perf_counter()
     options = {}
     if preset is not None:
         options["preset"] = preset
     used = _codec_for(src, codec_id)
+    if used is not None:
+        check_knobs([registry.info(used)], quality is not None, bitrate is not None)
+    quality = bitrate if bitrate is not None else quality
     if used is not None and (registry.info(used).media == "video" or preset not in (None, "fast")):
         options["progress"] = not ctx.find_root().obj.get("quiet")  # fitting or refinement steps
     if preset is not None and used is not None and preset not in registry.info(used).presets:
         raise click.UsageError(f"codec {used} has no --preset {preset}")
     r = encode_file(src, dst, codec_id, quality, check_device(device), weights, force, **options)
-    rate = ""
-    if r.media == "image":
-        rate = f", {8 * r.output_bytes / (r.params['width'] * r.params['height']):.4f} bpp"
-    elif r.media == "video":
-        pixels = r.params["width"] * r.params["height"] * r.params["frames"]
-        rate = f", {8 * r.output_bytes / pixels:.4f} bpp"
-    elif r.media == "audio":
-        seconds = r.params["samples"] / r.params["sample_rate"]
-        rate = f", {8 * r.output_bytes / 1000 / seconds:.2f} kbit/s"
+    value, unit = coded_rate(r.output_bytes, r.media, r.params)
+    rate = f", {value:.4f} {unit}" if unit == "bpp" else f", {value:.2f} {unit}"
     _log(
         ctx,
         f"{src} ({r.input_bytes} bytes) -> {dst} ({r.output_bytes} bytes{rate}) "
@@ -189,7 +190,8 @@ def codecs(as_json):
 
 
 @cli.command()
-@click.option("--quality", type=float, help="quality level (default: each codec's default)")
+@click.option("--quality", type=float, help="quality level of the image and video codecs (default: each's)")
+@click.option("--bitrate", type=float, help="bitrate in kbit/s of the audio codec (default: its default)")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -198,9 +200,9 @@ def codecs(as_json):
     help="folder for the bitstreams and reconstructions",
 )
 @click.pass_context
-def demo(ctx, quality, out):
+def demo(ctx, quality, bitrate, out):
     """Encode and decode the sample media shipped with mcodec; print sizes, rate and quality."""
-    run_demo(out, quality, log=None if ctx.find_root().obj.get("quiet") else sys.stderr)
+    run_demo(out, quality, log=None if ctx.find_root().obj.get("quiet") else sys.stderr, bitrate=bitrate)
 
 
 cli.add_command(train)

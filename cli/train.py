@@ -99,7 +99,10 @@ def train() -> None:
     help="hyperpriors: the synthesis trains on y rounded as a decoder sees it (straight-through), the "
     "rate on noisy y (mixed quantization); best as a fine-tune of a model trained without it",
 )
-@click.option("--model-id", default="factorized-custom", show_default=True)
+@click.option(
+    "--model-id",
+    help="the model's id, kept in the model file and shown by `mcodec info`  [default: CODEC-custom]",
+)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--amp", is_flag=True, help="bfloat16 autocast for the transforms (faster on a GPU)")
 @click.option("--force", is_flag=True, help="overwrite OUT")
@@ -141,6 +144,7 @@ def train_image(
         raise CodecError("--rounded-synthesis is for the hyperprior codecs (factorized has no means)")
     if lmbda is not None and len(set(qualities)) != 1:
         raise CodecError("--lambda needs exactly one --quality: the operating point it sets")
+    model_id = model_id or f"{codec_id}-custom"
     run_dir = _start_run(out, run_dir, device, force)
     factorized = codec_id == "factorized"
     # A hyperprior can also start from a factorized model (its transforms; see codec.image_init).

@@ -46,7 +46,7 @@ def test_quiet_silences_stderr(capfd, tmp_path, sample_path):
     assert code == 0 and err == "" and out == ""
 
 
-def test_info_and_codecs_json(capfd, tmp_path, sample_path):
+def test_info_json_and_text(capfd, tmp_path, sample_path):
     bit = tmp_path / "i.mcd"
     run(capfd, "encode", sample_path, bit, "--quality", 2)
     code, out, _ = run(capfd, "info", bit, "--json")
@@ -56,9 +56,36 @@ def test_info_and_codecs_json(capfd, tmp_path, sample_path):
     assert sum(c["bytes"] for c in d["chunks"]) + 12 == d["bytes"] == bit.stat().st_size
     code, out, _ = run(capfd, "info", bit)
     assert code == 0 and "YLAT" in out
+
+
+def test_codecs_lists_every_codec_and_each_medium_default(capfd):
+    """`mcodec codecs`: every shipped codec once, with its unit, and exactly one default per medium, the
+    one builtin.DEFAULTS names (whatever the order of the listing)."""
+    from mcodec.codec.builtin import DEFAULTS
+
     code, out, _ = run(capfd, "codecs", "--json")
-    rows = json.loads(out)
-    assert {"id": "factorized", "media": "image", "qualities": [1, 8]}.items() <= rows[0].items()
+    assert code == 0
+    listing = json.loads(out)
+    rows = {r["id"]: r for r in listing}
+    assert len(rows) == len(listing)
+    assert {
+        "factorized",
+        "hyperprior",
+        "meanscale",
+        "compressai:bmshj2018-hyperprior",
+        "compressai:mbt2018-mean",
+        "hnerv",
+        "nerv",
+        "rvq",
+    } <= set(rows)
+    assert {"media": "image", "qualities": [1, 8], "unit": "quality"}.items() <= rows["factorized"].items()
+    assert {"media": "audio", "unit": "kbps", "default_preset": "medium"}.items() <= rows["rvq"].items()
+    assert DEFAULTS == {"image": "meanscale", "video": "hnerv", "audio": "rvq"}
+    defaults = [(r["media"], r["id"]) for r in listing if r["default"]]
+    assert sorted(defaults) == sorted(DEFAULTS.items())
+    code, out, _ = run(capfd, "codecs")
+    marked = [line.split()[1:3] for line in out.splitlines() if line.startswith("*")]
+    assert code == 0 and sorted((media, cid) for cid, media in marked) == sorted(DEFAULTS.items())
 
 
 def test_existing_output_is_not_overwritten_without_force(capfd, tmp_path, sample_path):
@@ -195,6 +222,26 @@ def test_unknown_codec_and_bad_options(capfd, tmp_path, sample_path):
     assert code == 2 and "Traceback" not in err
 
 
+def test_rate_knob_must_match_the_codec_unit(capfd, tmp_path, sample_path):
+    """--quality is for quality-level codecs, --bitrate (kbit/s) for bitrate codecs: the other knob is a
+    one-line error, not silently taken as the codec's own knob."""
+    import torch
+
+    from mcodec.codec.media_io import write_audio
+
+    code, _, err = run(capfd, "encode", sample_path, tmp_path / "b.mcd", "--bitrate", 6)
+    assert_one_line_error(code, err, "--quality")
+    assert code == 1 and not (tmp_path / "b.mcd").exists()
+    wav = tmp_path / "tone.wav"
+    t = torch.arange(8000) / 16000
+    write_audio(wav, (0.3 * torch.sin(2 * torch.pi * 220 * t))[None], 16000)
+    code, _, err = run(capfd, "encode", wav, tmp_path / "q.mcd", "--quality", 3)
+    assert_one_line_error(code, err, "--bitrate")
+    assert code == 1 and not (tmp_path / "q.mcd").exists()
+    assert run(capfd, "encode", wav, tmp_path / "a.mcd", "--bitrate", 3)[0] == 0
+    assert run(capfd, "encode", sample_path, tmp_path / "i.mcd", "--quality", 3)[0] == 0
+
+
 def test_unwritable_outputs(capfd, tmp_path, sample_path, good_file):
     code, _, err = run(capfd, "encode", sample_path, tmp_path / "no" / "dir" / "x.mcd")
     assert_one_line_error(code, err, "cannot write")
@@ -243,3 +290,55 @@ def test_demo_round_trips_every_shipped_sample(tmp_path, capfd):
     assert all(0 < r["bitstream_bytes"] < r["input_bytes"] for r in rows)
     table = capfd.readouterr().out
     assert all(r["sample"] in table for r in rows)
+
+
+@pytest.fixture
+def image_and_audio_samples(tmp_path, monkeypatch):
+    """The demo over the shipped image and audio samples only (the video sample's fit takes minutes)."""
+    import shutil
+
+    from mcodec.cli import demo
+
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    for name in ("fruits_400x300.png", "goforward_16k.flac"):
+        shutil.copy(demo.SAMPLES / name, folder / name)
+    monkeypatch.setattr(demo, "SAMPLES", folder)
+    return folder
+
+
+def test_demo_quality_goes_to_quality_codecs_and_bitrate_to_bitrate_codecs(
+    capfd, tmp_path, image_and_audio_samples
+):
+    code, _, err = run(capfd, "--quiet", "demo", "--quality", 2, "--out", tmp_path / "a")
+    assert code == 0, err
+    code, out, err = run(capfd, "--quiet", "demo", "--quality", 2, "--bitrate", 3, "--out", tmp_path / "b")
+    assert code == 0, err
+    (image, audio) = (line.split() for line in out.splitlines()[1:3])
+    assert image[:3] == ["fruits_400x300.png", "meanscale", "2"]
+    assert audio[:3] == ["goforward_16k.flac", "rvq", "3"]
+    from mcodec.cli.demo import run_demo
+
+    rows = {r["codec"]: r for r in run_demo(tmp_path / "c", 2, log=None)}
+    assert rows["meanscale"]["quality"] == 2 and rows["rvq"]["quality"] == 6  # rvq's default, not 2 kbit/s
+
+
+def test_demo_names_each_medium_measure(capfd, tmp_path, image_and_audio_samples):
+    """Images show PSNR, audio its own measure, each named in its row: an audio SNR of 6 dB under a
+    "PSNR dB" header beside image PSNRs of 30 dB reads as a broken codec."""
+    from mcodec.cli.demo import run_demo
+    from mcodec.codec.media_io import read_audio
+    from mcodec.evaluation.audio_metrics import si_sdr
+
+    rows = {r["codec"]: r for r in run_demo(tmp_path, None, log=None)}
+    header, *lines = capfd.readouterr().out.splitlines()
+    assert "PSNR" not in header
+    image_row = next(line for line in lines if line.startswith("fruits"))
+    audio_row = next(line for line in lines if line.startswith("goforward"))
+    assert image_row.endswith(f"{rows['meanscale']['measure_value']:.2f} PSNR dB")
+    assert rows["rvq"]["measure"] == "SI-SDR dB" and audio_row.endswith(
+        f"{rows['rvq']['measure_value']:.2f} SI-SDR dB"
+    )
+    original = read_audio(image_and_audio_samples / "goforward_16k.flac")[0]
+    decoded = read_audio(tmp_path / "goforward_16k.rec.wav")[0]
+    assert rows["rvq"]["measure_value"] == pytest.approx(si_sdr(original, decoded))

@@ -103,6 +103,17 @@ def test_eval_refuses_unknown_codec(capfd, tmp_path, image_folder):
     assert code == 1 and "unknown codec" in err
 
 
+def test_eval_rate_knob_must_match_the_codec_unit(capfd, tmp_path, image_folder):
+    """--bitrate (kbit/s) on image codecs, or --quality on the audio codec, is a one-line error before
+    any work, not a bitrate read as a quality level."""
+    out = tmp_path / "ev"
+    code, _, err = run(capfd, "eval", image_folder, "--bitrate", "6", "--anchor", "none", "--out", out)
+    assert code == 1 and "--bitrate" in err and len(err.strip().splitlines()) == 1, err
+    assert not (out / "records.jsonl").exists() or not (out / "records.jsonl").read_text().strip()
+    code, _, err = run(capfd, "eval", image_folder, "--codec", "rvq", "--quality", "3", "--out", out)
+    assert code == 1 and "--quality" in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_anchor_roundtrips_keep_shapes():
     from fractions import Fraction
 
@@ -135,13 +146,17 @@ def test_eval_video_and_audio_run_their_anchors(capfd, tmp_path):
     t = torch.arange(16000) / 16000
     write_audio(data / "tone.wav", (0.3 * torch.sin(2 * torch.pi * 220 * t))[None], 16000)
     out = tmp_path / "ev"
-    code, _, err = run(capfd, "eval", data, "--out", out, "--quality", "1", "--preset", "fast")
+    # --quality goes to the quality-level codec (hnerv), --bitrate to the kbit/s one (rvq)
+    args = ["eval", data, "--out", out, "--quality", "1", "--bitrate", "3", "--preset", "fast"]
+    code, _, err = run(capfd, *args)
     assert code == 0, err
     records = json.loads((out / "results.json").read_text())["records"]
     assert {r["codec"] for r in records} == {"hnerv", "x264", "x265", "opus", "rvq"}
     assert all(r["bytes"] > 0 for r in records)
     rvq = [r for r in records if r["codec"] == "rvq"]
-    assert len(rvq) == 1 and rvq[0]["kbps"] == pytest.approx(8 * rvq[0]["bytes"] / 1000, rel=1e-6)
+    assert len(rvq) == 1 and rvq[0]["point"] == 3
+    assert rvq[0]["kbps"] == pytest.approx(8 * rvq[0]["bytes"] / 1000, rel=1e-6)
+    assert [r["point"] for r in records if r["codec"] == "hnerv"] == [1]
     assert (out / "rd-video.png").exists() and (out / "rd-audio.png").exists()
 
 
@@ -159,6 +174,43 @@ def test_eval_weights_measure_that_model(capfd, tmp_path, image_folder, tiny_wei
     encode_file(record["file"], tmp_path / "y.mcd", "factorized", 2.0)  # the shipped model differs
     assert record["bytes"] != (tmp_path / "y.mcd").stat().st_size
     assert run(capfd, *args, "--weights", "factorized")[0] == 2
+
+
+def test_eval_resumes_only_what_was_measured_with_the_same_preset_and_weights(
+    capfd, tmp_path, image_folder, tiny_weights
+):
+    """A rerun into the same --out with another --preset or --weights measures anew (its own curve in the
+    report); with the same settings it measures nothing; records written before records carried their
+    settings count as the default preset and the shipped weights."""
+    out = tmp_path / "ev"
+    args = ["eval", image_folder / "0.png", "--quality", "2", "--anchor", "none", "--out", out]
+
+    def records():
+        return [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+
+    assert run(capfd, *args, "--codec", "meanscale")[0] == 0
+    (first,) = records()
+    assert first["preset"] == "fast" and first["weights"] is None  # meanscale's default preset
+    assert run(capfd, *args, "--codec", "meanscale", "--preset", "medium")[0] == 0
+    assert [(r["preset"], r["weights"]) for r in records()] == [("fast", None), ("medium", None)]
+    curves = json.loads((out / "results.json").read_text())["curves"]["image"]
+    assert sorted(c["name"] for c in curves) == ["meanscale", "meanscale (preset medium)"]
+    for preset in ([], ["--preset", "fast"], ["--preset", "medium"]):  # measured already: nothing new
+        assert run(capfd, *args, "--codec", "meanscale", *preset)[0] == 0
+        assert len(records()) == 2
+
+    assert run(capfd, *args, "--codec", "factorized", "--weights", f"factorized={tiny_weights}")[0] == 0
+    assert run(capfd, *args, "--codec", "factorized")[0] == 0
+    tiny, shipped = records()[2:]
+    assert tiny["weights"] == str(tiny_weights.resolve()) and shipped["weights"] is None
+    assert tiny["preset"] is None and tiny["bytes"] != shipped["bytes"]  # factorized has no presets
+    assert len(records()) == 4
+
+    # records.jsonl of an earlier version: no preset or weights fields; they still resume
+    old = [{k: v for k, v in r.items() if k not in ("preset", "weights")} for r in (first, shipped)]
+    (out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
+    assert run(capfd, *args, "--codec", "meanscale,factorized")[0] == 0
+    assert len(records()) == 2
 
 
 def test_a_losslessly_coded_file_does_not_make_the_mean_psnr_inf():

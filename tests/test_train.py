@@ -1,5 +1,7 @@
 """`mcodec train image`: a tiny run trains, checkpoints, resumes and exports a usable model file."""
 
+import json
+
 import pytest
 from conftest import random_image
 from PIL import Image
@@ -47,6 +49,8 @@ def test_train_resume_export_and_use(capfd, tmp_path, codec):
     bit = tmp_path / "x.mcd"
     assert run(capfd, "encode", data / "0.png", bit, "--codec", codec, "--weights", model)[0] == 0
     assert run(capfd, "decode", bit, tmp_path / "x.png", "--weights", model)[0] == 0
+    code, out, _ = run(capfd, "info", bit, "--json")
+    assert code == 0 and json.loads(out)["model_id"] == f"{codec}-custom"  # --model-id's default
     code, _, err = run(capfd, "decode", bit, tmp_path / "y.png")  # default weights: refused
     assert code == 1 and ("other weights" in err or "no default weights" in err)
 

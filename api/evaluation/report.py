@@ -18,6 +18,7 @@ import json
 import math
 import os
 import platform
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -72,12 +73,41 @@ def machine_info() -> dict:
     }
 
 
-def curves(records: list[dict]) -> dict[str, dict[str, dict]]:
-    """media -> codec -> {"points": [...], "kind", "<key>": [mean over files per point], "files": n}."""
-    groups = defaultdict(list)
+def curve_names(records: list[dict]) -> list[str]:
+    """Each record's curve: its codec's id, with the settings that are not the defaults, so records of
+    one codec measured with another preset or model file are not averaged together:
+    "meanscale (preset medium)", "factorized (weights tiny.safetensors)" (the full path where two model
+    files share a name). Records without settings (made by hand) count as the defaults."""
+    from mcodec.codec import CodecError, registry
+
+    paths_by_name = defaultdict(set)
     for r in records:
+        if r.get("weights"):
+            paths_by_name[Path(r["weights"]).name].add(r["weights"])
+    names = []
+    for r in records:
+        settings = []
+        if r.get("preset") is not None and r.get("kind") == "codec":
+            try:
+                default = registry.info(r["codec"]).default_preset
+            except CodecError:
+                default = None
+            if r["preset"] != default:
+                settings.append(f"preset {r['preset']}")
+        if r.get("weights"):
+            name = Path(r["weights"]).name
+            settings.append(f"weights {name if len(paths_by_name[name]) == 1 else r['weights']}")
+        names.append(f"{r['codec']} ({', '.join(settings)})" if settings else r["codec"])
+    return names
+
+
+def curves(records: list[dict]) -> dict[str, dict[str, dict]]:
+    """media -> curve name (curve_names) -> {"points": [...], "kind", "<key>": [mean over files per point],
+    "files": n}."""
+    groups = defaultdict(list)
+    for r, name in zip(records, curve_names(records), strict=True):
         if "error" not in r:
-            groups[(r["media"], r["codec"], r["kind"])].append(r)
+            groups[(r["media"], name, r["kind"])].append(r)
     out: dict[str, dict[str, dict]] = defaultdict(dict)
     for (media, codec, kind), rs in groups.items():
         by_point = defaultdict(list)
@@ -186,7 +216,8 @@ def write_reports(records: list[dict], out: Path, compare_paths: list[Path] | No
     (out / "curves").mkdir(exist_ok=True)
     for m, entries in layouts.items():
         for e in entries:
-            (out / "curves" / f"{m}-{e['name']}.json").write_text(json.dumps(e, indent=2))
+            file_name = re.sub(r"[^\w.:+=-]+", "_", e["name"]).strip("_")  # "meanscale_preset_medium"
+            (out / "curves" / f"{m}-{file_name}.json").write_text(json.dumps(e, indent=2))
     ok = [r for r in records if "error" not in r]
     errors = [r for r in records if "error" in r]
     summary = {

@@ -1,8 +1,10 @@
 """The evaluation grid: every file x contender x rate point, encoded and decoded for real.
 
 Records are appended to ``DIR/records.jsonl`` as they are measured, so an interrupted run loses nothing
-and a rerun skips what is done. A file that cannot be read is recorded as an error and the run goes on.
-With ``jobs > 1`` the grid runs in worker processes (one torch thread each).
+and a rerun skips what is done: the same file, contender and rate point with the same settings (our
+codecs' preset and model file; a record without them, from before records carried them, counts as the
+codec's default preset and its shipped weights). A file that cannot be read is recorded as an error and
+the run goes on. With ``jobs > 1`` the grid runs in worker processes (one torch thread each).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tqdm import tqdm
 
 from mcodec.codec import CodecError, media_io, registry
 from mcodec.codec.media_io import MEDIA_READERS
+from mcodec.rates import bits_per_pixel, kbit_per_second
 
 from .contenders import DEFAULT_ANCHORS, Contender, OurCodec, make_anchor
 
@@ -33,7 +36,18 @@ class Task:
     kind: str  # "codec" or "anchor"
     point: float
     options: tuple = ()  # our codecs' settings as (key, value) pairs (video: preset)
-    weights: str | None = None  # our codec's model file, where not the shipped one
+    weights: str | None = None  # our codec's model file (resolved path), where not the shipped one
+    preset: str | None = None  # the encoder preset our codec runs with; None: anchors, codecs without
+
+
+class RateUnitError(ValueError):
+    """Rate points were given in a unit ("quality" or "kbps") that none of the codecs evaluated takes."""
+
+    def __init__(self, unit: str, codecs: list[str]):
+        self.unit, self.codecs = unit, codecs
+        super().__init__(
+            f"rate points in {unit} given, but the codecs evaluated ({', '.join(codecs)}) take none"
+        )
 
 
 def list_files(inputs: list[Path]) -> list[Path]:
@@ -60,12 +74,17 @@ def contenders_for(
                 registry.get(c)
         except CodecError:
             ours = []
-    out: list[Contender] = [OurCodec(c, points) for c in ours]
+    out: list[Contender] = [OurCodec(c, _points_for(c, points)) for c in ours]
     for a in anchors if anchors is not None else DEFAULT_ANCHORS[media]:
         anchor = make_anchor(a, anchor_points.get(a) if anchor_points else None)
         if anchor.media == media:
             out.append(anchor)
     return out
+
+
+def _points_for(codec_id: str, points):
+    """A codec's rate points: ``points`` is one list for every codec, or {unit: list} by CodecInfo.unit."""
+    return points.get(registry.info(codec_id).unit) if isinstance(points, dict) else points
 
 
 def measure(task: Task) -> dict:
@@ -76,6 +95,8 @@ def measure(task: Task) -> dict:
         "codec": task.contender,
         "kind": task.kind,
         "point": task.point,
+        "preset": task.preset,
+        "weights": task.weights,
     }
     try:
         item = MEDIA_READERS[task.media](Path(task.file))
@@ -97,7 +118,7 @@ def _distortion(media: str, item, decoded, nbytes: int) -> dict:
     if media == "image":
         c, h, w = item.shape
         return {
-            "bpp": 8 * nbytes / (h * w),
+            "bpp": bits_per_pixel(nbytes, h * w),
             "psnr_rgb": metrics.psnr_rgb(item, decoded),
             "psnr_y": metrics.psnr_y(item, decoded),
             "ms_ssim": metrics.ms_ssim(item, decoded),
@@ -106,8 +127,8 @@ def _distortion(media: str, item, decoded, nbytes: int) -> dict:
         (frames, rate), (out, _) = item, decoded
         t, _, h, w = frames.shape
         return {
-            "bpp": 8 * nbytes / (t * h * w),
-            "kbps": 8 * nbytes / 1000 / (t / float(rate)),
+            "bpp": bits_per_pixel(nbytes, t * h * w),
+            "kbps": kbit_per_second(nbytes, t / float(rate)),
             "psnr_rgb": metrics.psnr_rgb(frames, out),
             "psnr_y": metrics.psnr_y(frames, out),
             "ms_ssim": metrics.ms_ssim(frames, out),
@@ -115,7 +136,7 @@ def _distortion(media: str, item, decoded, nbytes: int) -> dict:
     (ref, rate), (est, _) = item, decoded
     seconds = ref.shape[1] / rate
     return {
-        "kbps": 8 * nbytes / 1000 / seconds,
+        "kbps": kbit_per_second(nbytes, seconds),
         "mel_distance": audio_metrics.mel_distance(ref, est, rate),
         "si_sdr": audio_metrics.si_sdr(ref, est),
         "pesq_wb": audio_metrics.pesq_wb(ref, est, rate),
@@ -124,19 +145,35 @@ def _distortion(media: str, item, decoded, nbytes: int) -> dict:
 
 
 def _key(r: dict) -> tuple:
-    return (r["file"], r["codec"], float(r["point"]))
+    return (r["file"], r["codec"], float(r["point"]), r["preset"], r["weights"])
+
+
+def preset_of(codec_id: str, options: dict | None) -> str | None:
+    """The preset our codec runs with under these options (a preset it lacks is not passed to it)."""
+    info = registry.info(codec_id)
+    preset = (options or {}).get("preset")
+    return preset if preset in info.presets else info.default_preset
 
 
 def load_records(out: Path) -> list[dict]:
+    """The records in out/records.jsonl; those written before records carried their settings get the
+    codec's default preset and the shipped weights."""
     path = out / RECORDS
     if not path.exists():
         return []
     records = []
     for line in path.read_text().splitlines():
         try:
-            records.append(json.loads(line))
+            r = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut by an interruption
+        if "preset" not in r:
+            try:
+                r["preset"] = registry.info(r["codec"]).default_preset if r.get("kind") == "codec" else None
+            except CodecError:  # a codec no longer registered
+                r["preset"] = None
+        r.setdefault("weights", None)
+        records.append(r)
     return records
 
 
@@ -156,13 +193,16 @@ def run_grid(
     weights: dict[str, Path] | None = None,
 ) -> list[dict]:
     """Measure everything not yet in out/records.jsonl; returns all records (old and new).
-    ``options`` go to our codecs (video: preset); ``weights`` maps a codec id to its model file."""
+    ``points``: our codecs' rate points, one list for all or {unit: list} by CodecInfo.unit ("quality",
+    "kbps"; a codec whose unit has none takes its usual points, and a unit no codec evaluated takes is a
+    RateUnitError before any work). ``options`` go to our codecs (video: preset); ``weights`` maps a codec
+    id to its model file."""
     weights = weights or {}
-    out.mkdir(parents=True, exist_ok=True)
     records = load_records(out)
     done = {_key(r) for r in records if "error" not in r}
     records = [r for r in records if "error" not in r]  # failed points are retried
     tasks: list[Task] = []
+    ours = set(codecs or ())  # the codecs evaluated: those asked for, or each medium's default
     for f in files:
         try:
             media = media_io.media_kind(f)
@@ -170,7 +210,11 @@ def run_grid(
             records.append({"file": str(f), "codec": None, "point": math.nan, "error": str(e)})
             continue
         for c in contenders_for(media, codecs, anchors, points):
-            kind = "codec" if isinstance(c, OurCodec) else "anchor"
+            kind, preset, model = "anchor", None, None
+            if isinstance(c, OurCodec):
+                ours.add(c.id)
+                kind, preset = "codec", preset_of(c.id, options)
+                model = str(Path(weights[c.id]).resolve()) if c.id in weights else None
             tasks += [
                 Task(
                     str(f),
@@ -179,11 +223,18 @@ def run_grid(
                     kind,
                     float(p),
                     tuple(sorted((options or {}).items())),
-                    str(weights[c.id]) if c.id in weights else None,
+                    model,
+                    preset,
                 )
                 for p in c.points
-                if (str(f), c.id, float(p)) not in done
+                if (str(f), c.id, float(p), preset, model) not in done
             ]
+    if isinstance(points, dict) and ours:
+        units = {registry.info(c).unit for c in ours}
+        for unit, values in points.items():
+            if values and unit not in units:
+                raise RateUnitError(unit, sorted(ours))
+    out.mkdir(parents=True, exist_ok=True)
     with (
         open(out / RECORDS, "a") as sink,
         tqdm(total=len(tasks), disable=not progress, file=sys.stderr, unit="point", desc="eval") as bar,
