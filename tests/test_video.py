@@ -1,5 +1,6 @@
 """Video INR codecs on tiny clips: real bitstreams, frame ranges, shapes and rates kept, bad input."""
 
+import struct
 from fractions import Fraction
 
 import pytest
@@ -87,6 +88,9 @@ def test_corrupt_group_is_refused():
     with pytest.raises(CodecError, match="truncated"):
         decode_bytes(write_container(c))
     c.chunks[0] = ("VGOP", b"\x05\x00\x00\x00{bad}")
+    with pytest.raises(CodecError, match="JSON"):
+        decode_bytes(write_container(c))
+    c.chunks[0] = ("VGOP", struct.pack("<I", 4000) + b"[" * 2000 + b"]" * 2000)  # a RecursionError
     with pytest.raises(CodecError, match="JSON"):
         decode_bytes(write_container(c))
 
