@@ -3,8 +3,8 @@ HEAD params values, VGOP header values, chunk order) with every CRC recomputed s
 see the damage, must decode or be refused with one of ``mcodec.USER_ERRORS`` in one line; anything else
 fails. The mutations are ``mcodec.codec.fuzz``'s, which bench/fuzz_decoders.py runs at volume.
 
-Examples are derandomized (CI is reproducible) and few: decoding costs ~0.1 s a file (fruits_meanscale,
-the one hyperprior vector, ~1 s)."""
+Examples are derandomized (CI is reproducible) and few (60 per mutation, ~20 s in all): decoding costs
+~0.1 s a file (fruits_meanscale, the one hyperprior vector, ~1 s)."""
 
 import json
 import subprocess
@@ -23,7 +23,7 @@ TABLE = json.loads((VECTORS / "vectors.json").read_text())
 # every codec's decodable vectors; fruits_q1 left out: factorized is covered by two small vectors
 NAMES = sorted(n for n, v in TABLE.items() if "refuse" not in v and n != "fruits_q1.mcd")
 DATA = {n: (VECTORS / n).read_bytes() for n in NAMES}
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 
 
 def test_the_vectors_cover_every_codec_and_reframe_exactly():
@@ -34,8 +34,11 @@ def test_the_vectors_cover_every_codec_and_reframe_exactly():
 
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
 def test_mutants_decode_or_are_refused_in_one_line(mutation):
+    # chunk_header mutates JSON headers inside chunks, which only the video files have
+    names = [n for n in NAMES if mutation != "chunk_header" or b"VGOP" in DATA[n]]
+
     @FUZZ
-    @given(name=st.sampled_from(NAMES), seed=st.integers(0, 2**32 - 1))
+    @given(name=st.sampled_from(names), seed=st.integers(0, 2**32 - 1))
     def check(name, seed):
         data = mutant(DATA[name], mutation, seed)
         if data is not None:
