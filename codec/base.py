@@ -10,10 +10,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .schema import Schema
 
 
 class CodecError(ValueError):
@@ -56,7 +52,7 @@ class Codec(ABC):
     profile: str = "none"  # determinism profile written into the file (FORMAT.md)
     weights_hash: bytes = bytes(32)  # sha256 of the model file; zeros for codecs without one
     tables_hash: bytes = bytes(32)  # sha256 of the frozen entropy tables (set once: they never change)
-    schema: Schema | None = None  # the HEAD params its decoder reads (codec/schema.py); None: unchecked
+    schema = None  # a schema.Schema of the HEAD params its decoder reads (schema imports this module)
 
     @abstractmethod
     def encode(self, media, quality: float, device: str = "cpu", **options) -> Payload:
