@@ -99,6 +99,7 @@ def _open_payload(data: bytes, weights: Path | None = None):
         raise CodecError("file was encoded with other entropy tables")
     if h.profile != codec.profile:
         raise CodecError(f"unsupported determinism profile {h.profile!r} for {h.codec}")
+    codec.check_params(h.params)
     return container, codec, Payload(h.params, container.chunks)
 
 

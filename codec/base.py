@@ -52,6 +52,7 @@ class Codec(ABC):
     profile: str = "none"  # determinism profile written into the file (FORMAT.md)
     weights_hash: bytes = bytes(32)  # sha256 of the model file; zeros for codecs without one
     tables_hash: bytes = bytes(32)  # sha256 of the frozen entropy tables (set once: they never change)
+    schema = None  # a schema.Schema of the HEAD params its decoder reads (schema imports this module)
 
     @abstractmethod
     def encode(self, media, quality: float, device: str = "cpu", **options) -> Payload:
@@ -60,6 +61,12 @@ class Codec(ABC):
     @abstractmethod
     def decode(self, payload: Payload, device: str = "cpu", **options):
         """``options``: codec-specific settings (video: frames=(first, end))."""
+
+    def check_params(self, params: dict) -> None:
+        """Refuse a file's HEAD params that break the codec's schema (CodecError naming the field). The
+        API calls this on every decode before the codec reads a number; ``decode`` then trusts them."""
+        if self.schema is not None:
+            self.schema.check(params)
 
     def check_preset(self, preset: str) -> None:
         """Refuse an encoder preset this codec does not have (the Python API reaches encode unchecked)."""

@@ -7,6 +7,7 @@ Stream layout (constriction is a stack: what is encoded last is decoded first). 
 table index (stable order within a group) and decoded group by group in increasing index, each group with
 one concrete ``Categorical(perfect=False)`` model; then the escaped values follow, as two 16-bit halves
 each (low half first) under ``Uniform(2**16)``. The coder's 32-bit words are stored little-endian.
+Decoding checks the end state: after the last symbol the coder must be back at its initial state.
 """
 
 from __future__ import annotations
@@ -99,10 +100,15 @@ def decode_indexed(data: bytes, indexes: np.ndarray, tables: TableSet) -> np.nda
         if n_escape:
             halves = coder.decode(_HALF, 2 * n_escape).astype(np.uint32).reshape(-1, 2)
             values[escape] = (halves[:, 0] | (halves[:, 1] << 16)).view(np.int32)
+        # FORMAT.md 5.4 step 5: an encoder's stream ends at the initial state (x = 0, no words left), so
+        # any other end is damage that happened to decode (or a stream longer than its symbols).
+        consumed = coder.is_empty()
     except BaseException as e:  # constriction's Rust panics surface as BaseException
         if isinstance(e, (KeyboardInterrupt, SystemExit, MemoryError)):
             raise
         raise EntropyDecodeError(f"entropy decoding failed: {e}") from None
+    if not consumed:
+        raise EntropyDecodeError("entropy-coded stream does not end where its symbols do (corrupt)")
     return values.astype(np.int32)
 
 

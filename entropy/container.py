@@ -159,7 +159,7 @@ def decode_header(payload: bytes, hash_bytes: int = HASH_BYTES) -> Header:
         raise ContainerError("trailing bytes in HEAD chunk")
     try:
         params = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: "[[[[..."
         raise ContainerError("codec parameters are not valid JSON") from None
     try:
         validate_params(media, params)

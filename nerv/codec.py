@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -20,13 +21,26 @@ import torch
 
 from mcodec.codec.base import Codec, CodecError, CodecInfo, Payload
 from mcodec.codec.determinism import map_per_item
+from mcodec.codec.schema import Int, ListOf, Number, OneOf, Schema, Text, media_fields
 from mcodec.entropy import decode_indexed, encode_indexed, gaussian_tables, scale_indexes, scale_table
+from mcodec.entropy.gaussian import SCALE_LEVELS
 
 from .fit import PRESETS, fit_group
-from .model import Decoder, NervConfig, plan
+from .model import (
+    EMBED_DIM,
+    STRIDE_CHOICES,
+    TOTAL_STRIDES,
+    WIDTHS,
+    Decoder,
+    NervConfig,
+    parameter_count,
+    plan,
+    tensor_shapes,
+)
 from .quant import dequantize, quantize, steps_for
 
 BITS = 8
+QUALITIES = (1, 6)
 MAX_GROUP_FRAMES = 120
 GROUP_BYTES = 1 << 30  # float frames of one group in memory, at most
 BPP_AT_Q1 = 0.02  # rate budget of quality 1 (bits per pixel); each level doubles it
@@ -35,7 +49,7 @@ INFOS = {
     "hnerv": CodecInfo(
         "hnerv",
         "video",
-        (1, 6),
+        QUALITIES,
         3,
         "HNeRV: per-clip fitted decoder + per-frame embeddings (fitted on the GPU if any)",
         presets=tuple(PRESETS),
@@ -44,7 +58,7 @@ INFOS = {
     "nerv": CodecInfo(
         "nerv",
         "video",
-        (1, 6),
+        QUALITIES,
         3,
         "NeRV: per-clip fitted decoder driven by the frame index",
         presets=tuple(PRESETS),
@@ -55,28 +69,85 @@ _TABLES = gaussian_tables()
 _SCALES = scale_table()
 
 
+def parameter_budget(height: int, width: int, frames: int, quality: float) -> float:
+    """Decoder parameters a group of frames may spend at this quality."""
+    return BPP_AT_Q1 * 2 ** (quality - 1) * height * width * frames / BITS_PER_WEIGHT
+
+
 def network_for(kind: str, height: int, width: int, frames: int, quality: float) -> NervConfig:
     """The widest decoder whose parameters fit the quality's rate budget for this many pixels."""
-    budget = BPP_AT_Q1 * 2 ** (quality - 1) * height * width * frames / BITS_PER_WEIGHT
-    best = plan(kind, height, width, 8)
-    for width0 in range(8, 257, 4):
+    budget = parameter_budget(height, width, frames, quality)
+    best = plan(kind, height, width, WIDTHS[0])
+    for width0 in WIDTHS:
         cfg = plan(kind, height, width, width0)
-        if sum(p.numel() for p in Decoder(cfg).parameters()) > budget:
+        if parameter_count(cfg) > budget:
             break
         best = cfg
     return best
 
 
+def max_parameters(kind: str, height: int, width: int, frames: int) -> int:
+    """The most decoder parameters ``network_for`` gives a group of this size at any quality: the top
+    quality's budget, or the narrowest network where even that is over it. A decoder refuses more."""
+    narrowest = parameter_count(plan(kind, height, width, WIDTHS[0]))
+    return max(narrowest, int(parameter_budget(height, width, frames, QUALITIES[1])))
+
+
+def max_group_frames(height: int, width: int) -> int:
+    """The most frames the encoder puts in one group (GROUP_BYTES of float frames in memory)."""
+    return max(1, min(MAX_GROUP_FRAMES, GROUP_BYTES // (12 * height * width)))
+
+
 def group_ranges(frames: int, height: int, width: int) -> list[tuple[int, int]]:
-    size = max(1, min(MAX_GROUP_FRAMES, GROUP_BYTES // (12 * height * width)))
-    groups = math.ceil(frames / size)
+    groups = math.ceil(frames / max_group_frames(height, width))
     size = math.ceil(frames / groups)  # even groups
     return [(a, min(a + size, frames)) for a in range(0, frames, size)]
+
+
+# What a decoder reads from the HEAD params (FORMAT.md 6.4); quality and preset are informative.
+PARAMS = Schema(
+    "video params",
+    {**media_fields("video"), "quality": Number(*QUALITIES), "preset": Text(32, required=False)},
+)
+# A VGOP's JSON header, field by field; check_group adds what depends on the clip and the architecture.
+GROUP = Schema(
+    "VGOP header",
+    {
+        "config": Schema(
+            "config",
+            {
+                "kind": OneOf(tuple(INFOS)),
+                "height": Int(1, 1 << 14),
+                "width": Int(1, 1 << 14),
+                "strides": ListOf(OneOf(STRIDE_CHOICES), 1, 8),
+                "channels": ListOf(Int(1, WIDTHS[-1]), 2, 9),
+                "embed_dim": Int(1, EMBED_DIM),
+            },
+        ),
+        "first": Int(0, 1 << 20),
+        "count": Int(1, MAX_GROUP_FRAMES),
+        "bits": OneOf((BITS,)),
+        "tensors": ListOf(
+            Schema(
+                "tensor",
+                {
+                    "name": Text(64),
+                    "shape": ListOf(Int(1, 1 << 40), 1, 4),
+                    "idx": Int(0, SCALE_LEVELS - 1),
+                    "steps": Int(1, 1 << 40),
+                },
+            ),
+            1,
+            64,
+        ),
+    },
+)
 
 
 class NervCodec(Codec):
     profile = "tables"
     tables_hash = _TABLES.sha256()
+    schema = PARAMS
 
     def __init__(self, kind: str, weights=None):
         if weights is not None:
@@ -123,18 +194,33 @@ class NervCodec(Codec):
         if not 0 <= a < b <= t:
             raise CodecError(f"frame range {a}:{b} outside the clip's 0:{t}")
         out = []
-        for ctype, data in payload.chunks:
-            if ctype != "VGOP":
-                raise CodecError(f"unexpected chunk {ctype}")
-            first, count = _group_range(data)
+        for data, group in self.groups(payload):
+            first, count = group.head["first"], group.head["count"]
             if first + count <= a or first >= b:
                 continue  # a group outside the requested range is not decoded
             lo, hi = max(a, first) - first, min(b, first + count) - first
-            out.append(_read_group(data, h, w, device, lo, hi))
-        video = torch.cat(out) if out else torch.zeros(0, 3, h, w, dtype=torch.uint8)
-        if video.shape[0] != b - a:
-            raise CodecError(f"groups cover {video.shape[0]} of the {b - a} frames asked for")
-        return video, Fraction(p["fps_num"], p["fps_den"])
+            out.append(_read_group(data, group, h, w, device, lo, hi))
+        return torch.cat(out), Fraction(p["fps_num"], p["fps_den"])
+
+    def groups(self, payload: Payload) -> list[tuple[bytes, CheckedGroup]]:
+        """Every VGOP with its checked header (check_group), in file order, after checking that they
+        cover frames 0..T-1 in order, contiguous and without overlap (FORMAT.md 6.4). Cheap: no group's
+        stream is decoded, so a frame-range decode checks them all and decodes only those it needs."""
+        out, end = [], 0
+        for i, (ctype, data) in enumerate(payload.chunks):
+            if ctype != "VGOP":
+                raise CodecError(f"unexpected chunk {ctype}")
+            group = check_group(data, payload.params, self.kind)
+            if group.head["first"] != end:
+                raise CodecError(
+                    f"video group {i} starts at frame {group.head['first']}, not {end} "
+                    "(groups must be in order, contiguous and not overlap)"
+                )
+            end += group.head["count"]
+            out.append((data, group))
+        if end != payload.params["frames"]:
+            raise CodecError(f"video groups cover {end} of the clip's {payload.params['frames']} frames")
+        return out
 
 
 def _tensor_symbols(decoder: Decoder):
@@ -171,65 +257,85 @@ def _parse(data: bytes) -> tuple[dict, int]:
         raise CodecError("bad video group header length")
     try:
         return json.loads(data[4 : 4 + n]), 4 + n
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: "[[[[..."
         raise CodecError("video group header is not valid JSON") from None
 
 
-def _group_range(data: bytes) -> tuple[int, int]:
-    head, _ = _parse(data)
-    return int(head["first"]), int(head["count"])
+@dataclass(frozen=True)
+class CheckedGroup:
+    head: dict  # the JSON header, every field checked
+    cfg: NervConfig
+    steps_at: int  # offset of the float16 steps in the chunk
+    n_steps: int
 
 
-def _read_group(data: bytes, height: int, width: int, device: str, lo: int, hi: int) -> torch.Tensor:
-    """Frames lo..hi-1 of the group (uint8 [hi - lo, 3, height, width])."""
+def check_group(data: bytes, params: dict, kind: str) -> CheckedGroup:
+    """A VGOP chunk's header checked against GROUP and the clip's checked ``params``, before anything is
+    allocated: the config is one ``plan`` can give for this clip (strides, padded size) and no larger
+    than ``network_for`` makes at the top quality; the group no longer than the encoder makes; the
+    tensors exactly the architecture's, with their step counts; the steps inside the chunk."""
     head, pos = _parse(data)
-    try:
-        cfg = NervConfig.from_json(head["config"])
-        if (
-            cfg.height < height
-            or cfg.width < width
-            or cfg.height > 2 * height + 160
-            or cfg.width > 2 * width + 160
-        ):
-            raise CodecError("video group architecture does not match the frame size")
-        decoder = Decoder(cfg)
-        expected = {k: list(v.shape) for k, v in decoder.state_dict().items()}
-        tensors = head["tensors"]
-        names = [t["name"] for t in tensors]
-        kind_ok = names[: len(expected)] == list(expected) and all(
-            t["shape"] == expected[t["name"]] for t in tensors[: len(expected)]
+    GROUP.check(head)
+    cfg = NervConfig.from_json(head["config"])
+    height, width, count = params["height"], params["width"], head["count"]
+    s = math.prod(cfg.strides)
+    if cfg.kind != kind:
+        raise CodecError(f"VGOP header: config.kind {cfg.kind!r} in a {kind} file")
+    if s not in TOTAL_STRIDES or len(cfg.channels) != len(cfg.strides) + 1:
+        raise CodecError(f"VGOP header: config.strides {list(cfg.strides)} or channels do not fit together")
+    if (
+        cfg.height % s
+        or cfg.width % s
+        or not (height <= cfg.height < height + s and width <= cfg.width < width + s)
+    ):
+        raise CodecError(
+            f"VGOP header: config size {cfg.width}x{cfg.height} is not the {width}x{height} clip padded "
+            f"to a multiple of {s}"
         )
-        if not kind_ok or len(tensors) != len(expected) + (cfg.kind == "hnerv"):
-            raise CodecError("video group tensors do not match its architecture")
-        if cfg.kind == "hnerv":
-            d, h0, w0 = cfg.embed_dim, *cfg.grid
-            shape = tensors[-1]["shape"]
-            if len(shape) != 4 or shape[0] != d or shape[2:] != [h0, w0] or shape[1] != head["count"]:
-                raise CodecError("video group embeddings do not match its architecture")
-        counts = [int(np.prod(t["shape"])) for t in tensors]
-        n_steps = sum(int(t["steps"]) for t in tensors)
-        steps = np.frombuffer(data, "<f2", n_steps, pos).astype(np.float32)
-        indexes = np.concatenate(
-            [np.full(c, int(t["idx"]), np.uint8) for c, t in zip(counts, tensors, strict=True)]
+    if count > max_group_frames(height, width):
+        raise CodecError(
+            f"VGOP header: count = {count} over the {max_group_frames(height, width)} frames a group holds"
         )
-        symbols = decode_indexed(data[pos + 2 * n_steps :], indexes, _TABLES)
-    except (KeyError, TypeError, ValueError) as e:
-        if isinstance(e, CodecError):
-            raise
-        raise CodecError(f"corrupt video group ({type(e).__name__})") from None
-    state, s_pos, st_pos = {}, 0, 0
-    values = []
+    n, most = parameter_count(cfg), max_parameters(kind, height, width, count)
+    if n > most:
+        raise CodecError(f"VGOP header: a decoder of {n} parameters, over the {most} the encoder makes")
+    expected = [(name, list(shape)) for name, shape in tensor_shapes(cfg).items()]
+    if kind == "hnerv":
+        expected.append(("embeddings", [cfg.embed_dim, count, *cfg.grid]))
+    if [(t["name"], t["shape"]) for t in head["tensors"]] != expected:
+        raise CodecError("VGOP header: tensors do not match its architecture")
+    for t in head["tensors"]:  # one step per index of the first dimension, or one for a vector
+        if t["steps"] != (t["shape"][0] if len(t["shape"]) >= 2 else 1):
+            raise CodecError(f"VGOP header: tensor {t['name']} has {t['steps']} steps")
+    n_steps = sum(t["steps"] for t in head["tensors"])
+    if pos + 2 * n_steps > len(data):
+        raise CodecError("truncated video group (quantization steps)")
+    return CheckedGroup(head, cfg, pos, n_steps)
+
+
+def _read_group(data: bytes, group: CheckedGroup, height: int, width: int, device: str, lo: int, hi: int):
+    """Frames lo..hi-1 of a checked group (uint8 [hi - lo, 3, height, width])."""
+    tensors, cfg, pos = group.head["tensors"], group.cfg, group.steps_at
+    steps = np.frombuffer(data, "<f2", group.n_steps, pos).astype(np.float32)
+    if not np.isfinite(steps).all():
+        raise CodecError("corrupt video group (a quantization step is not finite)")
+    counts = [math.prod(t["shape"]) for t in tensors]
+    indexes = np.concatenate([np.full(c, t["idx"], np.uint8) for c, t in zip(counts, tensors, strict=True)])
+    symbols = decode_indexed(data[pos + 2 * group.n_steps :], indexes, _TABLES)
+    values, s_pos, st_pos = [], 0, 0
     for t, c in zip(tensors, counts, strict=True):
         sym = torch.from_numpy(symbols[s_pos : s_pos + c].astype(np.int64)).view(t["shape"])
         st = torch.from_numpy(steps[st_pos : st_pos + t["steps"]].copy())
         values.append(dequantize(sym, st))
         s_pos, st_pos = s_pos + c, st_pos + t["steps"]
-    state = dict(zip(expected, values[: len(expected)], strict=True))
-    decoder.load_state_dict(state)
+    decoder = Decoder(cfg)
+    names = list(tensor_shapes(cfg))
+    decoder.load_state_dict(dict(zip(names, values[: len(names)], strict=True)))
+    count = group.head["count"]
     if cfg.kind == "hnerv":
         inputs = values[-1].transpose(0, 1).contiguous()
     else:
-        inputs = torch.arange(head["count"], dtype=torch.float32) / head["count"]
+        inputs = torch.arange(count, dtype=torch.float32) / count
     return reconstruct(decoder, inputs[lo:hi], height, width, device)
 
 

@@ -21,6 +21,10 @@ from torch import nn
 STRIDE_CHOICES = (5, 4, 3, 2)
 TOTAL_STRIDES = (16, 20, 24, 32, 40, 48, 60, 64, 80, 96, 120, 128, 160)
 MAX_PAD = 0.10  # padding allowed when choosing the total stride, as a fraction of the frame area
+WIDTHS = range(8, 257, 4)  # first-block widths the encoder chooses from (network_for)
+MIN_WIDTH = 12  # the narrowest later block (plan's min_width)
+STEM_WIDTH = 64  # NeRV's MLP hidden width
+EMBED_DIM = 16  # HNeRV embedding channels, NeRV positional-encoding frequencies: the encoder's only choice
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class NervConfig:
     width: int
     strides: tuple[int, ...]
     channels: tuple[int, ...]  # input width of each block, then the last block's output width
-    embed_dim: int = 16  # HNeRV embedding channels (NeRV: positional-encoding frequencies)
+    embed_dim: int = EMBED_DIM  # HNeRV embedding channels (NeRV: positional-encoding frequencies)
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -57,9 +61,9 @@ def plan(
     height: int,
     width: int,
     width0: int,
-    embed_dim: int = 16,
+    embed_dim: int = EMBED_DIM,
     reduction: float = 1.2,
-    min_width: int = 12,
+    min_width: int = MIN_WIDTH,
 ) -> NervConfig:
     """The largest total stride that pads the frame by at most MAX_PAD (small grid = small embeddings),
     split into strides from STRIDE_CHOICES; channels shrink by ``reduction`` per block."""
@@ -80,6 +84,29 @@ def plan(
     return NervConfig(
         kind, -(-height // best) * best, -(-width // best) * best, tuple(strides), tuple(channels), embed_dim
     )
+
+
+def tensor_shapes(cfg: NervConfig) -> dict[str, tuple[int, ...]]:
+    """The shapes of ``Decoder(cfg).state_dict()``, in its order, without building it (FORMAT.md 6.4)."""
+    (h0, w0), c, d = cfg.grid, cfg.channels, cfg.embed_dim
+    if cfg.kind == "hnerv":
+        shapes = {"stem.weight": (c[0], d, 1, 1), "stem.bias": (c[0],)}
+    else:
+        shapes = {
+            "stem.0.weight": (STEM_WIDTH, 2 * d),
+            "stem.0.bias": (STEM_WIDTH,),
+            "stem.2.weight": (c[0] * h0 * w0, STEM_WIDTH),
+            "stem.2.bias": (c[0] * h0 * w0,),
+        }
+    for i, s in enumerate(cfg.strides):
+        shapes[f"blocks.{i}.conv.weight"] = (c[i + 1] * s * s, c[i], 3, 3)
+        shapes[f"blocks.{i}.conv.bias"] = (c[i + 1] * s * s,)
+    return {**shapes, "head.weight": (3, c[-1], 3, 3), "head.bias": (3,)}
+
+
+def parameter_count(cfg: NervConfig) -> int:
+    """Parameters of ``Decoder(cfg)`` (what the bitstream carries, embeddings aside)."""
+    return sum(math.prod(shape) for shape in tensor_shapes(cfg).values())
 
 
 class NervBlock(nn.Module):
@@ -142,7 +169,7 @@ class Decoder(nn.Module):
             self.stem = nn.Conv2d(cfg.embed_dim, c0, 1)
         else:  # NeRV: positional encoding of t -> MLP -> the grid
             self.stem = nn.Sequential(
-                nn.Linear(2 * cfg.embed_dim, 64), nn.GELU(), nn.Linear(64, c0 * h0 * w0)
+                nn.Linear(2 * cfg.embed_dim, STEM_WIDTH), nn.GELU(), nn.Linear(STEM_WIDTH, c0 * h0 * w0)
             )
         self.blocks = nn.ModuleList(
             NervBlock(cfg.channels[i], cfg.channels[i + 1], s) for i, s in enumerate(cfg.strides)

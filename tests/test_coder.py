@@ -108,6 +108,21 @@ def test_decoder_rejects_misaligned_streams_and_decodes_any_whole_words():
         assert np.array_equal(decode_indexed(encode_indexed(out, idx, t), idx, t), out)
 
 
+def test_a_stream_that_does_not_end_at_the_initial_state_is_refused():
+    """FORMAT.md 5.4 step 5: an encoder's stream ends at x = 0 with no words left; a stream that decodes
+    its symbols but has data left over (a word appended, or fewer symbols asked for) is corrupt."""
+    t = small_tables(2)
+    idx = RNG.integers(0, 2, 500)
+    s = RNG.integers(-2, 5, 500)
+    data = encode_indexed(s, idx, t)
+    assert np.array_equal(decode_indexed(data, idx, t), s)
+    with pytest.raises(EntropyDecodeError, match="does not end"):
+        decode_indexed(data, idx[:-40], t)
+    with pytest.raises(EntropyDecodeError, match="does not end"):
+        decode_indexed(data + (12345).to_bytes(4, "little"), idx, t)
+    assert decode_indexed(b"", np.zeros(0, int), t).size == 0
+
+
 def test_index_out_of_range_is_refused():
     t = small_tables(2)
     with pytest.raises(ValueError):

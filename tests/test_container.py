@@ -161,6 +161,7 @@ def test_version_1_0_files_read_with_whole_hashes():
         (head_payload(params=b'{"width":16384,"height":16384,"channels":3}'), "too large"),
         (head_payload(params=b'{"width":4,"height":3,"channels":3,"x":{"a":1}}'), "unsupported type"),
         (head_payload(params=b"{}" + b" " * 5000), "too large"),
+        (head_payload(params=b"[" * 2000 + b"]" * 2000), "not valid JSON"),  # was a RecursionError
         (head_payload()[:-5], "truncated header"),
         (head_payload() + b"\x00", "trailing bytes"),
     ],

@@ -1,5 +1,6 @@
 """Video INR codecs on tiny clips: real bitstreams, frame ranges, shapes and rates kept, bad input."""
 
+import struct
 from fractions import Fraction
 
 import pytest
@@ -87,6 +88,9 @@ def test_corrupt_group_is_refused():
     with pytest.raises(CodecError, match="truncated"):
         decode_bytes(write_container(c))
     c.chunks[0] = ("VGOP", b"\x05\x00\x00\x00{bad}")
+    with pytest.raises(CodecError, match="JSON"):
+        decode_bytes(write_container(c))
+    c.chunks[0] = ("VGOP", struct.pack("<I", 4000) + b"[" * 2000 + b"]" * 2000)  # a RecursionError
     with pytest.raises(CodecError, match="JSON"):
         decode_bytes(write_container(c))
 
@@ -179,3 +183,101 @@ def test_empty_and_oversized_videos_fail_with_one_line(tmp_path, capfd, monkeypa
         err = capfd.readouterr().err
         assert e.value.code == 1 and re.search(message, err) and "Traceback" not in err, err
         assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("kind", ["hnerv", "nerv"])
+def test_tensor_shapes_and_parameter_count_are_the_decoders(kind):
+    """The checks (and network_for) size a decoder from its config without building it."""
+    from mcodec.nerv.model import parameter_count, tensor_shapes
+
+    for cfg in (plan(kind, 48, 64, 8), plan(kind, 240, 320, 100), plan(kind, 33, 500, 256)):
+        state = Decoder(cfg).state_dict()
+        assert {k: tuple(v.shape) for k, v in state.items()} == tensor_shapes(cfg)
+        assert list(state) == list(tensor_shapes(cfg))
+        assert parameter_count(cfg) == sum(v.numel() for v in state.values())
+
+
+def _vector(name):
+    from pathlib import Path
+
+    return (Path(__file__).resolve().parent.parent / "bitstream_spec" / "vectors" / name).read_bytes()
+
+
+def _with_group_header(data, change):
+    from mcodec.codec.fuzz import McdFile, join_json_header, split_json_header
+
+    f = McdFile.parse(data)
+    head, rest = split_json_header(f.chunks[0][1])
+    change(head)
+    f.chunks[0] = (b"VGOP", join_json_header(head, rest))
+    return f.to_bytes()
+
+
+def _set(path, value):
+    def change(head):
+        *keys, last = path
+        for k in keys:
+            head = head[k]
+        head[last] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (_set(("config", "channels"), [100000, 12, 12]), r"config\.channels\[0\] = 100000 outside 1\.\.256"),
+        (_set(("config", "strides"), [0, 4]), r"config\.strides\[0\] = 0 is not one of"),
+        (lambda head: head["config"].update(strides=[4, 4, 4], channels=[8, 12, 12, 12]), "multiple of 64"),
+        (_set(("config", "strides"), [3, 3]), r"strides \[3, 3\] or channels do not fit"),
+        (_set(("config", "embed_dim"), 10**9), r"config\.embed_dim = 1000000000 outside 1\.\.16"),
+        (_set(("config", "height"), 4800), "config size 64x4800 is not the 64x48 clip"),
+        (_set(("config", "channels"), [256, 256, 256]), "a decoder of .* parameters, over the"),
+        (_set(("config", "kind"), "hnerv"), "config.kind 'hnerv' in a nerv file"),
+        (_set(("count",), 0), r"count = 0 outside 1\.\.120"),
+        (_set(("count",), 2), "video groups cover 2 of the clip's 3 frames"),
+        (_set(("first",), 1), "video group 0 starts at frame 1, not 0"),
+        (_set(("bits",), 16), "bits = 16 is not one of 8"),
+        (_set(("tensors", 0, "steps"), 1), "tensor stem.0.weight has 1 steps"),
+        (_set(("tensors", 0, "shape"), [64, 2**40]), "tensors do not match"),
+        (_set(("tensors", 0, "idx"), 64), r"tensors\[0\]\.idx = 64 outside 0\.\.63"),
+        (lambda head: head.pop("tensors"), "tensors is missing"),
+    ],
+)
+def test_bad_group_headers_are_one_line_user_errors(change, message):
+    """Every number of a VGOP header is checked before the network is built: a large channel count
+    was a large allocation, a zero stride a ZeroDivisionError (an internal error, exit 3)."""
+    data = _with_group_header(_vector("tree_64x48_nerv_q1.mcd"), change)
+    with pytest.raises(CodecError, match=message):
+        decode_bytes(data)
+
+
+def test_groups_must_cover_the_clip_in_order(monkeypatch):
+    """Missing, duplicated, swapped or overlapping groups are refused (FORMAT.md 6.4); a frame range
+    checks every group's header but decodes only the groups it needs."""
+    from mcodec.codec.fuzz import McdFile
+    from mcodec.entropy import EntropyDecodeError
+    from mcodec.nerv import codec as nerv_codec
+
+    monkeypatch.setattr(nerv_codec, "MAX_GROUP_FRAMES", 2)
+    frames = clip(t=4, h=32, w=32)
+    data = encode_bytes((frames, 25), "video", "nerv", 1, preset="fast", progress=False)
+    f = McdFile.parse(data)
+    g0, g1 = f.chunks
+    for chunks, message in (
+        ([g0], "cover 2 of the clip's 4"),
+        ([g0, g0, g1], "group 1 starts at frame 0, not 2"),
+        ([g1, g0], "group 0 starts at frame 2, not 0"),
+        ([g0, g1, g1], "group 2 starts at frame 2, not 4"),
+    ):
+        with pytest.raises(CodecError, match=message):
+            decode_bytes(McdFile(f.version, f.head_prefix, f.params, chunks).to_bytes())
+    _, (whole, _) = decode_bytes(data)
+    broken = McdFile(f.version, f.head_prefix, f.params, [g0, (g1[0], g1[1] + b"\x01")])  # misaligned
+    _, (part, _) = decode_bytes(broken.to_bytes(), frames=(0, 2))  # group 1's stream is never decoded
+    assert torch.equal(part, whole[:2])
+    with pytest.raises(EntropyDecodeError):
+        decode_bytes(broken.to_bytes())
+    f.chunks[1] = (b"VGOP", f.chunks[1][1][:8])
+    with pytest.raises(CodecError, match="bad video group header length"):
+        decode_bytes(f.to_bytes(), frames=(0, 2))

@@ -22,6 +22,7 @@ from mcodec.codec.base import Codec, CodecError, CodecInfo, Payload
 from mcodec.codec.determinism import map_per_item
 from mcodec.codec.media_io.audio_stream import AudioStream
 from mcodec.codec.model_file import default_weights, load_state, load_weights
+from mcodec.codec.schema import Int, Number, OneOf, Schema, media_fields
 from mcodec.entropy import decode_indexed, encode_indexed
 
 from .model import ARCH, HOP, SAMPLE_RATE, RVQAutoencoder, codebooks_for, sizes
@@ -76,6 +77,7 @@ class RVQAudioCodec(Codec):
         self.model.eval()
         self.model_id = w.model_id("rvq")
         self.weights_hash, self.tables_hash = w.sha256, self.tables.sha256()
+        self.schema = params_schema(self.model.n_q)
 
     def stages(self, kbps: float) -> int:
         n_q = codebooks_for(kbps)
@@ -144,21 +146,24 @@ class RVQAudioCodec(Codec):
         return AudioStream(p["sample_rate"], p["channels"], self._synthesize(p, bounds, codes, device))
 
     def codes(self, payload: Payload) -> list[np.ndarray]:
-        """Each segment's codes, int16 [n_q, T], after checking the header fields they depend on."""
-        p = payload.params
-        n_q, m = p.get("n_q"), p.get("model_samples")
-        if not isinstance(n_q, int) or not 1 <= n_q <= self.model.n_q:
-            raise CodecError(f"invalid stage count {n_q!r}")
-        expected = p["samples"] * SAMPLE_RATE / p["sample_rate"]  # the resampled length, give or take
-        if not isinstance(m, int) or not max(1, expected - HOP) <= m <= math.ceil(expected) + HOP:
-            raise CodecError(f"invalid model sample count {m!r}")
-        bounds = segment_bounds(m)
-        if len(payload.chunks) != len(bounds) or any(t != "ASEG" for t, _ in payload.chunks):
-            raise CodecError(f"expected {len(bounds)} ASEG chunks, found {len(payload.chunks)}")
+        """Each segment's codes, int16 [n_q, T], of a payload whose params the schema accepted."""
         return [
-            self._decode_segment(data, n_q, _frames(hi - lo)).astype(np.int16)
-            for (_, _, lo, hi), (_, data) in zip(bounds, payload.chunks, strict=True)
+            self._decode_segment(flags, stream, t).astype(np.int16)
+            for flags, stream, t in self._segments(payload)
         ]
+
+    def _segments(self, payload: Payload) -> list[tuple[bytes, bytes, int]]:
+        """(stage flags, stream, frames T) of each ASEG chunk: the in-chunk checks, all made before any
+        segment is decoded (the count from model_samples, the chunk types, n_q flag bytes in {0, 1})."""
+        n_q, m = payload.params["n_q"], payload.params["model_samples"]
+        if len(payload.chunks) != -(-m // SEGMENT) or any(t != "ASEG" for t, _ in payload.chunks):
+            raise CodecError(f"expected {-(-m // SEGMENT)} ASEG chunks, found {len(payload.chunks)}")
+        out = []
+        for (_, _, lo, hi), (_, data) in zip(segment_bounds(m), payload.chunks, strict=True):
+            if len(data) < n_q or any(f > 1 for f in data[:n_q]):
+                raise CodecError("corrupt audio segment (stage flags)")
+            out.append((data[:n_q], data[n_q:], _frames(hi - lo)))
+        return out
 
     def _synthesize(self, p: dict, bounds: list, codes: list[np.ndarray], device: str):
         model = self.model.to(device)
@@ -212,16 +217,39 @@ class RVQAudioCodec(Codec):
         indexes = np.repeat([uniform if f else k for k, f in enumerate(flags)], t)
         return bytes(flags) + encode_indexed(codes.reshape(-1), indexes, self.tables)
 
-    def _decode_segment(self, data: bytes, n_q: int, t: int) -> np.ndarray:
-        flags = data[:n_q]
-        if len(flags) != n_q or any(f > 1 for f in flags):
-            raise CodecError("corrupt audio segment (stage flags)")
+    def _decode_segment(self, flags: bytes, stream: bytes, t: int) -> np.ndarray:
+        """One segment's codes [n_q, T] (n_q = len(flags), each flag checked to be 0 or 1)."""
         uniform = self.tables.num_tables - 1
         indexes = np.repeat([uniform if f else k for k, f in enumerate(flags)], t)
-        codes = decode_indexed(data[n_q:], indexes, self.tables).reshape(n_q, t)
+        codes = decode_indexed(stream, indexes, self.tables).reshape(len(flags), t)
         if codes.min() < 0 or codes.max() >= self.model.quantizer.size:
             raise CodecError("code out of the codebook's range (corrupt stream)")
         return codes
+
+
+def params_schema(model_stages: int) -> Schema:
+    """The HEAD params the rvq decoder reads (FORMAT.md 6.3), for a model of ``model_stages`` stages.
+    ``kbps`` is informative, but its range is the codec's; ``coded_channels`` 1 is the only layout."""
+
+    def model_samples_near_source(p: dict) -> str | None:  # no header may ask for unbounded padding
+        expected = p["samples"] * SAMPLE_RATE / p["sample_rate"]  # the resampled length, give or take
+        if not expected - HOP <= p["model_samples"] <= math.ceil(expected) + HOP:
+            return (
+                f"model_samples = {p['model_samples']} is not the resampled length of {p['samples']} samples"
+            )
+        return None
+
+    return Schema(
+        "rvq params",
+        {
+            **media_fields("audio"),
+            "coded_channels": OneOf((1,)),
+            "kbps": Number(*INFO.qualities),
+            "n_q": Int(1, model_stages),
+            "model_samples": Int(1, (1 << 36) * SAMPLE_RATE),
+        },
+        rules=(model_samples_near_source,),
+    )
 
 
 def _crossfade(n: int, lead: int, tail: int) -> torch.Tensor:

@@ -18,7 +18,7 @@ from mcodec.entropy import decode_factorized, encode_factorized
 from .factorized_model import ARCH, STRIDE, GainedFactorizedPrior
 from .model_meta import derived_buffers, sizes
 from .padding import latent_size
-from .tensors import header_fields, synthesize, to_input
+from .tensors import check_chunks, image_schema, synthesize, to_input
 
 INFO = CodecInfo(
     "factorized",
@@ -33,6 +33,7 @@ DEFAULT_WEIGHTS = MODELS_DIR / "factorized.safetensors"
 class FactorizedCodec(Codec):
     info = INFO
     profile = "tables"
+    schema = image_schema(INFO)
 
     def __init__(self, weights: Path | None = None):
         w = load_weights(weights or DEFAULT_WEIGHTS, ARCH)
@@ -61,10 +62,11 @@ class FactorizedCodec(Codec):
 
     def latent(self, payload: Payload) -> tuple[torch.Tensor, float]:
         """(y_hat float64 [M, h, w], quality): what entropy decoding gives, exactly on every machine."""
-        h, w, _, quality = header_fields(payload.params, self.info.qualities)
-        shape = (self.model.m, *latent_size(h, w, STRIDE))
+        p = payload.params  # checked by the schema
+        check_chunks(payload, ("YLAT",))
+        shape = (self.model.m, *latent_size(p["height"], p["width"], STRIDE))
         symbols = decode_factorized(payload.chunk("YLAT"), shape, self.tables)
-        return torch.from_numpy(symbols).double() + self.medians[:, None, None], quality
+        return torch.from_numpy(symbols).double() + self.medians[:, None, None], float(p["quality"])
 
     def decode(self, payload: Payload, device: str = "cpu", **options) -> torch.Tensor:
         y_hat, quality = self.latent(payload)

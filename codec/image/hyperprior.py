@@ -22,6 +22,7 @@ import torch
 from mcodec.codec.base import Codec, CodecError, CodecInfo, Payload
 from mcodec.codec.determinism import thread_independent
 from mcodec.codec.model_file import default_weights, load_state, load_weights
+from mcodec.codec.schema import Int
 from mcodec.entropy import (
     TableSet,
     decode_factorized,
@@ -36,7 +37,7 @@ from .hyperprior_model import ARCH, STRIDE, GainedHyperprior
 from .lambdas import LAMBDAS, lambdas_of
 from .latent_refine import refine_latents
 from .model_meta import derived_buffers, sizes
-from .tensors import header_fields, synthesize, to_input
+from .tensors import check_chunks, image_schema, synthesize, to_input
 
 VARIANTS = {"hyperprior": "scale-hyperprior", "meanscale": "mean-scale-hyperprior"}
 # encoder presets: gradient steps of latent refinement (latent_refine) per image; the decoder never knows
@@ -80,6 +81,7 @@ class HyperpriorCodec(Codec):
     ):
         """``lambdas``: the RD trade-off each quality was trained for, which latent refinement optimizes."""
         self.info, self.model, self.model_id = info, model.eval(), model_id
+        self.schema = image_schema(info, ep_crc32=Int(0, 0xFFFFFFFF))
         self.lambdas = lambdas
         self.ztables, self.ytables, self.weights_hash = ztables, ytables, weights_hash
         self.tables_hash = _combined_hash(ztables, ytables)
@@ -141,17 +143,18 @@ class HyperpriorCodec(Codec):
 
     def latent(self, payload: Payload) -> tuple[torch.Tensor, float]:
         """(y_hat float64 [M, h, w], quality): entropy decoding on the cpu-f64 path, checked by ep_crc32."""
-        h, w, _, quality = header_fields(payload.params, self.info.qualities)
-        zh, zw = -(-h // STRIDE), -(-w // STRIDE)
+        p = payload.params  # checked by the schema
+        check_chunks(payload, ("ZLAT", "YLAT"))
+        zh, zw = -(-p["height"] // STRIDE), -(-p["width"] // STRIDE)
         z_symbols = decode_factorized(payload.chunk("ZLAT"), (self.model.n, zh, zw), self.ztables)
         indexes, means = self._entropy_parameters(torch.from_numpy(z_symbols).to(torch.int64))
-        if zlib.crc32(indexes.tobytes()) != payload.params.get("ep_crc32"):
+        if zlib.crc32(indexes.tobytes()) != p["ep_crc32"]:
             raise CodecError(
                 "entropy parameters differ from the encoder's (determinism profile cpu-f64): "
                 "the file is damaged or was made by a different model"
             )
         residual = decode_indexed(payload.chunk("YLAT"), indexes, self.ytables).reshape(means.shape)
-        return torch.from_numpy(residual + means), quality
+        return torch.from_numpy(residual + means), float(p["quality"])
 
     def decode(self, payload: Payload, device: str = "cpu", **options) -> torch.Tensor:
         y_hat, quality = self.latent(payload)

@@ -1,12 +1,13 @@
 """What the image codecs share around their networks: uint8 images to transform inputs and back, and
-the checks of an image file's header fields."""
+the schema of an image file's header fields."""
 
 from __future__ import annotations
 
 import torch
 
-from mcodec.codec.base import CodecError
+from mcodec.codec.base import CodecError, CodecInfo, Payload
 from mcodec.codec.determinism import thread_independent
+from mcodec.codec.schema import Field, Number, OneOf, Schema, media_fields
 
 from .padding import pad_to_multiple
 
@@ -21,16 +22,19 @@ def to_input(image: torch.Tensor, stride: int, codec_id: str) -> torch.Tensor:
     return pad_to_multiple(image.expand(3, h, w)[None].float().div(255), stride)
 
 
-def header_fields(params: dict, qualities: tuple[int, int]) -> tuple[int, int, int, float]:
-    """(height, width, channels, quality) of a file, checked against the codec's range."""
-    quality = params.get("quality")
-    lo, hi = qualities
-    if isinstance(quality, bool) or not isinstance(quality, (int, float)) or not lo <= quality <= hi:
-        raise CodecError(f"invalid quality {quality!r}")
-    c = params["channels"]
-    if c not in (1, 3):
-        raise CodecError(f"invalid channel count {c}")
-    return params["height"], params["width"], c, float(quality)
+def image_schema(info: CodecInfo, **extra: Field) -> Schema:
+    """The HEAD params an image decoder reads: the size, a source of 1 or 3 channels, the quality in the
+    codec's range, and the codec's ``extra`` fields."""
+    lo, hi = info.qualities
+    fields = {**media_fields("image"), "channels": OneOf((1, 3)), "quality": Number(lo, hi), **extra}
+    return Schema(f"{info.id} params", fields)
+
+
+def check_chunks(payload: Payload, types: tuple[str, ...]) -> None:
+    """The file holds exactly these chunks, one of each (an unknown critical chunk is refused)."""
+    found = sorted(t for t, _ in payload.chunks)
+    if found != sorted(types):
+        raise CodecError(f"expected chunks {', '.join(types)}; found {', '.join(found) or 'none'}")
 
 
 def to_image(x_hat: torch.Tensor, height: int, width: int, channels: int) -> torch.Tensor:
