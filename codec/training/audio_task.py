@@ -25,7 +25,8 @@ from mcodec.codec.model_file import Weights
 from . import distributed
 from .loop import train_loop
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac"}
+# .g722: raw G.722 at 16 kHz (asterisk prompts), which PyAV reads by extension
+AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".g722"}
 # Windows down to 64 samples (2.7 ms) and an SI-SDR weight of 1 rather than 3 (rvq-v1's 512-2048 and 3):
 # rvq-v1 reconstructs speech 6-17 dB too quiet above 1 kHz (PESQ-WB 1.60 before quantization). 820 CPU
 # steps of fine-tuning with these settings gave 2-4 kHz -2.4 dB instead of -6.3, 4-8 kHz -8.2 instead of
