@@ -49,7 +49,7 @@ def _audio_blocks(path: Path, rate: int, channels: int):
             resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=rate)
             frames = (f for frame in container.decode(stream) for f in resampler.resample(frame))
             for f in itertools.chain(frames, resampler.resample(None)):
-                block = f.to_ndarray().astype(np.float32, copy=False)
+                block = _to_channels(f.to_ndarray().astype(np.float32, copy=False), channels, path)
                 total += block.shape[1]
                 if total > MAX_AUDIO_SAMPLES // channels:
                     raise MediaError(f"{path}: audio too long")
@@ -94,3 +94,16 @@ def write_audio_stream(path: Path, audio: AudioStream, force: bool = False) -> N
                     pts += piece.shape[1] // channels
                     out.mux(stream.encode(frame))
             out.mux(stream.encode(None))
+
+
+def _to_channels(block: np.ndarray, channels: int, path: Path) -> np.ndarray:
+    """A block [c, n] as the stream header's ``channels``. A chained Ogg file may change its layout
+    mid-stream (some klettres recordings turn from mono to stereo after 44 packets), and the resampler
+    then passes the new layout through: a mono header gets a mono mix, a mono block is repeated."""
+    if block.shape[0] == channels:
+        return block
+    if channels == 1:
+        return block.mean(0, keepdims=True)
+    if block.shape[0] == 1:
+        return np.repeat(block, channels, 0)
+    raise MediaError(f"{path}: audio changes from {channels} to {block.shape[0]} channels mid-stream")
