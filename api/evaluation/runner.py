@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from tqdm import tqdm
 from mcodec.codec import CodecError, media_io, registry
 from mcodec.codec.media_io import MEDIA_READERS
 
+from . import showcase
 from .contenders import DEFAULT_ANCHORS, Contender, OurCodec, make_anchor
 
 RECORDS = "records.jsonl"
@@ -34,6 +36,7 @@ class Task:
     point: float
     options: tuple = ()  # our codecs' settings as (key, value) pairs (video: preset)
     weights: str | None = None  # our codec's model file, where not the shipped one
+    keep: str | None = None  # showcase files only: the folder that keeps the decoded output (showcase.py)
 
 
 def list_files(inputs: list[Path]) -> list[Path]:
@@ -86,6 +89,8 @@ def measure(task: Task) -> dict:
         trial = contender.run(item, task.point)
         record.update(bytes=trial.bytes, encode_s=trial.encode_s, decode_s=trial.decode_s)
         record.update(_distortion(task.media, item, trial.decoded, trial.bytes))
+        if task.keep:  # for report.html
+            showcase.save(Path(task.keep), task.media, task.contender, task.point, item, trial.decoded)
     except Exception as e:  # noqa: BLE001 - one bad file or point must not stop the grid
         record["error"] = " ".join(f"{type(e).__name__}: {e}".split())[:300]
     return record
@@ -154,21 +159,28 @@ def run_grid(
     progress: bool = True,
     options: dict | None = None,
     weights: dict[str, Path] | None = None,
+    showcase_files: int = 0,
+    on_record: Callable[[list[dict], int, int], None] | None = None,
 ) -> list[dict]:
     """Measure everything not yet in out/records.jsonl; returns all records (old and new).
-    ``options`` go to our codecs (video: preset); ``weights`` maps a codec id to its model file."""
+    ``options`` go to our codecs (video: preset); ``weights`` maps a codec id to its model file.
+    The first ``showcase_files`` files of each medium keep their decoded outputs (showcase.py);
+    ``on_record(records, done, total)`` is called after each point measured (report.html's refresh)."""
     weights = weights or {}
     out.mkdir(parents=True, exist_ok=True)
     records = load_records(out)
     done = {_key(r) for r in records if "error" not in r}
     records = [r for r in records if "error" not in r]  # failed points are retried
     tasks: list[Task] = []
+    shown: dict[str, int] = {}  # media -> showcase files so far
     for f in files:
         try:
             media = media_io.media_kind(f)
         except media_io.MediaError as e:
             records.append({"file": str(f), "codec": None, "point": math.nan, "error": str(e)})
             continue
+        kept = str(showcase.folder(out, f)) if shown.get(media, 0) < showcase_files else None
+        shown[media] = shown.get(media, 0) + 1
         for c in contenders_for(media, codecs, anchors, points):
             kind = "codec" if isinstance(c, OurCodec) else "anchor"
             tasks += [
@@ -180,21 +192,27 @@ def run_grid(
                     float(p),
                     tuple(sorted((options or {}).items())),
                     str(weights[c.id]) if c.id in weights else None,
+                    keep=kept,
                 )
                 for p in c.points
                 if (str(f), c.id, float(p)) not in done
             ]
+    measured = 0
     with (
         open(out / RECORDS, "a") as sink,
         tqdm(total=len(tasks), disable=not progress, file=sys.stderr, unit="point", desc="eval") as bar,
     ):
 
         def keep(record: dict) -> None:
+            nonlocal measured
+            measured += 1
             records.append(record)
             sink.write(json.dumps(record) + "\n")
             sink.flush()
             bar.set_postfix_str(f"{Path(record['file']).name} {record['codec']} {record['point']:g}")
             bar.update()
+            if on_record:
+                on_record(records, measured, len(tasks))
 
         if jobs <= 1:
             for t in tasks:
