@@ -156,7 +156,7 @@ img.px{image-rendering:pixelated}
 .strips figure{margin-bottom:6px}
 audio{width:300px;display:block;margin-bottom:4px}
 details{margin:8px 0}pre{background:#f6f6f6;padding:8px;white-space:pre-wrap;word-break:break-all}
-.scroll{max-height:520px;overflow:auto;display:inline-block}
+.scroll{max-height:520px;max-width:100%;overflow:auto;display:inline-block}
 """
 
 
@@ -335,8 +335,8 @@ def _showcase(out: Path, media: str, ok: list[dict], names: list[str]) -> str:
         if r["media"] == media and r["file"] not in files and showcase.folder(out, r["file"]).is_dir():
             files.append(r["file"])
     what = {
-        "image": "crops of the original and of each contender's decoded image (shown at 2x where small)",
-        "video": "the middle frame (a crop where large) and a strip of frames, decoded by each contender",
+        "image": "crops of the original and of each contender's decoded image (shown at 2x)",
+        "video": "the middle frame (at 2x, a crop where large) and a strip of frames from each contender",
         "audio": f"the first {showcase.AUDIO_SECONDS:g} s as each contender decodes it, with spectrograms",
     }[media]
     html = [f'<h3 id="{media}-showcase">What it looks like</h3>' if media != "audio" else ""]
@@ -421,7 +421,7 @@ def _figure(out: Path, media: str, file: str, contender: str, point: float, capt
 
         with Image.open(kept[0]) as im:
             w, h = im.size
-        scale = 2 if max(w, h) <= 200 else 1
+        scale = 2 if max(w, h) <= showcase.CROP else 1
         body = (
             f'<img class="px" src="{_href(out, kept[0])}" width="{w * scale}" height="{h * scale}" '
             f'alt="{escape(contender)}">'
