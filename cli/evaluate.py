@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import shlex
+import time
 from pathlib import Path
 
 import click
@@ -77,6 +79,7 @@ def _ids(values: tuple[str, ...]) -> list[str] | None:
 def evaluate(ctx, data, codecs, quality, bitrate, anchors, out, jobs, preset, weights, compare):
     """Encode and decode every file in DATA with every codec and anchor at every rate point."""
     from mcodec.codec import registry
+    from mcodec.evaluation.html_report import LivePage, RunInfo
     from mcodec.evaluation.report import write_reports
     from mcodec.evaluation.runner import RateUnitError, list_files, run_grid
 
@@ -93,6 +96,9 @@ def evaluate(ctx, data, codecs, quality, bitrate, anchors, out, jobs, preset, we
     if not files:
         raise CodecError("no files to evaluate")
     quiet = ctx.find_root().obj.get("quiet")
+    # report.html, re-written as points finish and once more at the end
+    run = RunInfo(_command_line(ctx), time.time(), weights={c: str(f) for c, f in model_files.items()})
+    page = LivePage(out, run, list(compare))
     try:
         records = run_grid(
             files,
@@ -104,12 +110,15 @@ def evaluate(ctx, data, codecs, quality, bitrate, anchors, out, jobs, preset, we
             progress=not quiet,
             options={"preset": preset} if preset else None,
             weights=model_files,
+            showcase_files=page.showcase_files,
+            on_record=page.update,
         )
     except RateUnitError as e:  # --bitrate for quality-level codecs only, or --quality for bitrate ones
         raise wrong_knob(e.unit, [registry.info(c) for c in e.codecs]) from None
     except ValueError as e:
         raise CodecError(str(e)) from None
     summary = write_reports(records, out, list(compare))
+    page.finish(records)
     for media, rows in summary["bd_rate"].items():
         for row in rows:
             vals = ", ".join(
@@ -118,7 +127,20 @@ def evaluate(ctx, data, codecs, quality, bitrate, anchors, out, jobs, preset, we
             click.echo(f"{media}: {row['codec']} vs {row['anchor']}: BD-rate {vals or 'n/a'}")
     if summary["errors"]:
         click.echo(f"{len(summary['errors'])} errors (see {out / 'report.md'})", err=True)
-    click.echo(f"report: {out / 'report.md'}")
+    click.echo(f"report: {out / 'report.md'}, {out / 'report.html'}")
+
+
+def _command_line(ctx: click.Context) -> str:
+    """This eval as one shell command, from its parsed parameters (for report.html)."""
+    words = ["mcodec", "eval"]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        values = value if isinstance(value, tuple) else () if value is None else (value,)
+        if isinstance(param, click.Argument):
+            words += [str(v) for v in values]
+        else:
+            words += [w for v in values for w in (param.opts[0], str(v))]
+    return shlex.join(words)
 
 
 def _weights(pairs: tuple[str, ...]) -> dict[str, Path]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from mcodec.codec import CodecError, media_io, registry
 from mcodec.codec.media_io import MEDIA_READERS
 from mcodec.rates import bits_per_pixel, kbit_per_second
 
+from . import showcase
 from .contenders import DEFAULT_ANCHORS, Contender, OurCodec, make_anchor
 
 RECORDS = "records.jsonl"
@@ -38,6 +40,7 @@ class Task:
     options: tuple = ()  # our codecs' settings as (key, value) pairs (video: preset)
     weights: str | None = None  # our codec's model file (resolved path), where not the shipped one
     preset: str | None = None  # the encoder preset our codec runs with; None: anchors, codecs without
+    keep: str | None = None  # showcase files only: the folder that keeps the decoded output (showcase.py)
 
 
 class RateUnitError(ValueError):
@@ -107,6 +110,8 @@ def measure(task: Task) -> dict:
         trial = contender.run(item, task.point)
         record.update(bytes=trial.bytes, encode_s=trial.encode_s, decode_s=trial.decode_s)
         record.update(_distortion(task.media, item, trial.decoded, trial.bytes))
+        if task.keep:  # for report.html
+            showcase.save(Path(task.keep), task.media, task.contender, task.point, item, trial.decoded)
     except Exception as e:  # noqa: BLE001 - one bad file or point must not stop the grid
         record["error"] = " ".join(f"{type(e).__name__}: {e}".split())[:300]
     return record
@@ -191,24 +196,31 @@ def run_grid(
     progress: bool = True,
     options: dict | None = None,
     weights: dict[str, Path] | None = None,
+    showcase_files: int = 0,
+    on_record: Callable[[list[dict], int, int], None] | None = None,
 ) -> list[dict]:
     """Measure everything not yet in out/records.jsonl; returns all records (old and new).
     ``points``: our codecs' rate points, one list for all or {unit: list} by CodecInfo.unit ("quality",
     "kbps"; a codec whose unit has none takes its usual points, and a unit no codec evaluated takes is a
     RateUnitError before any work). ``options`` go to our codecs (video: preset); ``weights`` maps a codec
-    id to its model file."""
+    id to its model file.
+    The first ``showcase_files`` files of each medium keep their decoded outputs (showcase.py);
+    ``on_record(records, done, total)`` is called after each point measured (report.html's refresh)."""
     weights = weights or {}
     records = load_records(out)
     done = {_key(r) for r in records if "error" not in r}
     records = [r for r in records if "error" not in r]  # failed points are retried
     tasks: list[Task] = []
     ours = set(codecs or ())  # the codecs evaluated: those asked for, or each medium's default
+    shown: dict[str, int] = {}  # media -> showcase files so far
     for f in files:
         try:
             media = media_io.media_kind(f)
         except media_io.MediaError as e:
             records.append({"file": str(f), "codec": None, "point": math.nan, "error": str(e)})
             continue
+        kept = str(showcase.folder(out, f)) if shown.get(media, 0) < showcase_files else None
+        shown[media] = shown.get(media, 0) + 1
         for c in contenders_for(media, codecs, anchors, points):
             kind, preset, model = "anchor", None, None
             if isinstance(c, OurCodec):
@@ -225,6 +237,7 @@ def run_grid(
                     tuple(sorted((options or {}).items())),
                     model,
                     preset,
+                    keep=kept,
                 )
                 for p in c.points
                 if (str(f), c.id, float(p), preset, model) not in done
@@ -235,17 +248,22 @@ def run_grid(
             if values and unit not in units:
                 raise RateUnitError(unit, sorted(ours))
     out.mkdir(parents=True, exist_ok=True)
+    measured = 0
     with (
         open(out / RECORDS, "a") as sink,
         tqdm(total=len(tasks), disable=not progress, file=sys.stderr, unit="point", desc="eval") as bar,
     ):
 
         def keep(record: dict) -> None:
+            nonlocal measured
+            measured += 1
             records.append(record)
             sink.write(json.dumps(record) + "\n")
             sink.flush()
             bar.set_postfix_str(f"{Path(record['file']).name} {record['codec']} {record['point']:g}")
             bar.update()
+            if on_record:
+                on_record(records, measured, len(tasks))
 
         if jobs <= 1:
             for t in tasks:
