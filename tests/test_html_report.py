@@ -77,7 +77,7 @@ def media_folder(tmp_path_factory) -> Path:
 def report(media_folder, tiny_weights, tmp_path_factory) -> Path:
     """One eval of every medium: our codecs (tiny image model) and one anchor each."""
     out = tmp_path_factory.mktemp("ev") / "run"
-    args = ["eval", media_folder, "--codec", "factorized,hnerv,rvq", "--quality", "1,3"]
+    args = ["eval", media_folder, "--codec", "factorized,hnerv,rvq", "--quality", "1,3", "--bitrate", "1.5,3"]
     args += ["--anchor", "jpeg,x264,opus", "--preset", "fast", "--out", out]
     args += ["--weights", f"factorized={tiny_weights}"]
     with pytest.raises(SystemExit) as e:
@@ -124,7 +124,7 @@ def test_page_holds_every_section_and_resolves_offline(report):
         assert f"{media}-records" in page.ids
     assert sum(tables["records"]) - len(tables["records"]) == len(records)  # header + one row per point
     assert len(tables["bd"]) == 3  # one against the anchor per medium
-    assert page.tags["audio"] == 2 * 3  # at rvq 1 and 3 kbit/s: original, rvq, opus
+    assert page.tags["audio"] == 2 * 3  # at rvq 1.5 and 3 kbit/s: original, rvq, opus
     assert "mcodec eval " in text and "--weights factorized=" in text and "wall time" in text
     assert "finished:" in text and "running:" not in text
 
@@ -203,7 +203,7 @@ def test_page_is_rewritten_while_the_run_goes_on(capfd, media_folder, tmp_path, 
     assert 'http-equiv="refresh"' not in final
     page = Page(final)
     check_references(second, page)
-    assert "image-compare" in page.ids and "factorized (first)" in final
+    assert "image-compare" in page.ids and "factorized (weights tiny.safetensors) (first)" in final
     bd = [rows for cls, rows in page.tables if cls == "bd"]
     assert bd == [2]  # header + factorized against the first run's factorized
 

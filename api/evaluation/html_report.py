@@ -29,7 +29,7 @@ from mcodec.codec.atomic_write import atomic_output
 
 from . import showcase
 from .bdrate import bd_rate
-from .report import METRICS, RATE, bd_rates, curves, machine_info
+from .report import METRICS, RATE, bd_rates, curve_names, curves, machine_info
 from .svg_chart import PALETTE, Series, line_chart
 
 PAGE = "report.html"
@@ -162,7 +162,9 @@ details{margin:8px 0}pre{background:#f6f6f6;padding:8px;white-space:pre-wrap;wor
 
 def render(out: Path, records: list[dict], run: RunInfo, compare: list[dict]) -> str:
     cs = curves(records)
-    ok = [r for r in records if "error" not in r]
+    # each record under its curve's name (a codec with other than its default settings has a curve of
+    # its own, report.curve_names); the showcase finds a curve's records by it
+    ok = [{**r, "curve": n} for r, n in zip(records, curve_names(records), strict=True) if "error" not in r]
     errors = [r for r in records if "error" in r]
     running = run.finished is None
     status = (
@@ -358,10 +360,10 @@ def _targets(media: str, rs: list[dict], names: list[str]) -> list[float]:
     """The common rates shown: points of the first contender (our codec where there is one), the middle
     one for pictures, the lowest and highest for sound."""
     rate_key = RATE[media][0]
-    first = next((n for n in names if any(r["codec"] == n for r in rs)), None)
+    first = next((n for n in names if any(r["curve"] == n for r in rs)), None)
     if first is None:
         return []
-    rates = sorted(r[rate_key] for r in rs if r["codec"] == first and r[rate_key] > 0)
+    rates = sorted(r[rate_key] for r in rs if r["curve"] == first and r[rate_key] > 0)
     if not rates:
         return []
     if TARGETS[media] == 1 or len(rates) == 1:
@@ -370,7 +372,7 @@ def _targets(media: str, rs: list[dict], names: list[str]) -> list[float]:
 
 
 def _nearest(rs: list[dict], codec: str, rate_key: str, target: float) -> dict | None:
-    mine = [r for r in rs if r["codec"] == codec and r.get(rate_key, 0) > 0]
+    mine = [r for r in rs if r["curve"] == codec and r.get(rate_key, 0) > 0]
     return min(mine, key=lambda r: abs(math.log(r[rate_key] / target)), default=None)
 
 
@@ -393,9 +395,10 @@ def _gallery(out: Path, media: str, file: str, rs: list[dict], names: list[str],
         )
         if media == "audio":
             caption += f"<br>PESQ {_num(r.get('pesq_wb'), 2)} &middot; STOI {_num(r.get('stoi'), 3)}"
-        html.append(_figure(out, media, file, n, r["point"], caption))
+        html.append(_figure(out, media, file, r["codec"], r["point"], caption))
         if media == "video":
-            strips.append((f"{n} {r['point']:g}", showcase.paths(out, file, media, n, r["point"])[-1]))
+            strip = showcase.paths(out, file, media, r["codec"], r["point"])[-1]
+            strips.append((f"{n} {r['point']:g}", strip))
     html.append("</div>")
     if strips:
         html.append('<div class="strips">')
