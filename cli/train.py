@@ -134,6 +134,7 @@ def train_image(
     from mcodec.codec.image.hyperprior_model import ARCH as HYPERPRIOR_ARCH
     from mcodec.codec.image.hyperprior_model import GainedHyperprior
     from mcodec.codec.image.lambdas import LAMBDAS, lambdas_of
+    from mcodec.codec.image.model_meta import sizes
     from mcodec.codec.model_file import load_weights
     from mcodec.codec.training import image_init
     from mcodec.codec.training.export import export_checkpoint
@@ -147,11 +148,11 @@ def train_image(
     model_id = model_id or f"{codec_id}-custom"
     run_dir = _start_run(out, run_dir, device, force)
     factorized = codec_id == "factorized"
-    # A hyperprior can also start from a factorized model (its transforms; see codec.image_init).
+    # A hyperprior can also start from a factorized model (its transforms; see codec/training/image_init.py).
     archs = (FACTORIZED_ARCH,) if factorized else (HYPERPRIOR_ARCH, FACTORIZED_ARCH)
     w = load_weights(init_weights, archs) if init_weights else None
     if w is not None:
-        width = (int(w.metadata["n"]), int(w.metadata["m"]))
+        width = sizes(w)[:2]  # n and m, checked
     lambdas = lambdas_of(w.metadata, len(LAMBDAS)) if w is not None else LAMBDAS
     if lmbda is not None:
         lambdas = tuple(lmbda if q == qualities[0] else v for q, v in enumerate(lambdas, 1))

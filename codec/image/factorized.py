@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from mcodec.codec.base import Codec, CodecError, CodecInfo, Payload
-from mcodec.codec.model_file import MODELS_DIR, load_state, load_weights
+from mcodec.codec.model_file import default_weights, load_state, load_weights
 from mcodec.entropy import decode_factorized, encode_factorized
 
 from .factorized_model import ARCH, STRIDE, GainedFactorizedPrior
@@ -27,7 +27,6 @@ INFO = CodecInfo(
     4,
     "factorized-prior transform codec (Balle 2018), one gain-unit model for all qualities",
 )
-DEFAULT_WEIGHTS = MODELS_DIR / "factorized.safetensors"
 
 
 class FactorizedCodec(Codec):
@@ -36,7 +35,9 @@ class FactorizedCodec(Codec):
     schema = image_schema(INFO)
 
     def __init__(self, weights: Path | None = None):
-        w = load_weights(weights or DEFAULT_WEIGHTS, ARCH)
+        w = load_weights(
+            default_weights("factorized", weights, "mcodec train image DIR --codec factorized"), ARCH
+        )
         self.tables = w.tables("tables")
         self.model = GainedFactorizedPrior(*sizes(w))
         load_state(self.model, w, derived_buffers(self.model))
