@@ -7,7 +7,7 @@ messages for every failure a user can cause.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcodec.codec import CodecError, Payload, media_io, registry
@@ -20,7 +20,7 @@ from mcodec.entropy import (
     read_container,
     write_container,
 )
-from mcodec.entropy.container import chunk_sizes
+from mcodec.entropy.container import Stream, chunk_sizes
 
 # Every failure a user can cause (bad input, wrong weights, corrupt files): reported in one line.
 USER_ERRORS = (CodecError, ContainerError, EntropyDecodeError)
@@ -40,6 +40,47 @@ class EncodeResult:
     input_bytes: int
     output_bytes: int
     params: dict
+    streams: list[dict] = field(default_factory=list)  # describe()'s per-stream rows, the first included
+
+
+def encode_stream(
+    media_tensor,
+    media: str,
+    codec_id: str | None = None,
+    quality: float | None = None,
+    device: str = "cpu",
+    weights: Path | None = None,
+    **options,
+) -> Stream:
+    """Media item -> one coded stream (its header and chunks). ``options`` go to the codec (video:
+    preset, progress). A bitrate request is met in the bytes of a file of this stream alone."""
+    codec_id = codec_id or registry.default_for(media)
+    info = registry.info(codec_id)
+    if info.media != media:
+        raise CodecError(f"codec {codec_id!r} codes {info.media}, not {media}")
+    quality = info.default_quality if quality is None else quality
+    lo, hi = info.qualities
+    if not lo <= quality <= hi:
+        raise CodecError(f"{info.unit} {quality:g} outside {codec_id}'s range {lo:g}..{hi:g}")
+    codec = registry.get(codec_id, weights)
+    payload = codec.encode(media_tensor, quality, device=device, **options)
+
+    def stream(p: Payload) -> Stream:
+        ids = (media, codec_id, codec.model_id, codec.weights_hash, codec.tables_hash, codec.profile)
+        return Stream(Header(*ids, p.params), p.chunks)
+
+    coded = stream(payload)
+    limit = _byte_limit(info.unit, quality, payload.params)
+    while limit is not None and _file_bytes(coded) > limit:
+        if (lower := codec.reduce_rate(payload)) is None:
+            break
+        payload = lower
+        coded = stream(payload)
+    return coded
+
+
+def _file_bytes(stream: Stream) -> int:
+    return len(write_container(Container(stream.header, stream.chunks)))
 
 
 def encode_bytes(
@@ -52,27 +93,8 @@ def encode_bytes(
     **options,
 ) -> bytes:
     """Media item -> the bytes of an mcodec file. ``options`` go to the codec (video: preset, progress)."""
-    codec_id = codec_id or registry.default_for(media)
-    info = registry.info(codec_id)
-    if info.media != media:
-        raise CodecError(f"codec {codec_id!r} codes {info.media}, not {media}")
-    quality = info.default_quality if quality is None else quality
-    lo, hi = info.qualities
-    if not lo <= quality <= hi:
-        raise CodecError(f"{info.unit} {quality:g} outside {codec_id}'s range {lo:g}..{hi:g}")
-    codec = registry.get(codec_id, weights)
-    payload = codec.encode(media_tensor, quality, device=device, **options)
-
-    def container_bytes(p: Payload) -> bytes:
-        ids = (media, codec_id, codec.model_id, codec.weights_hash, codec.tables_hash, codec.profile)
-        return write_container(Container(Header(*ids, p.params), p.chunks))
-
-    data = container_bytes(payload)
-    limit = _byte_limit(info.unit, quality, payload.params)
-    while limit is not None and len(data) > limit and (lower := codec.reduce_rate(payload)) is not None:
-        payload = lower
-        data = container_bytes(payload)
-    return data
+    s = encode_stream(media_tensor, media, codec_id, quality, device, weights, **options)
+    return write_container(Container(s.header, s.chunks))
 
 
 def _byte_limit(unit: str, kbps: float, params: dict) -> int | None:
@@ -84,9 +106,16 @@ def _byte_limit(unit: str, kbps: float, params: dict) -> int | None:
 
 
 def _open_payload(data: bytes, weights: Path | None = None):
-    """Bytes of an mcodec file -> (container, codec, payload), after every check that needs no decoding."""
+    """Bytes of an mcodec file -> (container, codec, payload) of its first stream, after every check of
+    that stream that needs no decoding."""
     container = read_container(data)
-    h = container.header
+    codec, payload = open_stream(container.streams[0], weights)
+    return container, codec, payload
+
+
+def open_stream(stream: Stream, weights: Path | None = None):
+    """A stream of a read container -> (codec, payload), after every check that needs no decoding."""
+    h = stream.header
     codec = registry.get(h.codec, weights)
     if codec.info.media != h.media:
         raise CodecError(f"file says {h.media} but codec {h.codec!r} codes {codec.info.media}")
@@ -100,7 +129,7 @@ def _open_payload(data: bytes, weights: Path | None = None):
     if h.profile != codec.profile:
         raise CodecError(f"unsupported determinism profile {h.profile!r} for {h.codec}")
     codec.check_params(h.params)
-    return container, codec, Payload(h.params, container.chunks)
+    return codec, Payload(h.params, stream.chunks)
 
 
 def decode_bytes(data: bytes, device: str = "cpu", weights: Path | None = None, **options):
@@ -130,9 +159,15 @@ def encode_file(
     device: str = "cpu",
     weights: Path | None = None,
     force: bool = False,
+    audio: bool = True,
+    audio_bitrate: float | None = None,
+    audio_codec: str | None = None,
     **options,
 ) -> EncodeResult:
-    """Encode the media file src into the mcodec file dst; ``options`` go to the codec."""
+    """Encode the media file src into the mcodec file dst; ``options`` go to the codec. A video with sound
+    (a movie) is coded as two streams: the video with ``codec_id`` at ``quality``, and its first audio
+    stream, over the video's span, with ``audio_codec`` (default: the audio default) at ``audio_bitrate``
+    kbit/s (default: the codec's); ``audio=False`` leaves the sound out. ``weights`` is the video's."""
     src, dst = Path(src), Path(dst)
     if dst.exists() and not force:
         raise CodecError(f"{dst} exists (use --force to overwrite)")
@@ -141,32 +176,58 @@ def encode_file(
         raise CodecError(f"{src}: {media} coding is not available yet")
     # audio is read while it is coded: a long recording is never whole in memory
     item = media_io.open_audio(src) if media == "audio" else media_io.MEDIA_READERS[media](src)
-    data = encode_bytes(item, media, codec_id, quality, device, weights, **options)
+    more = []
+    if media == "video" and audio and media_io.has_audio(src):  # the sound first: it fails fast
+        frames, rate = item
+        sound = media_io.movie_audio(src, frames.shape[0], rate)
+        more.append(encode_stream(sound, "audio", audio_codec, audio_bitrate, device))
+    first = encode_stream(item, media, codec_id, quality, device, weights, **options)
+    data = write_container(Container(first.header, first.chunks, more=more))
     write_bytes_atomic(dst, data, force)
-    h = read_container(data).header
+    h = first.header
     knob = h.params.get("quality", h.params.get("kbps"))
-    return EncodeResult(media, h.codec, knob, src.stat().st_size, len(data), h.params)
+    return EncodeResult(media, h.codec, knob, src.stat().st_size, len(data), h.params, _stream_rows(data))
 
 
 def decode_file(
-    src: Path, dst: Path, device: str = "cpu", weights: Path | None = None, force: bool = False, **options
+    src: Path,
+    dst: Path,
+    device: str = "cpu",
+    weights: Path | None = None,
+    force: bool = False,
+    audio: bool = True,
+    **options,
 ):
     """Decode src into dst (format from dst's extension). Returns (header, media tensor); for audio the
-    media is None: it is synthesized and written block by block, never whole (read dst for the samples)."""
+    media is None: it is synthesized and written block by block, never whole (read dst for the samples).
+    A movie (video and sound) is written with both tracks; ``audio=False`` leaves the sound out, and an
+    audio file name (.wav, .flac) as dst takes the sound alone."""
     dst = Path(dst)
     if dst.exists() and not force:
         raise CodecError(f"{dst} exists (use --force to overwrite)")
-    container, codec, payload = _open_payload(read_mcodec_file(src), weights)
-    kind = container.header.media
+    container = read_container(read_mcodec_file(src))
+    codec, payload = open_stream(container.streams[0], weights)
+    sounds = [(s.header, *open_stream(s)) for s in container.more if s.header.media == "audio"]
+    header, kind = container.header, container.header.media
+    if kind == "video" and sounds and dst.suffix.lower() in media_io.WRITE_FORMATS["audio"]:
+        header, codec, payload = sounds[0]  # the movie's sound alone
+        kind = "audio"
     if kind == "audio":
         media_io.write_audio_stream(dst, codec.decode_stream(payload, device), force)
-        return container.header, None
+        return header, None
     media = codec.decode(payload, device=device, **options)
     if kind == "image":
         media_io.write_image(dst, media, force)
-    else:
-        media_io.write_video(dst, *media, force=force)
-    return container.header, media
+        return header, media
+    frames, rate = media
+    sound = None
+    if sounds and audio:
+        a, _ = options.get("frames") or (0, frames.shape[0])
+        _, sound_codec, sound_payload = sounds[0]
+        whole = sound_codec.decode_stream(sound_payload, device)
+        sound = whole.window(round(a * whole.rate / rate), round(frames.shape[0] * whole.rate / rate))
+    media_io.write_video(dst, frames, rate, force=force, sound=sound)
+    return header, media
 
 
 def describe(src: Path) -> dict:
@@ -186,5 +247,27 @@ def describe(src: Path) -> dict:
         "determinism_profile": h.profile,
         "params": h.params,
         "chunks": [{"type": t, "bytes": n} for t, n in chunk_sizes(data)],
+        "streams": _stream_rows(data),
         "file_sha256": hashlib.sha256(data).hexdigest(),
     }
+
+
+def _stream_rows(data: bytes) -> list[dict]:
+    """One row per stream of a valid file: media, codec, model, params and bytes (its header chunk and
+    codec chunks with their framing; the file's signature, version and MEND are nobody's)."""
+    c = read_container(data)
+    sizes, i = [0] * len(c.streams), -1
+    for ctype, n in chunk_sizes(data):
+        i += ctype in ("HEAD", "STRM")
+        if ctype != "MEND":
+            sizes[i] += n
+    return [
+        {
+            "media": s.header.media,
+            "codec": s.header.codec,
+            "model_id": s.header.model_id,
+            "params": s.header.params,
+            "bytes": n,
+        }
+        for s, n in zip(c.streams, sizes, strict=True)
+    ]

@@ -1,6 +1,6 @@
 """Regenerate the reference vectors in bitstream_spec/vectors/ (after a format or default-weights change).
 
-    python bitstream_spec/make_vectors.py
+    python bitstream_spec/make_vectors.py [--new-only]
 
 Writes the files and vectors.json: for files to decode, the SHA-256 of the decoded samples (uint8;
 images C x H x W, video T x 3 x H x W; audio float32 C x N) and, for factorized images, of the decoded
@@ -11,12 +11,15 @@ is fine, since the table records what the files decode to.
 
 Files named ``v1.0_*`` were written by the version 1.0 writer and are kept as they are (with their table
 entries), so older versions keep decoding. A weights change that makes one undecodable retires it.
+``--new-only`` writes only the vectors the table lacks and keeps the others' files and entries (a format
+addition adds its vectors without re-fitting the video ones).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import struct
 import zlib
 from importlib.resources import files
@@ -25,11 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mcodec import decode_bytes, encode_bytes
+from mcodec import decode_bytes, encode_bytes, encode_stream
 from mcodec.codec import registry
 from mcodec.codec.base import Payload
 from mcodec.codec.media_io import read_audio, read_image, read_video
-from mcodec.entropy import decode_factorized, read_container
+from mcodec.entropy import Container, decode_factorized, read_container, write_container
 
 OUT = Path(__file__).resolve().parent / "vectors"
 
@@ -66,7 +69,22 @@ def with_ancillary(data: bytes) -> bytes:
     return data[: 12 + head_len] + note + data[12 + head_len :]
 
 
+def movie(video: bytes, speech: torch.Tensor, speech_rate: int) -> bytes:
+    """A movie of two streams: ``video``'s (an mcodec file's) and speech over the clip's span at 6 kbit/s."""
+    c = read_container(video)
+    p = c.header.params
+    samples = p["frames"] * speech_rate * p["fps_den"] // p["fps_num"]
+    sound = encode_stream((speech[:, 8000 : 8000 + samples], speech_rate), "audio", "rvq", 6)
+    return write_container(Container(c.header, c.chunks, more=[sound]))
+
+
+def with_stream_marked_1_1(data: bytes) -> bytes:
+    """A movie whose version bytes say 1.1 readers may read it: they would drop its STRM stream."""
+    return data[:9] + b"\x01\x01" + data[11:]
+
+
 def main() -> None:
+    new_only = "--new-only" in sys.argv[1:]
     OUT.mkdir(exist_ok=True)
     sample = read_image(Path(str(files("mcodec") / "samples" / "fruits_400x300.png")))
     decodable = {
@@ -85,6 +103,9 @@ def main() -> None:
     speech, speech_rate = read_audio(Path(str(files("mcodec") / "samples" / "goforward_16k.flac")))
     # 1.5 s at a requested 3 kbit/s: the container's bytes make the encoder shed a stage (n_q = 3)
     decodable["goforward_rvq_3k.mcd"] = encode_bytes((speech[:, 8000:32000], speech_rate), "audio", "rvq", 3)
+    tree_file = OUT / "tree_64x48_hnerv_q1.mcd"
+    video = tree_file.read_bytes() if new_only and tree_file.exists() else decodable[tree_file.name]
+    decodable["movie_hnerv_rvq.mcd"] = movie(video, speech, speech_rate)
     good = decodable["crop_q2_5.mcd"]
     flipped = bytearray(good)
     flipped[len(good) // 2] ^= 0x01
@@ -92,10 +113,15 @@ def main() -> None:
         "bad_crc.mcd": (bytes(flipped), "CRC mismatch"),
         "truncated.mcd": (good[:-12], "no MEND"),
         "major_2.mcd": (good[:8] + b"\x02" + good[9:], "unsupported container version"),
-        "min_reader_minor_2.mcd": (good[:10] + b"\x02" + good[11:], "needs a reader of version 1.2"),
+        "min_reader_minor_3.mcd": (good[:10] + b"\x03" + good[11:], "needs a reader of version 1.3"),
+        "stream_in_1.1_file.mcd": (with_stream_marked_1_1(decodable["movie_hnerv_rvq.mcd"]), "STRM chunk"),
     }
     legacy = json.loads((OUT / "vectors.json").read_text()) if (OUT / "vectors.json").exists() else {}
     table = {name: entry for name, entry in legacy.items() if name.startswith("v1.0_")}
+    if new_only:  # the table's vectors stay as they are; those it lacks are added
+        table = {name: entry for name, entry in legacy.items() if (OUT / name).exists()}
+        decodable = {name: data for name, data in decodable.items() if name not in table}
+        refused = {name: v for name, v in refused.items() if name not in table}
     for name, data in decodable.items():
         (OUT / name).write_bytes(data)
         container, media = decode_bytes(data)
@@ -109,6 +135,9 @@ def main() -> None:
             table[name]["symbols_sha256"] = symbols_sha256(data)
         if container.header.media == "audio":
             table[name]["codes_sha256"] = codes_sha256(data)
+        for i, stream in enumerate(container.more, 1):  # a movie's sound: its codes, exact everywhere
+            alone = write_container(Container(stream.header, stream.chunks))
+            table[name][f"stream{i}_codes_sha256"] = codes_sha256(alone)
     for name, (data, message) in refused.items():
         (OUT / name).write_bytes(data)
         table[name] = {"refuse": message}

@@ -95,12 +95,21 @@ def cli(ctx: click.Context, quiet: bool) -> None:
     "hyperprior images, latent refinement steps (default fast: none; medium 20, slow 50); rvq audio, "
     "the beam width of the RVQ search (fast 1, default medium 4, slow 16)",
 )
+@click.option("--no-audio", is_flag=True, help="video: leave the sound out (default: code the first track)")
+@click.option(
+    "--audio-bitrate",
+    type=float,
+    help="video with sound: the sound's bitrate in kbit/s (default: the audio codec's default)",
+)
 @_device_option
 @_weights_option
 @_force_option
 @click.pass_context
-def encode(ctx, src, dst, codec_id, quality, bitrate, preset, device, weights, force):
-    """Encode the media file SRC into the mcodec file DST."""
+def encode(  # noqa: PLR0913 - one parameter per option
+    ctx, src, dst, codec_id, quality, bitrate, preset, no_audio, audio_bitrate, device, weights, force
+):
+    """Encode the media file SRC into the mcodec file DST. A video with sound is coded with its sound
+    (the first audio track) as a second stream."""
     if quality is not None and bitrate is not None:
         raise click.UsageError("give --quality or --bitrate, not both")
     t0 = time.perf_counter()
@@ -115,29 +124,69 @@ def encode(ctx, src, dst, codec_id, quality, bitrate, preset, device, weights, f
         options["progress"] = not ctx.find_root().obj.get("quiet")  # fitting or refinement steps
     if preset is not None and used is not None and preset not in registry.info(used).presets:
         raise click.UsageError(f"codec {used} has no --preset {preset}")
-    r = encode_file(src, dst, codec_id, quality, check_device(device), weights, force, **options)
-    value, unit = coded_rate(r.output_bytes, r.media, r.params)
+    if used is not None and registry.info(used).media != "video" and (no_audio or audio_bitrate is not None):
+        raise click.UsageError("--no-audio and --audio-bitrate are for video files (movies with sound)")
+    if audio_bitrate is not None:
+        check_knobs([registry.info(registry.default_for("audio"))], False, True)
+    r = encode_file(
+        src,
+        dst,
+        codec_id,
+        quality,
+        check_device(device),
+        weights,
+        force,
+        audio=not no_audio,
+        audio_bitrate=audio_bitrate,
+        **options,
+    )
+    first, *more = r.streams
+    value, unit = coded_rate(first["bytes"] if more else r.output_bytes, r.media, r.params)
     rate = f", {value:.4f} {unit}" if unit == "bpp" else f", {value:.2f} {unit}"
+    sound = "".join(f"; {_stream_summary(s)}" for s in more)
+    knob = f"{registry.info(r.codec).unit} {r.quality:g}"
     _log(
         ctx,
         f"{src} ({r.input_bytes} bytes) -> {dst} ({r.output_bytes} bytes{rate}) "
-        f"codec {r.codec} {registry.info(r.codec).unit} {r.quality:g} in {time.perf_counter() - t0:.2f} s",
+        f"codec {r.codec} {knob}{sound} in {time.perf_counter() - t0:.2f} s",
     )
+    if r.media == "video" and not no_audio:
+        _note_tracks(ctx, src, coded=bool(more))
+
+
+def _note_tracks(ctx: click.Context, src: Path, coded: bool) -> None:
+    """Say what happened to a movie's sound where it is not simply its one track, coded."""
+    from mcodec.codec import media_io
+
+    tracks = media_io.audio_tracks(src)
+    if coded and tracks > 1:
+        _log(ctx, f"note: {src} has {tracks} audio tracks; the first was coded")
+    elif not coded and tracks:
+        _log(ctx, f"note: {src} has {tracks} audio track(s) with no decodable sound; none was coded")
+
+
+def _stream_summary(row: dict) -> str:
+    """'sound: codec rvq, 6.12 kbit/s (4600 bytes)' for a further stream of a file."""
+    value, unit = coded_rate(row["bytes"], row["media"], row["params"])
+    what = "sound" if row["media"] == "audio" else row["media"]
+    return f"{what}: codec {row['codec']}, {value:.2f} {unit} ({row['bytes']} bytes)"
 
 
 @cli.command()
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
 @click.option("--frames", help="video: decode only frames A:B (first included, B excluded)")
+@click.option("--no-audio", is_flag=True, help="a movie: write the video without its sound")
 @_device_option
 @_weights_option
 @_force_option
 @click.pass_context
-def decode(ctx, src, dst, frames, device, weights, force):
-    """Decode the mcodec file SRC into DST (format from DST's extension)."""
+def decode(ctx, src, dst, frames, no_audio, device, weights, force):
+    """Decode the mcodec file SRC into DST (format from DST's extension). A movie (video with sound) is
+    written with both tracks (.mp4: AAC, .mkv: FLAC); an audio name (.wav, .flac) takes its sound alone."""
     t0 = time.perf_counter()
     options = {"frames": _frame_range(frames)} if frames else {}
-    header, _ = decode_file(src, dst, check_device(device), weights, force, **options)
+    header, _ = decode_file(src, dst, check_device(device), weights, force, audio=not no_audio, **options)
     _log(ctx, f"{src} -> {dst} ({header.media}, codec {header.codec}) in {time.perf_counter() - t0:.2f} s")
 
 
@@ -156,6 +205,13 @@ def info(src, as_json):
     click.echo(f"  weights   sha256 {d['weights_sha256']}")
     click.echo(f"  tables    sha256 {d['tables_sha256']}")
     click.echo("  chunks    " + "  ".join(f"{c['type']}:{c['bytes']}" for c in d["chunks"]))
+    if len(d["streams"]) > 1:
+        for i, s in enumerate(d["streams"]):
+            value, unit = coded_rate(s["bytes"], s["media"], s["params"])
+            click.echo(
+                f"  stream {i}  {s['media']:<5} codec {s['codec']}  model {s['model_id'] or '-'}  "
+                f"{s['bytes']} bytes ({value:.4g} {unit})"
+            )
 
 
 @cli.command()

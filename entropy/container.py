@@ -2,6 +2,11 @@
 
 Version 1.1 writes the HEAD's two hashes as their first 8 bytes (1.0: the whole SHA-256, 64 bytes of a
 2.8 s speech file's 2.3 kB); it reads both layouts. 1.0 readers refuse 1.1 files (min_reader_minor = 1).
+Version 1.2 adds streams: a file may carry several (a movie's video and its sound), each opened by a
+header (HEAD for the first, a ``STRM`` chunk of the same layout for each next) and owning the chunks that
+follow it. A file of one stream is written as a 1.1 file, byte for byte; a file of several needs a 1.2
+reader (min_reader_minor = 2), so a 1.1 reader refuses it with a version message instead of dropping a
+stream.
 
 The reader validates the whole file (signature, versions, every chunk's bounds and CRC32, the header's
 fields and media sizes) before any payload is handed to a codec, so a decoder never allocates from
@@ -17,8 +22,11 @@ import zlib
 from dataclasses import dataclass, field
 
 SIGNATURE = b"\x89MCD\r\n\x1a\n"
-MAJOR, MINOR = 1, 1
-MIN_READER_MINOR = 1  # what this writer's files need: the 1.1 HEAD layout
+MAJOR, MINOR = 1, 2
+# What this writer's files need: the 1.1 HEAD layout; 1.2 for a file of several streams, which a file of
+# one stream (written as 1.1, version bytes and all) does not use.
+MIN_READER_MINOR, STREAMS_MINOR = 1, 2
+MAX_STREAMS = 8  # a video, its sound and a few more: more is a damaged or hostile file
 MEDIA_KINDS = {1: "image", 2: "video", 3: "audio"}
 MEDIA_CODES = {v: k for k, v in MEDIA_KINDS.items()}
 HASH_BYTES = 32  # a full SHA-256, as codecs hold it
@@ -60,10 +68,22 @@ class Header:
 
 
 @dataclass
-class Container:
+class Stream:
     header: Header
-    chunks: list[tuple[str, bytes]]  # codec chunks in file order (HEAD and MEND excluded)
-    version: tuple[int, int] = (MAJOR, MINOR)
+    chunks: list[tuple[str, bytes]]  # the stream's codec chunks in file order
+
+
+@dataclass
+class Container:
+    header: Header  # the first stream's (HEAD)
+    chunks: list[tuple[str, bytes]]  # the first stream's codec chunks in file order (HEAD, MEND excluded)
+    version: tuple[int, int] = (1, MIN_READER_MINOR)  # (major, minor) of the file read; 1.1 or 1.2 written
+    more: list[Stream] = field(default_factory=list)  # the streams after the first, each opened by STRM
+
+    @property
+    def streams(self) -> list[Stream]:
+        """Every stream in file order, the first (HEAD's) included."""
+        return [Stream(self.header, self.chunks), *self.more]
 
 
 def head_hash_bytes(min_reader_minor: int) -> int:
@@ -106,13 +126,19 @@ def encode_header(h: Header) -> bytes:
 
 
 def write_container(c: Container) -> bytes:
-    """Serialize: signature, version bytes, HEAD, the codec chunks, MEND."""
-    out = [SIGNATURE, bytes([MAJOR, MINOR, MIN_READER_MINOR, 0]), _chunk(b"HEAD", encode_header(c.header))]
-    for ctype, payload in c.chunks:
-        t = ctype.encode("ascii")
-        if not _CHUNK_TYPE.match(t) or t in (b"HEAD", b"MEND"):
-            raise ValueError(f"invalid chunk type {ctype!r}")
-        out.append(_chunk(t, payload))
+    """Serialize: signature, version bytes, HEAD and the first stream's chunks, then STRM and the chunks
+    of each further stream, MEND. One stream: a version 1.1 file; several: 1.2."""
+    if len(c.more) + 1 > MAX_STREAMS:
+        raise ValueError(f"at most {MAX_STREAMS} streams in a file")
+    minor = STREAMS_MINOR if c.more else MIN_READER_MINOR
+    out = [SIGNATURE, bytes([MAJOR, minor, minor, 0])]
+    for i, stream in enumerate(c.streams):
+        out.append(_chunk(b"STRM" if i else b"HEAD", encode_header(stream.header)))
+        for ctype, payload in stream.chunks:
+            t = ctype.encode("ascii")
+            if not _CHUNK_TYPE.match(t) or t in (b"HEAD", b"STRM", b"MEND"):
+                raise ValueError(f"invalid chunk type {ctype!r}")
+            out.append(_chunk(t, payload))
     out.append(_chunk(b"MEND", b""))
     return b"".join(out)
 
@@ -139,8 +165,9 @@ class _Cursor:
         return s
 
 
-def decode_header(payload: bytes, hash_bytes: int = HASH_BYTES) -> Header:
-    """A HEAD payload whose hashes are hash_bytes long (head_hash_bytes of the file's min_reader_minor)."""
+def decode_header(payload: bytes, hash_bytes: int = HASH_BYTES, chunk: str = "HEAD") -> Header:
+    """A HEAD (or STRM) payload whose hashes are hash_bytes long (head_hash_bytes of the file's
+    min_reader_minor)."""
     cur = _Cursor(payload)
     code = cur.take(1, "media kind")[0]
     if code not in MEDIA_KINDS:
@@ -156,7 +183,7 @@ def decode_header(payload: bytes, hash_bytes: int = HASH_BYTES) -> Header:
         raise ContainerError("codec parameters too large")
     raw = cur.take(n, "parameters")
     if cur.pos != len(payload):
-        raise ContainerError("trailing bytes in HEAD chunk")
+        raise ContainerError(f"trailing bytes in {chunk} chunk")
     try:
         params = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: "[[[[..."
@@ -201,12 +228,13 @@ def read_container(data: bytes) -> Container:
         raise ContainerError(f"file needs a reader of version {major}.{min_reader_minor} or newer")
     if reserved:
         raise ContainerError("reserved header byte is not zero")
-    pos, chunks, header, ended = 12, [], None, False
+    pos, streams, ended, count = 12, [], False, 0
     while pos < len(data):
         if ended:
             raise ContainerError("data after the end chunk")
-        if len(chunks) >= MAX_CHUNKS:
+        if count >= MAX_CHUNKS:
             raise ContainerError("too many chunks")
+        count += 1
         if pos + 12 > len(data):
             raise ContainerError(f"truncated chunk header at byte {pos}")
         ctype, length = _CHUNK_HEAD.unpack_from(data, pos)
@@ -220,25 +248,32 @@ def read_container(data: bytes) -> Container:
         if crc != zlib.crc32(ctype + payload):
             raise ContainerError(f"CRC mismatch in chunk {ctype.decode()} at byte {pos}")
         name = ctype.decode("ascii")
-        if header is None:
+        if not streams:
             if name != "HEAD":
                 raise ContainerError("first chunk is not HEAD")
-            header = decode_header(payload, head_hash_bytes(min_reader_minor))
+            streams.append(Stream(decode_header(payload, head_hash_bytes(min_reader_minor)), []))
         elif name == "HEAD":
             raise ContainerError("more than one HEAD chunk")
+        elif name == "STRM":
+            if min_reader_minor < STREAMS_MINOR:  # a 1.1 reader would have read one stream of a movie
+                raise ContainerError(f"STRM chunk in a file marked for {major}.{min_reader_minor} readers")
+            if len(streams) >= MAX_STREAMS:
+                raise ContainerError(f"more than {MAX_STREAMS} streams")
+            streams.append(Stream(decode_header(payload, head_hash_bytes(min_reader_minor), "STRM"), []))
         elif name == "MEND":
             if length:
                 raise ContainerError("MEND chunk must be empty")
             ended = True
         elif name[0].isupper():
-            chunks.append((name, payload))
+            streams[-1].chunks.append((name, payload))
         # else: an ancillary chunk (lowercase first letter) this reader skips
         pos = end + 4
-    if header is None:
+    if not streams:
         raise ContainerError("truncated file (no HEAD chunk)")
     if not ended:
         raise ContainerError("truncated file (no MEND chunk)")
-    return Container(header, chunks, (major, minor))
+    first, *more = streams
+    return Container(first.header, first.chunks, (major, minor), more)
 
 
 def chunk_sizes(data: bytes) -> list[tuple[str, int]]:

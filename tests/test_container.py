@@ -6,7 +6,7 @@ import zlib
 import pytest
 
 from mcodec.entropy import Container, ContainerError, Header, read_container, write_container
-from mcodec.entropy.container import SIGNATURE, chunk_sizes
+from mcodec.entropy.container import MAX_STREAMS, SIGNATURE, Stream, chunk_sizes
 
 PARAMS = {"width": 40, "height": 30, "channels": 3, "quality": 4.0}
 
@@ -182,3 +182,81 @@ def test_writer_refuses_what_the_reader_would():
         make(chunks=[("HEAD", b"")])
     with pytest.raises(ValueError):
         make(chunks=[("toolong", b"")])
+
+
+# Version 1.2: several streams (a movie's video and sound), each opened by a header chunk.
+SOUND = Header(
+    "audio",
+    "rvq",
+    "rvq-x",
+    b"\x33" * 32,
+    b"\x44" * 32,
+    "tables",
+    {"sample_rate": 24000, "channels": 2, "samples": 480},
+)
+
+
+def make_movie(streams: int = 2) -> bytes:
+    first = read_container(make([("YLAT", b"v1"), ("YLAT", b"v2")]))
+    more = [Stream(SOUND, [("ASEG", bytes([i]) * 3)]) for i in range(streams - 1)]
+    return write_container(Container(first.header, first.chunks, more=more))
+
+
+def test_streams_roundtrip_in_a_1_2_file():
+    data = make_movie()
+    c = read_container(data)
+    assert data[8:12] == bytes([1, 2, 2, 0]) and c.version == (1, 2)
+    assert c.chunks == [("YLAT", b"v1"), ("YLAT", b"v2")]  # the first stream's, as in a 1.1 file
+    assert [(s.header.media, s.chunks) for s in c.streams] == [
+        ("image", [("YLAT", b"v1"), ("YLAT", b"v2")]),
+        ("audio", [("ASEG", b"\x00\x00\x00")]),
+    ]
+    assert c.more[0].header.weights_hash == b"\x33" * 8  # STRM has HEAD's layout: 8-byte hashes
+    assert [t for t, _ in chunk_sizes(data)] == ["HEAD", "YLAT", "YLAT", "STRM", "ASEG", "MEND"]
+
+
+def test_a_file_of_one_stream_is_still_written_as_1_1():
+    assert make()[8:12] == bytes([1, 1, 1, 0])
+
+
+def test_a_1_1_reader_is_kept_from_a_movie():
+    data = make_movie()
+    with pytest.raises(ContainerError, match="needs a reader of version 1.2"):
+        _read_as_1_1(data)
+    # and a file that says 1.1 readers may read it, yet holds STRM, is refused: they would drop a stream
+    with pytest.raises(ContainerError, match="STRM chunk in a file marked for 1.1 readers"):
+        read_container(data[:9] + b"\x01\x01" + data[11:])
+
+
+def _read_as_1_1(data: bytes):
+    import mcodec.entropy.container as container
+
+    old = container.MINOR
+    container.MINOR = 1
+    try:
+        return read_container(data)
+    finally:
+        container.MINOR = old
+
+
+def test_stream_count_is_bounded():
+    assert len(read_container(make_movie(MAX_STREAMS)).streams) == MAX_STREAMS
+    with pytest.raises(ValueError, match="at most"):
+        make_movie(MAX_STREAMS + 1)
+    data = make_movie(MAX_STREAMS)
+    strm = split(data)[-2]  # the last STRM stream's chunks: STRM, ASEG
+    extra = data[:-12] + split(data)[-3] + strm + data[-12:]
+    with pytest.raises(ContainerError, match=f"more than {MAX_STREAMS} streams"):
+        read_container(extra)
+
+
+def test_stream_headers_are_validated_like_head():
+    from mcodec.entropy.container import encode_header
+
+    data = make_movie()
+    parts = split(data)  # HEAD, YLAT, YLAT, STRM, ASEG, MEND
+    payload = encode_header(Header(**{**vars(SOUND), "params": {**SOUND.params, "sample_rate": 9}}))
+    payload = payload.replace(b'"sample_rate":9', b'"sample_rate":0')  # the same length
+    mutated = data[:12] + b"".join(parts[:3]) + chunk(b"STRM", payload) + b"".join(parts[4:])
+    with pytest.raises(ContainerError, match="sample_rate = 0 outside"):
+        read_container(mutated)

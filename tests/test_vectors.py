@@ -37,6 +37,14 @@ def test_decodable_vector(name):
         codes = registry.get(c.header.codec).codes(Payload(c.header.params, c.chunks))
         digest = hashlib.sha256(b"".join(x.astype("<i2").tobytes() for x in codes)).hexdigest()
         assert digest == expected["codes_sha256"]
+    for i, stream in enumerate(c.more, 1):  # a movie's further streams: their codes, then their samples
+        codec = registry.get(stream.header.codec)
+        payload = Payload(stream.header.params, stream.chunks)
+        codes = codec.codes(payload)
+        digest = hashlib.sha256(b"".join(x.astype("<i2").tobytes() for x in codes)).hexdigest()
+        assert digest == expected[f"stream{i}_codes_sha256"]
+        assert_near_float64_audio(stream, codec.decode(payload)[0])
+    assert len(c.more) == sum(k.startswith("stream") for k in expected)
     _, media = decode_bytes(data)
     if c.header.media != "image":
         media = media[0]  # (frames or samples, rate)
@@ -67,11 +75,19 @@ def assert_near_float64_synthesis(c, image):
 
 def assert_near_float64_audio(c, audio):
     """Audio, like images, is float32 synthesis from exactly decoded codes: within 1e-4 of the same
-    codes synthesized in float64 (7e-8 on the machine that made the vector)."""
+    codes synthesized in float64 (7e-8 on the machine that made the vector). ``c``: a container or one
+    of its streams."""
     codec = copy.copy(registry.get(c.header.codec))
     codec.model = copy.deepcopy(codec.model).double()
     reference, _ = codec.decode(Payload(c.header.params, c.chunks))
     assert (audio - reference).abs().max().item() <= 1e-4
+
+
+def test_the_movie_vector_is_a_version_1_2_file_of_two_streams():
+    c = read_container((VECTORS / "movie_hnerv_rvq.mcd").read_bytes())
+    assert c.version == (1, 2) and [s.header.media for s in c.streams] == ["video", "audio"]
+    single = read_container((VECTORS / "tree_64x48_hnerv_q1.mcd").read_bytes())
+    assert single.version == (1, 1) and single.chunks == c.chunks  # a file of one stream stays a 1.1 file
 
 
 def test_the_v1_0_vectors_are_version_1_0_files():  # test_decodable_vector decodes them

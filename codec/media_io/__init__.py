@@ -10,7 +10,9 @@ leaves a partial output.
 from .audio import open_audio, read_audio, write_audio, write_audio_stream
 from .audio_stream import AudioStream
 from .errors import MediaError
+from .formats import WRITE_FORMATS
 from .images import read_image, write_image
+from .movie import audio_tracks, has_audio, movie_audio
 from .probe import media_kind
 from .video import read_video, write_video
 
@@ -19,9 +21,13 @@ MEDIA_READERS = {"image": read_image, "video": read_video, "audio": read_audio}
 
 __all__ = [
     "MEDIA_READERS",
+    "WRITE_FORMATS",
     "AudioStream",
     "MediaError",
+    "audio_tracks",
+    "has_audio",
     "media_kind",
+    "movie_audio",
     "open_audio",
     "read_audio",
     "read_image",

@@ -10,9 +10,11 @@ import torch
 
 from mcodec.codec.atomic_write import atomic_output
 
+from .audio_stream import AudioStream
 from .av_lib import load_av
 from .errors import MediaError
 from .formats import output_format
+from .movie import SoundTrack, check_sound_output
 from .probe import check_readable
 
 MAX_FRAME_PIXELS, MAX_VIDEO_BYTES = 1 << 24, 8 << 30
@@ -57,21 +59,36 @@ def read_video(path: Path, max_frames: int | None = None) -> tuple[torch.Tensor,
     return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous(), rate
 
 
-def write_video(path: Path, frames: torch.Tensor, rate: Fraction, force: bool = False, crf: int = 18) -> None:
-    """frames: uint8 [T, 3, H, W]. .mkv: lossless FFV1 (RGB); .y4m: raw YUV 4:4:4; .mp4: x264 4:2:0."""
+def write_video(
+    path: Path,
+    frames: torch.Tensor,
+    rate: Fraction,
+    force: bool = False,
+    crf: int = 18,
+    sound: AudioStream | None = None,
+) -> None:
+    """frames: uint8 [T, 3, H, W]. .mkv: lossless FFV1 (RGB); .y4m: raw YUV 4:4:4; .mp4: x264 4:2:0.
+    ``sound``: the movie's audio from time zero, muxed beside the frames (movie.SOUND_FORMATS)."""
     av = load_av()
     path = Path(path)
     fmt, codec, pix_fmt = output_format(path, "video")
     t, _, h, w = frames.shape
     if pix_fmt == "yuv420p" and (h % 2 or w % 2):
         raise MediaError(f"{path}: mp4 (x264 4:2:0) needs even dimensions, got {w}x{h}; use .mkv")
+    if sound is not None:
+        check_sound_output(path)
     with atomic_output(path, force) as tmp:
         with av.open(str(tmp), mode="w", format=fmt) as out:
             stream = out.add_stream(codec, rate=Fraction(rate))
             stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
             if codec == "libx264":
                 stream.options = {"crf": str(crf), "preset": "medium"}
-            for arr in frames.permute(0, 2, 3, 1).numpy():
+            track = SoundTrack(out, path, sound) if sound is not None else None
+            for i, arr in enumerate(frames.permute(0, 2, 3, 1).numpy()):
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
                 out.mux(stream.encode(frame.reformat(format=pix_fmt)))
+                if track:  # interleaved: the sound of each frame follows it
+                    track.fill_until((i + 1) / Fraction(rate))
             out.mux(stream.encode())
+            if track:
+                track.finish()
