@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -157,6 +158,39 @@ def test_eval_video_and_audio_run_their_anchors(capfd, tmp_path):
     assert len(rvq) == 1 and rvq[0]["point"] == 3
     assert rvq[0]["kbps"] == pytest.approx(8 * rvq[0]["bytes"] / 1000, rel=1e-6)
     assert [r["point"] for r in records if r["codec"] == "hnerv"] == [1]
+    assert (out / "rd-video.png").exists() and (out / "rd-audio.png").exists()
+
+
+def test_eval_reports_a_movies_video_and_sound_apart(capfd, tmp_path):
+    from fractions import Fraction
+
+    from mcodec.codec.media_io import AudioStream, write_video
+
+    data = tmp_path / "media"
+    data.mkdir()
+    frames = random_image(3, 64, 80).expand(5, 3, 64, 80).contiguous()
+    tone = 0.3 * torch.sin(2 * torch.pi * 220 * torch.arange(8000) / 16000)[None]
+    write_video(data / "movie.mkv", frames, Fraction(10), sound=AudioStream.from_tensor(tone, 16000))
+    out = tmp_path / "ev"
+    args = [
+        "eval",
+        data,
+        "--out",
+        out,
+        "--quality",
+        "1",
+        "--bitrate",
+        "3",
+        "--preset",
+        "fast",
+        "--anchor",
+        "none",
+    ]
+    code, _, err = run(capfd, *args)
+    assert code == 0, err
+    records = json.loads((out / "results.json").read_text())["records"]
+    assert sorted((r["media"], r["codec"]) for r in records) == [("audio", "rvq"), ("video", "hnerv")]
+    assert {Path(r["file"]).name for r in records} == {"movie.mkv"}
     assert (out / "rd-video.png").exists() and (out / "rd-audio.png").exists()
 
 

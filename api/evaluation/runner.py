@@ -182,6 +182,39 @@ def load_records(out: Path) -> list[dict]:
     return records
 
 
+def _media_of(f: Path, media: str) -> list[str]:
+    """The media kinds a file is evaluated as: its own, and "audio" too for a video with sound."""
+    return [media, "audio"] if media == "video" and media_io.has_audio(f) else [media]
+
+
+def _tasks(f, media, codecs, anchors, points, options, weights, done, ours: set, kept) -> list[Task]:
+    """The tasks of one file as one media kind: every contender x rate point not yet ``done``; adds our
+    codecs' ids to ``ours``."""
+    tasks = []
+    for c in contenders_for(media, codecs, anchors, points):
+        kind, preset, model = "anchor", None, None
+        if isinstance(c, OurCodec):
+            ours.add(c.id)
+            kind, preset = "codec", preset_of(c.id, options)
+            model = str(Path(weights[c.id]).resolve()) if c.id in weights else None
+        tasks += [
+            Task(
+                str(f),
+                media,
+                c.id,
+                kind,
+                float(p),
+                tuple(sorted((options or {}).items())),
+                model,
+                preset,
+                keep=kept,
+            )
+            for p in c.points
+            if (str(f), c.id, float(p), preset, model) not in done
+        ]
+    return tasks
+
+
 def _init_worker() -> None:
     torch.set_num_threads(1)
 
@@ -219,29 +252,10 @@ def run_grid(
         except media_io.MediaError as e:
             records.append({"file": str(f), "codec": None, "point": math.nan, "error": str(e)})
             continue
-        kept = str(showcase.folder(out, f)) if shown.get(media, 0) < showcase_files else None
-        shown[media] = shown.get(media, 0) + 1
-        for c in contenders_for(media, codecs, anchors, points):
-            kind, preset, model = "anchor", None, None
-            if isinstance(c, OurCodec):
-                ours.add(c.id)
-                kind, preset = "codec", preset_of(c.id, options)
-                model = str(Path(weights[c.id]).resolve()) if c.id in weights else None
-            tasks += [
-                Task(
-                    str(f),
-                    media,
-                    c.id,
-                    kind,
-                    float(p),
-                    tuple(sorted((options or {}).items())),
-                    model,
-                    preset,
-                    keep=kept,
-                )
-                for p in c.points
-                if (str(f), c.id, float(p), preset, model) not in done
-            ]
+        for kind in _media_of(f, media):  # a movie: its video, then its sound, each on its own curves
+            kept = str(showcase.folder(out, f)) if shown.get(kind, 0) < showcase_files else None
+            shown[kind] = shown.get(kind, 0) + 1
+            tasks += _tasks(f, kind, codecs, anchors, points, options, weights, done, ours, kept)
     if isinstance(points, dict) and ours:
         units = {registry.info(c).unit for c in ours}
         for unit, values in points.items():
