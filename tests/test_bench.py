@@ -170,3 +170,18 @@ def test_audio_bands_from_checkpoint(tmp_path):
     assert all(1 < v < 4.7 for v in results["pesq_wb"].values())
     assert [b["low_hz"] for b in results["bands"]] == [0, 500, 1000, 2000, 4000, 8000]
     assert all(finite(b["energy_db"], b["snr_db"]) for b in results["bands"])
+
+
+def test_movie_roundtrip(tmp_path):
+    out = tmp_path / "movie.json"
+    args = ["--seconds", 0.5, "--size", "64x48", "--fps", 10, "--photo", IMAGE, "--music", SPEECH]
+    run_bench("movie_roundtrip.py", *args, "--encode-args", "--preset fast --quality 1", "--json", out)
+    r = json.loads(out.read_text())
+    for suffix, codecs in ((".mp4", ["h264", "aac"]), (".mkv", ["ffv1", "flac"])):
+        video, audio = r[f"tracks{suffix}"]
+        assert [video["codec"], audio["codec"]] == codecs
+        assert video["frames"] == r["source_frames"] == 5 and video["frames_on_time"]
+        assert abs(audio["seconds"] - video["seconds"]) <= 1 / 10  # within one frame
+    assert finite(r["video_psnr_rgb"], r["sound.mkv"]["mel_distance"], r["sound_coded_alone"]["mel_distance"])
+    # the movie's sound is the sound coded alone (FLAC adds nothing)
+    assert abs(r["sound.mkv"]["mel_distance"] - r["sound_coded_alone"]["mel_distance"]) < 0.05
