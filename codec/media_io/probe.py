@@ -23,13 +23,18 @@ def media_kind(path: Path) -> str:
     except (UnidentifiedImageError, OSError):
         pass
     av = load_av()
-    try:
-        with av.open(str(path)) as c:
-            for kind, streams in (("video", c.streams.video), ("audio", c.streams.audio)):
+    empty_video = False
+    for kind in ("video", "audio"):
+        try:  # a fresh demuxer per kind: looking for a video frame may have read the whole file
+            with av.open(str(path)) as c:
+                streams = getattr(c.streams, kind)
+                empty_video = empty_video or (kind == "video" and bool(streams))
                 if streams and next(iter(c.decode(streams[0])), None) is not None:
                     return kind  # a stream that yields a frame, not just a header ffmpeg guessed
-    except (av.FFmpegError, OSError, ValueError):
-        pass
+        except (av.FFmpegError, OSError, ValueError):
+            pass
+    if empty_video:
+        raise MediaError(f"{path}: its video stream has no decodable frames (and there is no sound)")
     raise MediaError(f"{path}: not an image, video or audio file that can be read")
 
 

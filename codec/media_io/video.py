@@ -43,7 +43,7 @@ def read_video(path: Path, max_frames: int | None = None) -> tuple[torch.Tensor,
                 if frame.pts is not None and frame.time_base is not None:
                     first_pts = frame.pts if first_pts is None else first_pts
                     slot = max(slot, round((frame.pts - first_pts) * frame.time_base * rate))
-                image = frame.to_ndarray(format="rgb24")
+                image = upright(frame.to_ndarray(format="rgb24"), frame.rotation)
                 while len(frames) <= slot:
                     if len(frames) >= limit:
                         if max_frames:
@@ -57,6 +57,14 @@ def read_video(path: Path, max_frames: int | None = None) -> tuple[torch.Tensor,
     if not frames:
         raise MediaError(f"{path}: video has no frames")
     return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous(), rate
+
+
+def upright(image: np.ndarray, rotation: float) -> np.ndarray:
+    """An [H, W, 3] frame turned as players show it: ``rotation`` is the display matrix's angle in degrees
+    (PyAV's ``frame.rotation``, counter-clockwise; a phone's portrait video has -90 and is turned 90
+    degrees clockwise). Angles off the quarter turns are rounded to the nearest one."""
+    quarter = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(image, quarter)) if quarter else image
 
 
 def write_video(
