@@ -235,11 +235,16 @@ def mutant(data: bytes, mutation: str, seed: int) -> bytes | None:
 
 def decode_outcome(data: bytes, **options) -> str:
     """``"decoded"``, or the name of the ``USER_ERRORS`` type the decoder refused ``data`` with (its
-    message must be one line); any other exception propagates: it is a bug."""
+    message must be one line); any other exception propagates: it is a bug. Every stream is decoded (a
+    movie's sound too)."""
     from mcodec import USER_ERRORS, decode_bytes
+    from mcodec.compress import open_stream
 
     try:
-        decode_bytes(data, **options)
+        container, _ = decode_bytes(data, **options)
+        for stream in container.more:
+            codec, payload = open_stream(stream)
+            codec.decode(payload)
     except USER_ERRORS as e:
         message = str(e)
         if not message or "\n" in message:
