@@ -185,3 +185,13 @@ def test_movie_roundtrip(tmp_path):
     assert finite(r["video_psnr_rgb"], r["sound.mkv"]["mel_distance"], r["sound_coded_alone"]["mel_distance"])
     # the movie's sound is the sound coded alone (FLAC adds nothing)
     assert abs(r["sound.mkv"]["mel_distance"] - r["sound_coded_alone"]["mel_distance"]) < 0.05
+
+
+def test_audio_codebooks(tmp_path):
+    out = tmp_path / "codebooks.json"
+    stdout = run_bench("audio_codebooks.py", SPEECH, "--preset", "fast", "--json", out)
+    r = json.loads(out.read_text())
+    assert r["files"] == 1 and len(r["stages"]) >= 8 and "| 1 |" in stdout
+    for s in r["stages"]:
+        assert 1 <= s["used"] <= s["size"] and 1 <= s["perplexity"] <= s["used"] + 1e-6
+        assert 0 < s["entropy_bits"] <= s["uniform_bits"] and s["prior_bits"] > 0
