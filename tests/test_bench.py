@@ -145,6 +145,16 @@ def test_audio_memory(tmp_path):
     assert row["encode_s"] > 0 and row["decode_s"] > 0
 
 
+def test_image_memory(tmp_path):
+    """A photo 2 tiles wide (1100 pixels: the transforms run tile by tile) through encode and decode."""
+    out = tmp_path / "memory.json"
+    run_bench("image_memory.py", "--sizes", "1100x200", "--source", IMAGE, "--quality", 1, "--json", out)
+    (row,) = json.loads(out.read_text())
+    assert (row["width"], row["height"]) == (1100, 200) and row["megapixels"] == 0.22
+    assert row["encode_mb"] > 10 and row["decode_mb"] > 10  # a real child's peak, in MB
+    assert finite(row["encode_s_per_mp"], row["decode_s_per_mp"], row["bpp"]) and row["bpp"] > 0
+
+
 def test_audio_bands_from_checkpoint(tmp_path):
     """A training checkpoint of the shipped weights: the benchmark reads it (and its step) back."""
     from mcodec.codec.audio.codec import RVQAudioCodec

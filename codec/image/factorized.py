@@ -15,6 +15,7 @@ from mcodec.codec.base import Codec, CodecError, CodecInfo, Payload
 from mcodec.codec.model_file import default_weights, load_state, load_weights
 from mcodec.entropy import decode_factorized, encode_factorized
 
+from . import tiling
 from .factorized_model import ARCH, STRIDE, GainedFactorizedPrior
 from .model_meta import derived_buffers, sizes
 from .padding import latent_size
@@ -55,7 +56,7 @@ class FactorizedCodec(Codec):
         x = to_input(image, STRIDE, self.info.id).to(device)
         model = self.model.to(device)
         with torch.no_grad():
-            y = model.analysis(x, torch.tensor([float(quality)], device=device))[0]
+            y = tiling.analysis(model, x, torch.tensor([float(quality)], device=device))[0]
         symbols = torch.round(y.cpu().double() - self.medians[:, None, None]).to(torch.int64)
         data = encode_factorized(symbols.numpy(), self.tables)
         params = {"width": w, "height": h, "channels": c, "quality": float(quality)}

@@ -33,9 +33,10 @@ from mcodec.entropy import (
 )
 from mcodec.entropy.gaussian import SCALE_LEVELS
 
+from . import tiling
 from .hyperprior_model import ARCH, STRIDE, GainedHyperprior
 from .lambdas import LAMBDAS, lambdas_of
-from .latent_refine import refine_latents
+from .latent_refine import refine_latents, total_steps
 from .model_meta import derived_buffers, sizes
 from .tensors import check_chunks, image_schema, synthesize, to_input
 
@@ -121,7 +122,7 @@ class HyperpriorCodec(Codec):
         x = to_input(image, STRIDE, self.info.id).to(device)
         model = self.model.to(device)
         with torch.no_grad():
-            y = model.analysis(x, torch.tensor([float(quality)], device=device))
+            y = tiling.analysis(model, x, torch.tensor([float(quality)], device=device))
             z = model.hyper_analysis(y)
         if REFINE_STEPS[preset]:
             y = _refine(model, x, y, z, float(quality), REFINE_STEPS[preset], h, w, progress, self.lambdas)
@@ -168,7 +169,9 @@ def _refine(
 
     from tqdm import tqdm
 
-    with tqdm(total=steps, disable=not progress, file=sys.stderr, desc="refine", unit="step") as bar:
+    with tqdm(
+        total=total_steps(y.shape, steps), disable=not progress, file=sys.stderr, desc="refine", unit="step"
+    ) as bar:
 
         def tick(step: int, loss: float) -> None:
             bar.set_postfix_str(f"loss {loss:.4f}")

@@ -9,6 +9,7 @@ from mcodec.codec.base import CodecError, CodecInfo, Payload
 from mcodec.codec.determinism import thread_independent
 from mcodec.codec.schema import Field, Number, OneOf, Schema, media_fields
 
+from . import tiling
 from .padding import pad_to_multiple
 
 LUMA = (0.299, 0.587, 0.114)  # BT.601, to return grayscale sources as grayscale
@@ -47,8 +48,14 @@ def to_image(x_hat: torch.Tensor, height: int, width: int, channels: int) -> tor
 
 def synthesize(model, y_hat: torch.Tensor, quality: float, params: dict, device: str) -> torch.Tensor:
     """A decoded latent [M, h, w] (a codec's ``latent``) -> the uint8 image its checked ``params`` describe:
-    the float32 synthesis on ``device``, thread-count independent."""
-    model = model.to(device)
+    the float32 synthesis on ``device``, thread-count independent, in tiles of ``tiling.TILE`` latents
+    (an image of one tile is synthesized whole), each tile turned into 8 bits as it is made."""
+    model, channels = model.to(device), params["channels"]
     with thread_independent(device):
-        x_hat = model.synthesis(y_hat.float()[None].to(device), torch.tensor([quality], device=device))
-    return to_image(x_hat, params["height"], params["width"], params["channels"])
+        image = tiling.synthesis(
+            model,
+            y_hat.float()[None].to(device),
+            torch.tensor([quality], device=device),
+            post=lambda x: to_image(x, x.shape[-2], x.shape[-1], channels),
+        )
+    return image[:, : params["height"], : params["width"]].contiguous()
