@@ -33,9 +33,8 @@ def media_kind(path: Path) -> str:
                     return kind  # a stream that yields a frame, not just a header ffmpeg guessed
         except (av.FFmpegError, OSError, ValueError):
             pass
-    if empty_video:
-        raise MediaError(f"{path}: its video stream has no decodable frames (and there is no sound)")
-    raise MediaError(f"{path}: not an image, video or audio file that can be read")
+    why = " (its video stream has no decodable frames, and there is no sound)" if empty_video else ""
+    raise MediaError(f"{path}: not an image, video or audio file that can be read{why}")
 
 
 def check_readable(path: Path) -> None:
