@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from mcodec.codec import CodecError, Payload, media_io, registry
@@ -139,8 +140,9 @@ def encode_file(
     media = registry.info(codec_id).media if codec_id else media_io.media_kind(src)
     if not registry.has_codec_for(media):
         raise CodecError(f"{src}: {media} coding is not available yet")
-    # audio is read while it is coded: a long recording is never whole in memory
-    item = media_io.open_audio(src) if media == "audio" else media_io.MEDIA_READERS[media](src)
+    # audio and video are read while they are coded: a long recording or clip is never whole in memory
+    streamed = {"audio": media_io.open_audio, "video": media_io.open_video}
+    item = streamed[media](src) if media in streamed else media_io.MEDIA_READERS[media](src)
     data = encode_bytes(item, media, codec_id, quality, device, weights, **options)
     write_bytes_atomic(dst, data, force)
     h = read_container(data).header
@@ -151,8 +153,9 @@ def encode_file(
 def decode_file(
     src: Path, dst: Path, device: str = "cpu", weights: Path | None = None, force: bool = False, **options
 ):
-    """Decode src into dst (format from dst's extension). Returns (header, media tensor); for audio the
-    media is None: it is synthesized and written block by block, never whole (read dst for the samples)."""
+    """Decode src into dst (format from dst's extension). Returns (header, media tensor); for audio and
+    video the media is None: it is decoded and written block by block (group by group), never whole (read
+    dst for the samples or frames)."""
     dst = Path(dst)
     if dst.exists() and not force:
         raise CodecError(f"{dst} exists (use --force to overwrite)")
@@ -161,11 +164,14 @@ def decode_file(
     if kind == "audio":
         media_io.write_audio_stream(dst, codec.decode_stream(payload, device), force)
         return container.header, None
+    if kind == "video":  # written group by group as it is decoded, never whole
+        p = payload.params
+        groups = codec.decode_groups(payload, device, **options)
+        rate = Fraction(p["fps_num"], p["fps_den"])
+        media_io.write_video_stream(dst, groups, rate, p["width"], p["height"], force)
+        return container.header, None
     media = codec.decode(payload, device=device, **options)
-    if kind == "image":
-        media_io.write_image(dst, media, force)
-    else:
-        media_io.write_video(dst, *media, force=force)
+    media_io.write_image(dst, media, force)
     return container.header, media
 
 

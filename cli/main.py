@@ -95,11 +95,16 @@ def cli(ctx: click.Context, quiet: bool) -> None:
     "hyperprior images, latent refinement steps (default fast: none; medium 20, slow 50); rvq audio, "
     "the beam width of the RVQ search (fast 1, default medium 4, slow 16)",
 )
+@click.option(
+    "--max-minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    help="video: plan the fit (at most the preset's epochs) so the whole clip takes about this long here",
+)
 @_device_option
 @_weights_option
 @_force_option
 @click.pass_context
-def encode(ctx, src, dst, codec_id, quality, bitrate, preset, device, weights, force):
+def encode(ctx, src, dst, codec_id, quality, bitrate, preset, max_minutes, device, weights, force):
     """Encode the media file SRC into the mcodec file DST."""
     if quality is not None and bitrate is not None:
         raise click.UsageError("give --quality or --bitrate, not both")
@@ -115,6 +120,12 @@ def encode(ctx, src, dst, codec_id, quality, bitrate, preset, device, weights, f
         options["progress"] = not ctx.find_root().obj.get("quiet")  # fitting or refinement steps
     if preset is not None and used is not None and preset not in registry.info(used).presets:
         raise click.UsageError(f"codec {used} has no --preset {preset}")
+    media = registry.info(used).media if used is not None else None
+    if max_minutes is not None and media not in (None, "video"):
+        raise click.UsageError(f"--max-minutes is for video codecs; {used} codes {media}")
+    if media == "video":
+        options["max_minutes"] = max_minutes
+        options["log"] = lambda msg: _log(ctx, msg)  # the time plan, or the expected time of a slow clip
     r = encode_file(src, dst, codec_id, quality, check_device(device), weights, force, **options)
     value, unit = coded_rate(r.output_bytes, r.media, r.params)
     rate = f", {value:.4f} {unit}" if unit == "bpp" else f", {value:.2f} {unit}"

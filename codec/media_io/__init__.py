@@ -2,7 +2,8 @@
 
 Images are uint8 tensors [C, H, W] with C = 1 (grayscale) or 3 (RGB); video uint8 [T, 3, H, W] with a
 frame rate; audio float32 [C, N] in [-1, 1] with a sample rate, or an ``AudioStream`` of such blocks
-(``open_audio``, ``write_audio_stream``) where a file may be long. Sizes are checked from the file's
+(``open_audio``, ``write_audio_stream``) where a file may be long, and video likewise as a ``VideoSource``
+read group by group (``open_video``, ``write_video_stream``). Sizes are checked from the file's
 header before anything large is decoded. Writers go through ``atomic_write``, so a failed write never
 leaves a partial output.
 """
@@ -12,7 +13,8 @@ from .audio_stream import AudioStream
 from .errors import MediaError
 from .images import read_image, write_image
 from .probe import media_kind
-from .video import read_video, write_video
+from .video import open_video, read_video, write_video, write_video_stream
+from .video_source import VideoSource
 
 # What each media kind's reader returns: the item codecs and anchors take.
 MEDIA_READERS = {"image": read_image, "video": read_video, "audio": read_audio}
@@ -21,8 +23,10 @@ __all__ = [
     "MEDIA_READERS",
     "AudioStream",
     "MediaError",
+    "VideoSource",
     "media_kind",
     "open_audio",
+    "open_video",
     "read_audio",
     "read_image",
     "read_video",
@@ -30,4 +34,5 @@ __all__ = [
     "write_audio_stream",
     "write_image",
     "write_video",
+    "write_video_stream",
 ]
