@@ -166,7 +166,7 @@ def decode_file(
         return container.header, None
     if kind == "video":  # written group by group as it is decoded, never whole
         p = payload.params
-        groups = codec.decode_groups(payload, device, **options)
+        groups = codec.decode_groups(payload, device, options.get("frames"))
         rate = Fraction(p["fps_num"], p["fps_den"])
         media_io.write_video_stream(dst, groups, rate, p["width"], p["height"], force)
         return container.header, None

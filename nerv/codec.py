@@ -221,6 +221,7 @@ class NervCodec(Codec):
                 bar.group = f"group {g + 1}/{len(ranges)} " if len(ranges) > 1 else ""
                 fit = fit_group(frames, cfg, BITS, epochs, device, on_step=on_step)
                 chunks.append(("VGOP", _write_group(cfg, a, b, fit)))
+                del frames, fit  # before the next group is read: one in memory, not two
         finally:
             bar.close()
         params = {

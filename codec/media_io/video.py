@@ -134,4 +134,5 @@ def write_video_stream(
                 for arr in frames.permute(0, 2, 3, 1).numpy():
                     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
                     out.mux(stream.encode(frame.reformat(format=pix_fmt)))
+                del frames  # before the next group is decoded: one in memory, not two
             out.mux(stream.encode())

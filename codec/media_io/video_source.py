@@ -46,6 +46,7 @@ class VideoSource:
                     np.copyto(group[i - a].numpy(), np.asarray(frame))
             pos = b
             yield group
+            del group  # before the next is read: one group in memory, not two
 
     def read(self) -> tuple[torch.Tensor, Fraction]:
         """The whole clip: uint8 [T, 3, H, W] and the rate."""
