@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 from mcodec.codec import CodecError, Payload, media_io, registry
@@ -174,12 +175,12 @@ def encode_file(
     media = registry.info(codec_id).media if codec_id else media_io.media_kind(src)
     if not registry.has_codec_for(media):
         raise CodecError(f"{src}: {media} coding is not available yet")
-    # audio is read while it is coded: a long recording is never whole in memory
-    item = media_io.open_audio(src) if media == "audio" else media_io.MEDIA_READERS[media](src)
+    # audio and video are read while they are coded: a long recording or clip is never whole in memory
+    streamed = {"audio": media_io.open_audio, "video": media_io.open_video}
+    item = streamed[media](src) if media in streamed else media_io.MEDIA_READERS[media](src)
     more = []
     if media == "video" and audio and media_io.has_audio(src):  # the sound first: it fails fast
-        frames, rate = item
-        sound = media_io.movie_audio(src, frames.shape[0], rate)
+        sound = media_io.movie_audio(src, item.frames, item.rate)
         more.append(encode_stream(sound, "audio", audio_codec, audio_bitrate, device))
     first = encode_stream(item, media, codec_id, quality, device, weights, **options)
     data = write_container(Container(first.header, first.chunks, more=more))
@@ -198,10 +199,10 @@ def decode_file(
     audio: bool = True,
     **options,
 ):
-    """Decode src into dst (format from dst's extension). Returns (header, media tensor); for audio the
-    media is None: it is synthesized and written block by block, never whole (read dst for the samples).
-    A movie (video and sound) is written with both tracks; ``audio=False`` leaves the sound out, and an
-    audio file name (.wav, .flac) as dst takes the sound alone."""
+    """Decode src into dst (format from dst's extension). Returns (header, media tensor); for audio and
+    video the media is None: it is decoded and written block by block (group by group), never whole (read
+    dst for the samples or frames). A movie (video and sound) is written with both tracks; ``audio=False``
+    leaves the sound out, and an audio file name (.wav, .flac) as dst takes the sound alone."""
     dst = Path(dst)
     if dst.exists() and not force:
         raise CodecError(f"{dst} exists (use --force to overwrite)")
@@ -215,18 +216,20 @@ def decode_file(
     if kind == "audio":
         media_io.write_audio_stream(dst, codec.decode_stream(payload, device), force)
         return header, None
+    if kind == "video":  # written group by group as it is decoded, never whole
+        p = payload.params
+        rate = Fraction(p["fps_num"], p["fps_den"])
+        a, b = options.get("frames") or (0, p["frames"])
+        sound = None
+        if sounds and audio:  # the movie's sound over the frames written
+            _, sound_codec, sound_payload = sounds[0]
+            whole = sound_codec.decode_stream(sound_payload, device)
+            sound = whole.window(round(a * whole.rate / rate), round((b - a) * whole.rate / rate))
+        groups = codec.decode_groups(payload, device, options.get("frames"))
+        media_io.write_video_stream(dst, groups, rate, p["width"], p["height"], force, sound=sound)
+        return header, None
     media = codec.decode(payload, device=device, **options)
-    if kind == "image":
-        media_io.write_image(dst, media, force)
-        return header, media
-    frames, rate = media
-    sound = None
-    if sounds and audio:
-        a, _ = options.get("frames") or (0, frames.shape[0])
-        _, sound_codec, sound_payload = sounds[0]
-        whole = sound_codec.decode_stream(sound_payload, device)
-        sound = whole.window(round(a * whole.rate / rate), round(frames.shape[0] * whole.rate / rate))
-    media_io.write_video(dst, frames, rate, force=force, sound=sound)
+    media_io.write_image(dst, media, force)
     return header, media
 
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import struct
+import sys
 import zlib
 from importlib.resources import files
 from pathlib import Path

@@ -39,8 +39,8 @@ def run_demo(out: Path, quality: float | None, log=sys.stderr, bitrate: float | 
         knob = bitrate if registry.info(codec_id).unit == "kbps" else quality
         r = encode_file(src, bitstream, quality=knob, force=True, **options)
         _, decoded = decode_file(bitstream, rec, force=True)
-        if decoded is None:  # audio is written as it is decoded: measure the written file
-            decoded = media_io.read_audio(rec)
+        if decoded is None:  # audio and video are written as they are decoded: measure the written file
+            decoded = media_io.read_audio(rec) if kind == "audio" else media_io.read_video(rec)
         original = media_io.MEDIA_READERS[kind](src)
         rows.append(
             {

@@ -95,6 +95,11 @@ def cli(ctx: click.Context, quiet: bool) -> None:
     "hyperprior images, latent refinement steps (default fast: none; medium 20, slow 50); rvq audio, "
     "the beam width of the RVQ search (fast 1, default medium 4, slow 16)",
 )
+@click.option(
+    "--max-minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    help="video: plan the fit (at most the preset's epochs) so the whole clip takes about this long here",
+)
 @click.option("--no-audio", is_flag=True, help="video: leave the sound out (default: code the first track)")
 @click.option(
     "--audio-bitrate",
@@ -106,7 +111,19 @@ def cli(ctx: click.Context, quiet: bool) -> None:
 @_force_option
 @click.pass_context
 def encode(  # noqa: PLR0913 - one parameter per option
-    ctx, src, dst, codec_id, quality, bitrate, preset, no_audio, audio_bitrate, device, weights, force
+    ctx,
+    src,
+    dst,
+    codec_id,
+    quality,
+    bitrate,
+    preset,
+    max_minutes,
+    no_audio,
+    audio_bitrate,
+    device,
+    weights,
+    force,
 ):
     """Encode the media file SRC into the mcodec file DST. A video with sound is coded with its sound
     (the first audio track) as a second stream."""
@@ -124,10 +141,16 @@ def encode(  # noqa: PLR0913 - one parameter per option
         options["progress"] = not ctx.find_root().obj.get("quiet")  # fitting or refinement steps
     if preset is not None and used is not None and preset not in registry.info(used).presets:
         raise click.UsageError(f"codec {used} has no --preset {preset}")
-    if used is not None and registry.info(used).media != "video" and (no_audio or audio_bitrate is not None):
+    media = registry.info(used).media if used is not None else None
+    if max_minutes is not None and media not in (None, "video"):
+        raise click.UsageError(f"--max-minutes is for video codecs; {used} codes {media}")
+    if media not in (None, "video") and (no_audio or audio_bitrate is not None):
         raise click.UsageError("--no-audio and --audio-bitrate are for video files (movies with sound)")
     if audio_bitrate is not None:
         check_knobs([registry.info(registry.default_for("audio"))], False, True)
+    if media == "video":
+        options["max_minutes"] = max_minutes
+        options["log"] = lambda msg: _log(ctx, msg)  # the time plan, or the expected time of a slow clip
     r = encode_file(
         src,
         dst,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -21,11 +22,13 @@ import torch
 
 from mcodec.codec.base import Codec, CodecError, CodecInfo, Payload
 from mcodec.codec.determinism import map_per_item
+from mcodec.codec.media_io.video_source import VideoSource
 from mcodec.codec.schema import Int, ListOf, Number, OneOf, Schema, Text, media_fields
 from mcodec.entropy import decode_indexed, encode_indexed, gaussian_tables, scale_indexes, scale_table
 from mcodec.entropy.gaussian import SCALE_LEVELS
 
-from .fit import PRESETS, fit_group
+from .budget import LEAST, Budget, Pacer, duration, plan_epochs
+from .fit import BATCH, PRESETS, fit_group, fit_steps, time_steps
 from .model import (
     EMBED_DIM,
     STRIDE_CHOICES,
@@ -37,6 +40,7 @@ from .model import (
     plan,
     tensor_shapes,
 )
+from .progress import ClipProgress
 from .quant import dequantize, quantize, steps_for
 
 BITS = 8
@@ -45,6 +49,7 @@ MAX_GROUP_FRAMES = 120
 GROUP_BYTES = 1 << 30  # float frames of one group in memory, at most
 BPP_AT_Q1 = 0.02  # rate budget of quality 1 (bits per pixel); each level doubles it
 BITS_PER_WEIGHT = 6.0  # what an 8-bit weight costs after entropy coding, for sizing the network
+SLOW_NOTE_S = 1800  # a fit expected to take longer than this (no budget given) is announced
 INFOS = {
     "hnerv": CodecInfo(
         "hnerv",
@@ -161,21 +166,64 @@ class NervCodec(Codec):
         device: str = "cpu",
         preset: str = "medium",
         progress: bool = True,
+        epochs: tuple[float, float] | None = None,
+        max_minutes: float | None = None,
+        log: Callable[[str], None] | None = None,
         **options,
     ) -> Payload:
-        """item: (uint8 frames [T, 3, H, W], frame rate)."""
-        frames, rate = item
+        """item: a VideoSource (read group by group: memory holds one group, not the clip), or (uint8
+        frames [T, 3, H, W], frame rate). epochs: (fit, fine-tune) epochs per group instead of the preset's.
+        max_minutes: plan the epochs (at most the preset's) so the whole fit takes about that long here
+        (budget.py). log: one-line messages for the user (the plan; the expected time of a slow clip)."""
+        source = item if isinstance(item, VideoSource) else _tensor_source(item)
         self.check_preset(preset)
-        t, c, h, w = frames.shape
-        if t < 1 or c != 3:
-            raise CodecError("video needs at least one RGB frame")
-        rate = Fraction(rate).limit_denominator(1 << 20)
+        if epochs is not None and not all(isinstance(e, (int, float)) and 0 < e < 1e6 for e in epochs):
+            raise CodecError(f"epochs {epochs} must be two positive numbers")
+        if max_minutes is not None and not 0 < max_minutes < 1e7:
+            raise CodecError(f"a time budget of {max_minutes:g} minutes: give a positive number")
+        if epochs is not None and max_minutes is not None:
+            raise CodecError("give epochs or a time budget, not both")
+        t, h, w = source.frames, source.height, source.width
+        rate = Fraction(source.rate).limit_denominator(1 << 20)
+        ranges = group_ranges(t, h, w)
+        configs = [network_for(self.kind, h, w, b - a, quality) for a, b in ranges]
+        per_epoch = [math.ceil((b - a) / BATCH) for a, b in ranges]
+        chosen = f"{epochs[0]:g} + {epochs[1]:g} epochs" if epochs else f"preset {preset}"
+        epochs = epochs or PRESETS[preset]
+        budget = step_s = None
+        if max_minutes is not None:
+            budget = Budget(max_minutes, epochs)
+            epochs, step_s = self._plan(budget, source, configs, per_epoch, preset, device, log)
+
+        def steps_from(g: int) -> int:
+            return sum(sum(fit_steps(epochs, b - a)) for a, b in ranges[g:])
+
+        def estimate(seconds: float) -> None:
+            if log is not None and budget is None and seconds > SLOW_NOTE_S:
+                log(
+                    f"note: {w}x{h} frames are slow to fit on {device}: about {duration(seconds)} for the "
+                    f"{t} frames at {chosen} (--max-minutes plans the epochs for a time budget)"
+                )
+
+        bar = ClipProgress(steps_from(0), f"{self.kind} {t} frames", progress, estimate)
         chunks = []
-        for a, b in group_ranges(t, h, w):
-            cfg = network_for(self.kind, h, w, b - a, quality)
-            label = f"{self.kind} frames {a}-{b - 1}"
-            fit = fit_group(frames[a:b], cfg, BITS, preset, device, progress=progress, label=label)
-            chunks.append(("VGOP", _write_group(cfg, a, b, fit)))
+        try:
+            groups = zip(ranges, configs, source.groups(ranges), strict=True)
+            for g, ((a, b), cfg, frames) in enumerate(groups):
+                on_step = bar.on_step
+                if budget is not None:  # re-plan from the steps so far; pace the group to its share
+                    if g > 0 and (measured := bar.step_seconds()) is not None:
+                        step_s = measured
+                        epochs = budget.plan(sum(per_epoch[g:]), step_s).epochs
+                        bar.set_total(bar.done + steps_from(g))
+                    until = budget.until(per_epoch[g] / sum(per_epoch[g:]))
+                    on_step = _paced(bar, Pacer(until, fit_steps(epochs, b - a), step_s), steps_from(g + 1))
+                bar.group = f"group {g + 1}/{len(ranges)} " if len(ranges) > 1 else ""
+                fit = fit_group(frames, cfg, BITS, epochs, device, on_step=on_step)
+                chunks.append(("VGOP", _write_group(cfg, a, b, fit)))
+                del frames, fit  # before the next group is read: one in memory, not two
+        finally:
+            bar.close()
         params = {
             "width": w,
             "height": h,
@@ -187,20 +235,56 @@ class NervCodec(Codec):
         }
         return Payload(params, chunks)
 
+    def _plan(self, budget: Budget, source: VideoSource, configs, per_epoch, preset, device, log):
+        """The epochs per group that fit the budget, from the measured step times of the first group's
+        network (a one-line CodecError where even budget.LEAST would not)."""
+        t, h, w = source.frames, source.height, source.width
+        step_s = time_steps(configs[0], BITS, device, clock=budget.clock)
+        plan = budget.plan(sum(per_epoch), step_s)
+        full = plan_epochs(float("inf"), sum(per_epoch), step_s, budget.most).seconds
+        speed = f"a step of {BATCH} frames takes {step_s[0]:.2f} s fitting, {step_s[1]:.2f} s fine-tuning"
+        if not plan.fits:
+            raise CodecError(
+                f"--max-minutes {budget.minutes:g} is too short for {t} frames of {w}x{h} on "
+                f"{device}: {speed}, so even {LEAST[0]} + {LEAST[1]} epochs take about "
+                f"{duration(plan.seconds)} (preset {preset}: {duration(full)})"
+            )
+        if log is not None:
+            groups = f"{len(configs)} groups, re-planned after each" if len(configs) > 1 else "1 group"
+            log(
+                f"{self.kind}: {plan.epochs[0]} + {plan.epochs[1]} epochs per group to fit the time budget "
+                f"(preset {preset}: {budget.most[0]:g} + {budget.most[1]:g}, about {duration(full)}); "
+                f"{speed}; "
+                f"expected {duration(plan.seconds)} for {t} frames of {w}x{h} ({groups})"
+            )
+        return plan.epochs, step_s
+
     def decode(self, payload: Payload, device: str = "cpu", frames: tuple[int, int] | None = None, **options):
+        """(uint8 frames [T, 3, H, W] of the range ``frames`` (a, b), or all; frame rate), whole in memory."""
+        return torch.cat(list(self.decode_groups(payload, device, frames))), _rate(payload.params)
+
+    def decode_groups(
+        self, payload: Payload, device: str = "cpu", frames: tuple[int, int] | None = None
+    ) -> Iterator[torch.Tensor]:
+        """The frames a..b-1 of ``frames`` (a, b), or all, as uint8 [n, 3, H, W] groups decoded while they
+        are consumed (memory holds one group). Every group's header is checked here first; a group outside
+        the range is not decoded."""
         p = payload.params
         t, h, w = p["frames"], p["height"], p["width"]
         a, b = frames or (0, t)
         if not 0 <= a < b <= t:
             raise CodecError(f"frame range {a}:{b} outside the clip's 0:{t}")
-        out = []
-        for data, group in self.groups(payload):
-            first, count = group.head["first"], group.head["count"]
-            if first + count <= a or first >= b:
-                continue  # a group outside the requested range is not decoded
-            lo, hi = max(a, first) - first, min(b, first + count) - first
-            out.append(_read_group(data, group, h, w, device, lo, hi))
-        return torch.cat(out), Fraction(p["fps_num"], p["fps_den"])
+        groups = self.groups(payload)
+
+        def decoded():
+            for data, group in groups:
+                first, count = group.head["first"], group.head["count"]
+                if first + count <= a or first >= b:
+                    continue
+                lo, hi = max(a, first) - first, min(b, first + count) - first
+                yield _read_group(data, group, h, w, device, lo, hi)
+
+        return decoded()
 
     def groups(self, payload: Payload) -> list[tuple[bytes, CheckedGroup]]:
         """Every VGOP with its checked header (check_group), in file order, after checking that they
@@ -221,6 +305,33 @@ class NervCodec(Codec):
         if end != payload.params["frames"]:
             raise CodecError(f"video groups cover {end} of the clip's {payload.params['frames']} frames")
         return out
+
+
+def _paced(bar: ClipProgress, pacer: Pacer, later_steps: int) -> Callable[[str, float], bool]:
+    """fit_group's on_step under a time budget: the bar, then the pacer (the bar's total follows a phase
+    the pacer ends early; later_steps: the planned steps of the groups after this one)."""
+
+    def on_step(phase: str, mse: float) -> bool:
+        bar.on_step(phase, mse)
+        if pacer(phase):
+            bar.set_total(bar.done + sum(pacer.left) + later_steps)
+            return True
+        return False
+
+    return on_step
+
+
+def _tensor_source(item) -> VideoSource:
+    frames, rate = item
+    if frames.ndim != 4 or frames.shape[0] < 1 or frames.shape[1] != 3:
+        raise CodecError("video needs at least one RGB frame")
+    if frames.dtype != torch.uint8:
+        raise CodecError(f"video frames must be uint8, not {frames.dtype}")
+    return VideoSource.from_tensor(frames, rate)
+
+
+def _rate(params: dict) -> Fraction:
+    return Fraction(params["fps_num"], params["fps_den"])
 
 
 def _tensor_symbols(decoder: Decoder):

@@ -155,6 +155,19 @@ def test_image_memory(tmp_path):
     assert finite(row["encode_s_per_mp"], row["decode_s_per_mp"], row["bpp"]) and row["bpp"] > 0
 
 
+def test_video_memory(tmp_path):
+    out = tmp_path / "memory.json"
+    stdout = run_bench(
+        "video_memory.py", *("--frames", 3, 5, "--size", "48x32", "--epochs", 0.5, "--json", out)
+    )
+    rows = json.loads(out.read_text())
+    assert [(r["frames"], r["width"], r["height"]) for r in rows] == [(3, 48, 32), (5, 48, 32)]
+    for r in rows:
+        assert r["encode_mb"] > 10 and r["decode_mb"] > 10  # a real child's peak, in MB
+        assert r["encode_s"] > 0 and r["decode_s"] > 0
+    assert "5 frames against 3: peak memory" in stdout
+
+
 def test_audio_bands_from_checkpoint(tmp_path):
     """A training checkpoint of the shipped weights: the benchmark reads it (and its step) back."""
     from mcodec.codec.audio.codec import RVQAudioCodec
