@@ -64,6 +64,27 @@ def test_post_converts_each_tile():
     assert tiled.dtype == torch.int32 and torch.equal(tiled, whole.to(torch.int32))
 
 
+def test_tiles_in_parallel_are_thread_count_independent():
+    """The synthesis runs several tiles at once, each on one thread: the same bytes as one tile after the
+    other on one thread, with 1 or 2 threads."""
+    from mcodec.codec.determinism import thread_independent
+
+    model = tiny_models()[1]
+    torch.manual_seed(2)
+    y, q = torch.round(3 * torch.randn(1, 8, 9, 10)), torch.tensor([3.0])
+    threads = torch.get_num_threads()
+    outs = []
+    try:
+        for n, parallel in ((1, False), (1, True), (2, True)):
+            torch.set_num_threads(n)
+            with thread_independent():
+                fn = lambda t: model.synthesis(t, q)  # noqa: E731
+                outs.append(tiling.run_tiled(fn, y, y.shape[-2:], 1, 16, 2, 4, parallel=parallel))
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(outs[0], o) for o in outs[1:])
+
+
 def test_one_tile_is_transformed_whole(monkeypatch):
     """An image no larger than a tile takes the untiled path: one call on the whole input."""
     calls = []

@@ -23,6 +23,8 @@ import torch
 from compressai.layers import GDN
 from torch import nn
 
+from mcodec.codec.determinism import map_single_threaded
+
 # Latents per tile side (1024 x 1024 pixels). Normative for decoding (FORMAT.md 7): the decoder's output
 # bytes may depend on it in the last bit. Decoding a 4224 x 3168 photo (meanscale) peaked at 1.9 GB
 # against 10.2 GB whole, encoding at 2.2 GB against 6.0 (bench/image_memory.py); the margins add 13% of
@@ -72,26 +74,45 @@ def run_tiled(
     margin: int,
     tile: int | None = None,
     post: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    parallel: bool = False,
 ) -> torch.Tensor:
     """fn over ``inp`` [1, C, gh * factor_in, gw * factor_in] tile by tile -> [*, gh * factor_out,
     gw * factor_out], with ``grid`` = (gh, gw) latents. ``post`` maps each kept tile of fn's output
     (also the whole output when the image is one tile) before it is stored: a pointwise conversion such
-    as to 8 bits, so the full-size float output never exists. ``tile``: default ``TILE``."""
+    as to 8 bits, so the full-size float output never exists. ``tile``: default ``TILE``. ``parallel``
+    (CPU, no autograd): as many tiles at once as torch has threads, each on one thread
+    (``determinism.map_single_threaded``), so a tile's values depend on neither the thread count nor its
+    neighbours; one big tile on two threads scaled poorly."""
     post, tile = post or (lambda t: t), tile or TILE
     gh, gw = grid
     if gh <= tile and gw <= tile:
         return post(fn(inp))
+    boxes = [(a, b, c, d) for a, b in spans(gh, tile) for c, d in spans(gw, tile)]
+
+    def one(box: tuple[int, int, int, int]) -> torch.Tensor:
+        a, b, c, d = box
+        a0, b0, c0, d0 = max(a - margin, 0), min(b + margin, gh), max(c - margin, 0), min(d + margin, gw)
+        piece = fn(inp[..., a0 * factor_in : b0 * factor_in, c0 * factor_in : d0 * factor_in])
+        top, lft = (a - a0) * factor_out, (c - c0) * factor_out
+        return post(piece[..., top : top + (b - a) * factor_out, lft : lft + (d - c) * factor_out])
+
     out = None
-    for a, b in spans(gh, tile):
-        for c, d in spans(gw, tile):
-            a0, b0, c0, d0 = max(a - margin, 0), min(b + margin, gh), max(c - margin, 0), min(d + margin, gw)
-            piece = fn(inp[..., a0 * factor_in : b0 * factor_in, c0 * factor_in : d0 * factor_in])
-            top, lft = (a - a0) * factor_out, (c - c0) * factor_out
-            kept = post(piece[..., top : top + (b - a) * factor_out, lft : lft + (d - c) * factor_out])
-            del piece
-            if out is None:
-                out = kept.new_empty((*kept.shape[:-2], gh * factor_out, gw * factor_out))
-            out[..., a * factor_out : b * factor_out, c * factor_out : d * factor_out] = kept
+
+    def store(box: tuple[int, int, int, int], kept: torch.Tensor) -> None:
+        nonlocal out
+        a, b, c, d = box
+        if out is None:
+            out = kept.new_empty((*kept.shape[:-2], gh * factor_out, gw * factor_out))
+        out[..., a * factor_out : b * factor_out, c * factor_out : d * factor_out] = kept
+
+    if parallel:
+        for start in range(0, len(boxes), torch.get_num_threads()):  # a few tiles in memory at a time
+            batch = boxes[start : start + torch.get_num_threads()]
+            for box, kept in zip(batch, map_single_threaded(one, batch), strict=True):
+                store(box, kept)
+    else:
+        for box in boxes:
+            store(box, one(box))
     return out
 
 
@@ -113,6 +134,7 @@ def synthesis(
     """model.synthesis(y_hat, quality) tile by tile: y_hat [1, M, h, w] -> [1, 3, 16h, 16w], each kept tile
     through ``post`` (see run_tiled)."""
     g_s = model.g_s if hasattr(model, "g_s") else model.net.g_s
+    margin, parallel = context(g_s, 16), y_hat.device.type == "cpu"
     return run_tiled(
-        lambda t: model.synthesis(t, quality), y_hat, y_hat.shape[-2:], 1, 16, context(g_s, 16), tile, post
+        lambda t: model.synthesis(t, quality), y_hat, y_hat.shape[-2:], 1, 16, margin, tile, post, parallel
     )
