@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from child_peak import peak
 
 from mcodec.codec.media_io import AudioStream, write_audio_stream
 
@@ -36,16 +34,6 @@ def synthetic(minutes: float, rate: int, channels: int) -> AudioStream:
             yield (0.3 * np.sin(2 * np.pi * f * t) + noise).astype(np.float32)
 
     return AudioStream(rate, channels, blocks())
-
-
-def peak(cmd: list[str]) -> tuple[float, float]:
-    """(peak RSS in MB, wall seconds) of one child process."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status:
-        sys.exit(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-500:]}")
-    return usage.ru_maxrss / 1024, time.perf_counter() - t0
 
 
 def main() -> None:

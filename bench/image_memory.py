@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from child_peak import peak
 from PIL import Image
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "media" / "images"
@@ -40,16 +38,6 @@ def photo(source: Path, width: int, height: int, dst: Path) -> None:
         band += texture[..., None] + rng.normal(0, 4, band.shape)
         im.paste(Image.fromarray(band.clip(0, 255).astype(np.uint8)), (0, top))
     im.save(dst, format="JPEG", quality=92)
-
-
-def peak(cmd: list[str]) -> tuple[float, float]:
-    """(peak RSS in MB, wall seconds) of one child process."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status:
-        sys.exit(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-500:]}")
-    return usage.ru_maxrss / 1024, time.perf_counter() - t0
 
 
 def size(text: str) -> tuple[int, int]:

@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from child_peak import peak
 
 from mcodec.codec.media_io import write_video_stream
 
@@ -48,16 +46,6 @@ def synthetic(frames: int, width: int, height: int, group: int = 30):
             rgb = torch.stack([stripes, blob, 0.5 * stripes + 0.5 * blob * math.cos(t / 30) ** 2])
             out.append((rgb * 255).round().clamp(0, 255).to(torch.uint8))
         yield torch.stack(out)
-
-
-def peak(cmd: list[str]) -> tuple[float, float]:
-    """(peak RSS in MB, wall seconds) of one child process."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status:
-        sys.exit(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-500:]}")
-    return usage.ru_maxrss / 1024, time.perf_counter() - t0
 
 
 def main() -> None:
