@@ -244,10 +244,30 @@ def test_training_crops_are_drawn_evenly_from_each_subfolder(tmp_path):
                 w.setnchannels(1), w.setsampwidth(2), w.setframerate(24000)
                 w.writeframes(value.to_bytes(2, "little", signed=True) * int(seconds * 24000))
     corpus = load_corpus(tmp_path, 2400)
-    assert sorted(corpus) == ["music", "speech"] and len(corpus["music"]) == 30
-    batch = random_batch(list(corpus.values()), 400, 2400, random.Random(0))
+    assert sorted(corpus) == ["music", "speech"] and len(corpus["music"][""]) == 30
+    batch = random_batch([list(s.values()) for s in corpus.values()], 400, 2400, random.Random(0))
     speech_share = (batch.mean(-1) > 0).float().mean().item()
     assert 0.4 < speech_share < 0.6
+
+
+def test_training_crops_are_drawn_evenly_from_each_language_of_a_group(tmp_path):
+    """klettres-like: one language with 30 recordings, one with 2, in one group: each fills about half
+    the group's crops (per-clip sampling gave the small one a sixteenth)."""
+    import random
+    import wave
+
+    from mcodec.codec.training.audio_task import load_corpus, random_batch
+
+    for lang, count, value in (("de", 30, -16000), ("nl", 2, 16000)):
+        (tmp_path / "letters" / lang).mkdir(parents=True)
+        for i in range(count):
+            with wave.open(str(tmp_path / "letters" / lang / f"{i}.wav"), "wb") as w:
+                w.setnchannels(1), w.setsampwidth(2), w.setframerate(24000)
+                w.writeframes(value.to_bytes(2, "little", signed=True) * 2400)
+    corpus = load_corpus(tmp_path, 2400)
+    assert list(corpus) == ["letters"] and sorted(corpus["letters"]) == ["de", "nl"]
+    batch = random_batch([list(s.values()) for s in corpus.values()], 400, 2400, random.Random(0))
+    assert 0.4 < (batch.mean(-1) > 0).float().mean().item() < 0.6
 
 
 def test_focused_training_draws_its_stage_count_for_about_half_the_batches():
