@@ -101,7 +101,7 @@ start_audio() {  # resumes the shipped model (its weights and EMA codebooks) unt
   local minutes; minutes=$(py -c "print(max(1, ($(left) - 120) / 60))")
   local init=(); [ -f codec/models/rvq.safetensors ] && init=(--init codec/models/rvq.safetensors)
   setsid nohup python3 -m mcodec train audio /tmp/data/audio --device cuda --batch 32 --lr 5e-4 --steps 1000000 \
-    "${init[@]}" --max-minutes "$minutes" --model-id rvq-v5 --run-dir $RUNS/rvq.run --out $RUNS/rvq.safetensors \
+    "${init[@]}" --max-minutes "$minutes" --model-id rvq-v6 --run-dir $RUNS/rvq.run --out $RUNS/rvq.safetensors \
     --force > $RUNS/rvq.log 2>&1 < /dev/null &
   echo "audio training started for $minutes min"
 }
