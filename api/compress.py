@@ -183,11 +183,13 @@ def encode_file(
         sound = media_io.movie_audio(src, item.frames, item.rate)
         more.append(encode_stream(sound, "audio", audio_codec, audio_bitrate, device))
     first = encode_stream(item, media, codec_id, quality, device, weights, **options)
-    data = write_container(Container(first.header, first.chunks, more=more))
+    container = Container(first.header, first.chunks, more=more)
+    data = write_container(container)
     write_bytes_atomic(dst, data, force)
     h = first.header
     knob = h.params.get("quality", h.params.get("kbps"))
-    return EncodeResult(media, h.codec, knob, src.stat().st_size, len(data), h.params, _stream_rows(data))
+    rows = _stream_rows(container, data)
+    return EncodeResult(media, h.codec, knob, src.stat().st_size, len(data), h.params, rows)
 
 
 def decode_file(
@@ -250,15 +252,15 @@ def describe(src: Path) -> dict:
         "determinism_profile": h.profile,
         "params": h.params,
         "chunks": [{"type": t, "bytes": n} for t, n in chunk_sizes(data)],
-        "streams": _stream_rows(data),
+        "streams": _stream_rows(c, data),
         "file_sha256": hashlib.sha256(data).hexdigest(),
     }
 
 
-def _stream_rows(data: bytes) -> list[dict]:
-    """One row per stream of a valid file: media, codec, model, params and bytes (its header chunk and
-    codec chunks with their framing; the file's signature, version and MEND are nobody's)."""
-    c = read_container(data)
+def _stream_rows(c: Container, data: bytes) -> list[dict]:
+    """One row per stream of the file ``data`` (``c``, as read or written): media, codec, model, params and
+    bytes (its header chunk and codec chunks with their framing; signature, version and MEND are
+    nobody's)."""
     sizes, i = [0] * len(c.streams), -1
     for ctype, n in chunk_sizes(data):
         i += ctype in ("HEAD", "STRM")

@@ -79,14 +79,14 @@ def write_audio_stream(path: Path, audio: AudioStream, force: bool = False) -> N
     path = Path(path)
     fmt, codec, sample_fmt = output_format(path, "audio")
     channels, rate = audio.channels, audio.rate
-    layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
+    layout = channel_layout(channels)
     with atomic_output(path, force) as tmp:
         with av.open(str(tmp), mode="w", format=fmt) as out:
             stream = out.add_stream(codec, rate=rate, layout=layout)
             stream.format = sample_fmt
             pts = 0
             for block in audio.blocks:
-                pcm = np.clip(np.rint(np.asarray(block, np.float64) * 32767), -32768, 32767).astype(np.int16)
+                pcm = to_pcm16(block)
                 for start in range(0, pcm.shape[1], 4096):
                     piece = np.ascontiguousarray(pcm[:, start : start + 4096].T.reshape(1, -1))
                     frame = av.AudioFrame.from_ndarray(piece, format=sample_fmt, layout=layout)
@@ -94,6 +94,16 @@ def write_audio_stream(path: Path, audio: AudioStream, force: bool = False) -> N
                     pts += piece.shape[1] // channels
                     out.mux(stream.encode(frame))
             out.mux(stream.encode(None))
+
+
+def channel_layout(channels: int) -> str:
+    """ffmpeg's name of the layout of ``channels`` channels."""
+    return {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
+
+
+def to_pcm16(block: np.ndarray) -> np.ndarray:
+    """float [C, n] in [-1, 1] -> int16 [C, n] (rounded, clipped)."""
+    return np.clip(np.rint(np.asarray(block, np.float64) * 32767), -32768, 32767).astype(np.int16)
 
 
 def _to_channels(block: np.ndarray, channels: int, path: Path) -> np.ndarray:

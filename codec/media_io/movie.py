@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import open_audio
+from .audio import channel_layout, open_audio, to_pcm16
 from .audio_stream import AudioStream
 from .av_lib import load_av
 from .errors import MediaError
@@ -80,7 +80,7 @@ class SoundTrack:
     def __init__(self, out, path: Path, sound: AudioStream):
         check_sound_output(path)
         codec, self.sample_fmt, per_channel = SOUND_FORMATS[Path(path).suffix.lower()]
-        self.layout = {1: "mono", 2: "stereo"}.get(sound.channels, f"{sound.channels}c")
+        self.layout = channel_layout(sound.channels)
         self.out, self.rate, self.channels = out, sound.rate, sound.channels
         self.stream = out.add_stream(codec, rate=sound.rate, layout=self.layout)
         self.stream.format = self.sample_fmt
@@ -112,10 +112,10 @@ class SoundTrack:
 
     def _encode(self, block: np.ndarray) -> None:
         av = load_av()
-        x = np.clip(np.asarray(block, np.float32), -1, 1)
         if self.sample_fmt == "s16":  # packed: samples interleaved in one plane
-            x = np.rint(x * 32767).astype(np.int16).T.reshape(1, -1)
-        x = np.ascontiguousarray(x)
+            x = np.ascontiguousarray(to_pcm16(block).T.reshape(1, -1))
+        else:
+            x = np.ascontiguousarray(np.clip(np.asarray(block, np.float32), -1, 1))
         frame = av.AudioFrame.from_ndarray(x, format=self.sample_fmt, layout=self.layout)
         frame.sample_rate, frame.pts = self.rate, self.written
         self.written += block.shape[1]
