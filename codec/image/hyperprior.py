@@ -34,6 +34,7 @@ from mcodec.entropy import (
 from mcodec.entropy.gaussian import SCALE_LEVELS
 
 from . import tiling
+from .conv_gemm import compile_transform
 from .hyperprior_model import ARCH, STRIDE, GainedHyperprior
 from .lambdas import LAMBDAS, lambdas_of
 from .latent_refine import refine_latents, total_steps
@@ -98,7 +99,7 @@ class HyperpriorCodec(Codec):
         """z symbols [N, h, w] int64 -> (scale indexes [M*4h*4w] uint8, means [M, 4h, 4w] float64)."""
         z_hat = (z_symbols.double() + self.z_medians[:, None, None])[None]
         with thread_independent("cpu"):
-            params = self.h_s64(z_hat)[0]
+            params = compile_transform(self.h_s64)(z_hat)[0]
         if self.model.mean_scale:
             scales, means = params.chunk(2, 0)
             means = means.numpy()

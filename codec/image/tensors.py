@@ -10,6 +10,7 @@ from mcodec.codec.determinism import thread_independent
 from mcodec.codec.schema import Field, Number, OneOf, Schema, media_fields
 
 from . import tiling
+from .conv_gemm import compile_transform
 from .padding import pad_to_multiple
 
 LUMA = (0.299, 0.587, 0.114)  # BT.601, to return grayscale sources as grayscale
@@ -43,19 +44,26 @@ def to_image(x_hat: torch.Tensor, height: int, width: int, channels: int) -> tor
     x = x_hat[0, :, :height, :width].clamp(0, 1).cpu()
     if channels == 1:
         x = sum(wt * x[i] for i, wt in enumerate(LUMA))[None]
-    return x.mul(255).round().to(torch.uint8)
+    return x.mul_(255).round_().to(torch.uint8)  # in place: a 1024-pixel tile's copies are 12 MB each
 
 
 def synthesize(model, y_hat: torch.Tensor, quality: float, params: dict, device: str) -> torch.Tensor:
     """A decoded latent [M, h, w] (a codec's ``latent``) -> the uint8 image its checked ``params`` describe:
-    the float32 synthesis on ``device``, thread-count independent, in tiles of ``tiling.TILE`` latents
-    (an image of one tile is synthesized whole), each tile turned into 8 bits as it is made."""
+    the float32 synthesis on ``device`` (on the CPU through ``conv_gemm``), thread-count independent,
+    in tiles of ``tiling.TILE`` latents (an image of one tile is synthesized whole), each tile turned into
+    8 bits as it is made."""
     model, channels = model.to(device), params["channels"]
+    q = torch.tensor([quality], device=device)
+    transform = None
+    if str(device).startswith("cpu"):
+        run, inv_gain = compile_transform(tiling.synthesis_layers(model)), model.gains(q)[1].detach()
+        transform = lambda t: run(t * inv_gain)  # noqa: E731  model.synthesis, as GEMMs
     with thread_independent(device):
         image = tiling.synthesis(
             model,
             y_hat.float()[None].to(device),
-            torch.tensor([quality], device=device),
+            q,
             post=lambda x: to_image(x, x.shape[-2], x.shape[-1], channels),
+            transform=transform,
         )
     return image[:, : params["height"], : params["width"]].contiguous()

@@ -126,18 +126,24 @@ def analysis(model, x: torch.Tensor, quality: torch.Tensor, tile: int | None = N
     )
 
 
+def synthesis_layers(model) -> nn.Sequential:
+    """The model's synthesis transform g_s (its own or compressai's ``net.g_s``)."""
+    return model.g_s if hasattr(model, "g_s") else model.net.g_s
+
+
 def synthesis(
     model,
     y_hat: torch.Tensor,
     quality: torch.Tensor,
     tile: int | None = None,
     post: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """model.synthesis(y_hat, quality) tile by tile: y_hat [1, M, h, w] -> [1, 3, 16h, 16w], each kept tile
-    through ``post`` (see run_tiled)."""
-    g_s = model.g_s if hasattr(model, "g_s") else model.net.g_s
-    # One tile at a time, on all threads: two tiles at once (each on one thread) decoded a 13 MP photo no
-    # faster (27.7 s against 28.7) and peaked at 3.0 GB against 1.8 (each tile's transposed convolutions
-    # hold ~700 MB of column buffers).
-    fn = lambda t: model.synthesis(t, quality)  # noqa: E731
-    return run_tiled(fn, y_hat, y_hat.shape[-2:], 1, 16, context(g_s, 16), tile, post)
+    through ``post`` (see run_tiled). ``transform``: the function of a tile's latents to run instead of
+    ``model.synthesis`` at ``quality`` (the decoder's, through ``conv_gemm``), the same function."""
+    # One tile at a time: the decoder's transform spreads each layer over the threads itself. (Two tiles
+    # at once through torch's transposed convolutions, each on one thread, decoded a 13 MP photo no faster
+    # and peaked at 3.0 GB against 1.8: each held ~700 MB of column buffers.)
+    fn = transform or (lambda t: model.synthesis(t, quality))
+    return run_tiled(fn, y_hat, y_hat.shape[-2:], 1, 16, context(synthesis_layers(model), 16), tile, post)
