@@ -46,7 +46,7 @@ def main() -> None:
     torch.set_num_threads(1)
     model = RVQAudioCodec().model
     if args.checkpoint:
-        step = load_checkpoint(args.checkpoint, model, {}, {}, "cpu")
+        step, _ = load_checkpoint(args.checkpoint, model, {}, {}, "cpu")
         print(f"{args.checkpoint}: step {step}")
     model.eval()
     scores, refs, outs = {"unquantized": [], f"{args.stages} stages": []}, [], []

@@ -71,6 +71,15 @@ def average_grads(params, d: Dist) -> None:
             p.grad /= d.world
 
 
+def broadcast_module(module: torch.nn.Module, d: Dist) -> None:
+    """Rank 0's parameters and buffers on every rank (what DDP does for the module it wraps)."""
+    if not d.active:
+        return
+    with torch.no_grad():
+        for t in module.state_dict().values():
+            dist.broadcast(t, 0)
+
+
 def finish(d: Dist) -> None:
     if d.active:
         dist.barrier()

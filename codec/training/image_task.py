@@ -125,7 +125,7 @@ class ImageTask:
         self.images = load_images(self.data, self.cfg.crop)
         return f"{len(self.images)} training images"
 
-    def step(self, net, rng: random.Random) -> dict[str, float]:
+    def step(self, net, rng: random.Random, step: int = 0) -> dict[str, float]:
         cfg, device = self.cfg, self.d.device
         x = random_batch(self.images, cfg.batch, cfg.crop, rng).to(device, memory_format=torch.channels_last)
         n = len(cfg.lambdas)

@@ -23,9 +23,10 @@ class TrainTask(Protocol):
     def setup(self, d: distributed.Dist) -> str:
         """Load the data for this process (device ``d.device``); returns a description for the log."""
 
-    def step(self, net: torch.nn.Module, rng: random.Random) -> dict[str, float]:
+    def step(self, net: torch.nn.Module, rng: random.Random, step: int = 0) -> dict[str, float]:
         """One optimisation step through ``net`` (the model, DDP-wrapped under torchrun): forward,
-        backward, optimizer steps. Returns the metrics to log."""
+        backward, optimizer steps. ``step``: the steps done before this one, resumes included. Returns the
+        metrics to log (the same keys every step: the log averages them)."""
 
 
 def train_loop(
@@ -37,21 +38,28 @@ def train_loop(
     device: str = "cpu",
     init_state: dict | None = None,
     log=None,
+    modules: dict[str, torch.nn.Module] | None = None,
 ) -> bool:
     """Train until ``cfg.steps`` total steps or ``cfg.max_seconds`` in this run. ``cfg`` has steps, seed,
     ckpt_every, log_every and max_seconds; each optimizer's learning rate as created is its base rate.
-    Returns whether this is the main process (the one that should export), torchrun or not."""
+    ``modules``: training-only networks the task steps itself (discriminators), moved to the device and
+    kept in the checkpoint beside the model. Returns whether this is the main process (the one that
+    should export), torchrun or not."""
     log = log or sys.stderr
     d = distributed.init(device)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"
     model.to(d.device)
+    modules = modules or {}
+    for m in modules.values():
+        m.to(d.device)
     base_lrs = {k: o.param_groups[0]["lr"] for k, o in optimizers.items()}
     step, warmup_from = 0, None
     if ckpt_path.exists():
-        step = load_checkpoint(ckpt_path, model, optimizers, base_lrs, d.device)
+        step, fresh = load_checkpoint(ckpt_path, model, optimizers, base_lrs, d.device, modules)
         if d.main:
-            print(f"resuming from step {step}", file=log, flush=True)
+            new = f" ({', '.join(fresh)}: not in the checkpoint, fresh)" if fresh else ""
+            print(f"resuming from step {step}{new}", file=log, flush=True)
     elif init_state is not None:
         model.load_state_dict(init_state, strict=False)
         warmup_from = step  # trained weights, fresh optimizers
@@ -60,8 +68,12 @@ def train_loop(
     about = task.setup(d)
     if d.main:
         params = sum(p.numel() for p in model.parameters())
-        print(f"{about}, {params} parameters, {d.world} process(es)", file=log, flush=True)
+        extra = "".join(f" + {sum(p.numel() for p in m.parameters())} ({k})" for k, m in modules.items())
+        print(f"{about}, {params} parameters{extra}, {d.world} process(es)", file=log, flush=True)
     net = distributed.wrap(model, d)
+    for m in modules.values():
+        distributed.broadcast_module(m, d)  # fresh ones were initialised differently on each rank
+        m.train()
     model.train()
     speed_up_cuda(d.device)
     clock = TrainClock(cfg.steps, cfg.max_seconds, warmup_from)
@@ -72,7 +84,7 @@ def train_loop(
             break
         for key, opt in optimizers.items():
             set_lr(opt, base_lrs[key], lr_scale)
-        for key, value in task.step(net, rng).items():
+        for key, value in task.step(net, rng, step).items():
             sums[key] = sums.get(key, 0.0) + value
         step, logged = step + 1, logged + 1
         if d.main and step % cfg.log_every == 0:
@@ -81,9 +93,9 @@ def train_loop(
             print(f"step {step}/{cfg.steps} {shown} {rate:.2f} s/step", file=log, flush=True)
             t0, sums, logged = time.time(), {}, 0
         if d.main and clock.should_save(step, cfg.ckpt_every):
-            save_checkpoint(ckpt_path, model, optimizers, saved := step)
+            save_checkpoint(ckpt_path, model, optimizers, saved := step, modules)
     if d.main and saved != step:
-        save_checkpoint(ckpt_path, model, optimizers, step)
+        save_checkpoint(ckpt_path, model, optimizers, step, modules)
     # DDP's reducer must go while its process group lives: torn down after destroy_process_group (when
     # this function returned) it hung a worker about 1 run in 20 on this CPU, and in CI (stop 13)
     del net
