@@ -214,6 +214,28 @@ def train_image(
     type=click.IntRange(1),
     help="train half the batches at this many RVQ stages (8 = 6 kbit/s), the rest at 1..all",
 )
+@click.option(
+    "--adversarial",
+    is_flag=True,
+    help="add multi-scale STFT and multi-period discriminators with feature matching (training only: the "
+    "model file is the same); their state is kept in the run's checkpoint",
+)
+@click.option(
+    "--adv-start",
+    type=click.IntRange(0),
+    help="--adversarial: the generator's loss has the adversarial terms from this step on (the "
+    "discriminators learn from the start)  [default: 0]",
+)
+@click.option(
+    "--adv-weight",
+    type=click.FloatRange(0),
+    help="--adversarial: weight of the adversarial loss (hinge)  [default: 0.1]",
+)
+@click.option(
+    "--feat-weight",
+    type=click.FloatRange(0),
+    help="--adversarial: weight of the feature-matching loss  [default: 0.2]",
+)
 @click.option("--model-id", default="rvq-custom", show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--force", is_flag=True, help="overwrite OUT")
@@ -229,6 +251,10 @@ def train_audio_command(
     width,
     init_weights,
     focus_stages,
+    adversarial,
+    adv_start,
+    adv_weight,
+    feat_weight,
     model_id,
     device,
     force,
@@ -247,6 +273,10 @@ def train_audio_command(
     )
     from mcodec.codec.training.export import export_rvq_model
 
+    given = {"--adv-start": adv_start, "--adv-weight": adv_weight, "--feat-weight": feat_weight}
+    for name, value in given.items():
+        if value is not None and not adversarial:
+            raise click.BadParameter("needs --adversarial", param_hint=name)
     run_dir = _start_run(out, run_dir, device, force)
     init_state, shape = None, width
     if init_weights:
@@ -263,7 +293,14 @@ def train_audio_command(
         lr=lr,
         max_seconds=_seconds(max_minutes),
         focus_stages=focus_stages,
+        adversarial=adversarial,
     )
+    if adv_start is not None:
+        cfg.adv_start = adv_start
+    if adv_weight is not None:
+        cfg.adv_weight = adv_weight
+    if feat_weight is not None:
+        cfg.feat_weight = feat_weight
     if not train_audio(model, data, run_dir, cfg, device=device, init_state=init_state):
         return  # a torchrun worker: rank 0 exports
     model.cpu()

@@ -1,10 +1,15 @@
 """Training the RVQ audio autoencoder: random 1 s crops of a folder of audio (resampled to 24 kHz mono),
 drawn evenly from its subfolders (say music/, speech/), whatever their number of files,
 loss = L1 on the waveform + multi-scale log-mel L1 + the RVQ commitment loss - sisdr_weight * SI-SDR/10,
-with a random number of RVQ stages per batch (quantizer dropout) so one model serves every bitrate. No
-adversarial loss: at a budget of GPU-minutes it does not pay for itself (see the audio notes). The mel
-loss carries the spectrum; the SI-SDR term the phase (without it the first GPU run learned noise with the
-right spectrum). Checkpoints every ``ckpt_every`` steps; a run resumes from run_dir/checkpoint.pt.
+with a random number of RVQ stages per batch (quantizer dropout) so one model serves every bitrate. The
+mel loss carries the spectrum; the SI-SDR term the phase (without it the first GPU run learned noise with
+the right spectrum). Checkpoints every ``ckpt_every`` steps; a run resumes from run_dir/checkpoint.pt.
+
+``adversarial`` (``--adversarial``) adds multi-scale STFT and multi-period discriminators
+(``discriminators.py``, ``adversarial.py``) with their own Adam: the generator's loss gains
+adv_weight * adversarial + feat_weight * feature matching from step ``adv_start`` on (the discriminators
+learn from the first step, so they are not random when their gradient reaches a fine-tuned model). The
+shipped models were trained without: at a budget of GPU-minutes it had not paid for itself (audio notes).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from mcodec.codec.media_io import MediaError, read_audio
 from mcodec.codec.model_file import Weights
 
 from . import distributed
+from .adversarial import Adversary
+from .discriminators import Discriminators
 from .loop import train_loop
 
 # .g722: raw G.722 at 16 kHz (asterisk prompts), which PyAV reads by extension
@@ -32,6 +39,13 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".g7
 # steps of fine-tuning with these settings gave 2-4 kHz -2.4 dB instead of -6.3, 4-8 kHz -8.2 instead of
 # -17.1, and PESQ-WB 1.65 on held-out speech (8-12 kHz noise rose: +13 dB instead of +6.5).
 MEL_WINDOWS = (64, 128, 256, 512, 1024, 2048)
+# Generator weights of the adversarial and feature-matching terms beside a mel loss of weight 1 (a sum
+# over 6 windows). DAC weighs mel 15 (a sum over 7 windows), feature matching 2, adversarial 1: at our mel
+# weight that is 0.067 and 0.133. Rounded up to 0.1 and 0.2, as EnCodec's relative, averaged feature
+# matching is smaller than DAC's summed L1. Not tuned (no adversarial run yet): starting points that
+# leave the reconstruction terms in charge of a fine-tune; --adv-weight and --feat-weight change them.
+ADV_WEIGHT = 0.1
+FEAT_WEIGHT = 0.2
 
 
 @dataclass
@@ -50,6 +64,11 @@ class AudioTrainConfig:
     log_every: int = 20
     seed: int = 0
     max_seconds: float | None = None
+    adversarial: bool = False
+    adv_start: int = 0  # the step from which the generator's loss has the adversarial terms
+    adv_weight: float = ADV_WEIGHT
+    feat_weight: float = FEAT_WEIGHT
+    adv_loss: str = "hinge"  # or "ls" (least squares)
 
 
 def load_corpus(
@@ -127,12 +146,14 @@ def _describe(name: str, subgroups: dict[str, list[torch.Tensor]]) -> str:
 
 
 class AudioTask:
-    """One step: random crops, a random number of RVQ stages (quantizer dropout), the loss above."""
+    """One step: random crops, a random number of RVQ stages (quantizer dropout), the loss above; with an
+    ``adversary`` its discriminators' step first, then the generator's."""
 
-    def __init__(self, model: RVQAutoencoder, data: Path, cfg: AudioTrainConfig, opt):
-        self.model, self.data, self.cfg, self.opt = model, data, cfg, opt
+    def __init__(self, model: RVQAutoencoder, data: Path, cfg: AudioTrainConfig, opt, adversary=None):
+        self.model, self.data, self.cfg, self.opt, self.adversary = model, data, cfg, opt, adversary
 
     def setup(self, d: distributed.Dist) -> str:
+        self.d = d
         self.device = d.device
         self.samples = int(self.cfg.seconds * SAMPLE_RATE) // HOP * HOP
         skipped: list[Path] = []
@@ -154,7 +175,7 @@ class AudioTask:
             return focus
         return rng.randint(1, self.model.n_q)
 
-    def step(self, net, rng: random.Random) -> dict[str, float]:
+    def step(self, net, rng: random.Random, step: int = 0) -> dict[str, float]:
         cfg = self.cfg
         x = random_batch(self.groups, cfg.batch, self.samples, rng).to(self.device)
         out = net(x, self.stages(rng))
@@ -163,15 +184,24 @@ class AudioTask:
         # without this term a model learned noise with the right spectrum (SI-SDR -45 dB, 7.8k GPU steps)
         sisdr = si_sdr_db(out["audio_hat"][:, 0], x[:, 0]).clamp(max=40).mean()
         loss = l1 + mel + cfg.commit_weight * out["commit"] - cfg.sisdr_weight * sisdr / 10
+        adv_metrics = {}
+        if self.adversary is not None:
+            adv_metrics = self.adversary.update(x, out["audio_hat"], self.d)
+            if step >= cfg.adv_start:
+                adv, feat = self.adversary.generator_terms(x, out["audio_hat"])
+                loss = loss + cfg.adv_weight * adv + cfg.feat_weight * feat
+                adv_metrics.update(adv=adv.item(), feat=feat.item())
         self.opt.zero_grad()
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         # one inf or NaN gradient, clipped, would turn every weight into NaN: skip the step (as the image
-        # task does; "skipped" in the log is the fraction of such steps)
+        # task does; "skipped" in the log is the fraction of such steps; the discriminators skip theirs
+        # alike, "d_skipped")
         finite = bool(torch.isfinite(norm))
         if finite:
             self.opt.step()
-        return {"loss": loss.item(), "si-sdr": sisdr.item(), "mel": mel.item(), "skipped": float(not finite)}
+        metrics = {"loss": loss.item(), "si-sdr": sisdr.item(), "mel": mel.item()}
+        return {**metrics, "skipped": float(not finite), **adv_metrics}
 
 
 def init_state_from(w: Weights) -> dict[str, torch.Tensor]:
@@ -196,8 +226,15 @@ def train_audio(
     """Train until ``cfg.steps`` total steps (or ``cfg.max_seconds``), resuming from run_dir/checkpoint.pt;
     returns whether this is the main process (the one that should export), torchrun or not."""
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
-    task = AudioTask(model, data, cfg, opt)
-    return train_loop(model, task, {"opt": opt}, run_dir, cfg, device, init_state, log)
+    optimizers, modules, adversary = {"opt": opt}, {}, None
+    if cfg.adversarial:
+        disc = Discriminators()
+        # EnCodec's and HiFi-GAN's discriminator optimizer: Adam, betas (0.5, 0.9), the generator's rate
+        optimizers["disc_opt"] = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
+        modules["disc"] = disc
+        adversary = Adversary(disc, optimizers["disc_opt"], cfg.adv_loss)
+    task = AudioTask(model, data, cfg, opt, adversary)
+    return train_loop(model, task, optimizers, run_dir, cfg, device, init_state, log, modules)
 
 
 @torch.no_grad()
