@@ -173,3 +173,13 @@ def test_adversarial_run_keeps_its_discriminators_in_the_checkpoint_not_the_mode
 def test_adversarial_options_need_adversarial(capfd, tmp_path, data):
     code, err = run(capfd, "train", "audio", data, "--out", tmp_path / "m.safetensors", "--adv-start", 5)
     assert code == 2 and "needs --adversarial" in err
+
+
+def test_the_help_shows_the_weights_the_training_uses(capfd):
+    from mcodec.codec.training.audio_task import ADV_WEIGHT, FEAT_WEIGHT
+
+    with pytest.raises(SystemExit):
+        main(["train", "audio", "--help"])
+    shown = " ".join(capfd.readouterr().out.split())
+    assert f"(hinge) [default: {ADV_WEIGHT:g}]" in shown, shown
+    assert f"feature-matching loss [default: {FEAT_WEIGHT:g}]" in shown, shown
