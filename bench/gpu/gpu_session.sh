@@ -105,6 +105,11 @@ start_audio() {  # resumes the shipped model (its weights and EMA codebooks) unt
     --force > $RUNS/rvq.log 2>&1 < /dev/null &
   echo "audio training started for $minutes min"
 }
+# Next (issue 21, not yet run): the same fine-tune with discriminators, e.g. as start_audio_adv with
+# `--adversarial --adv-start 500 --lr 1e-4 --focus-stages 8 --model-id rvq-v6-adv --run-dir $RUNS/rvq_adv.run
+# --out $RUNS/rvq_adv.safetensors`; ~3x a plain step's compute on the CPU (codec/models/rvq.md). A run
+# resumed from rvq.run with --adversarial newly on starts fresh discriminators; its checkpoint then holds
+# them (collect's rvq_partial.pt keeps the generator only).
 
 video_jobs() {  # every fit at once: each is launch-bound (tiny models), so parallel processes barely slow
   # each other. tree.avi's 444 frames go as its 4 groups of 111 (the groups one file would hold), one
