@@ -205,7 +205,7 @@ class NervCodec(Codec):
         budget = step_s = None
         if max_minutes is not None:
             budget = Budget(max_minutes, epochs)
-            epochs, step_s = self._plan(budget, source, configs, per_epoch, preset, device, log)
+            epochs, step_s = self._plan(budget, source, configs, per_epoch, preset, device, log, lam)
 
         def steps_from(g: int) -> int:
             return sum(sum(fit_steps(epochs, b - a)) for a, b in ranges[g:])
@@ -247,11 +247,11 @@ class NervCodec(Codec):
         }
         return Payload(params, chunks)
 
-    def _plan(self, budget: Budget, source: VideoSource, configs, per_epoch, preset, device, log):
+    def _plan(self, budget: Budget, source: VideoSource, configs, per_epoch, preset, device, log, lam):
         """The epochs per group that fit the budget, from the measured step times of the first group's
         network (a one-line CodecError where even budget.LEAST would not)."""
         t, h, w = source.frames, source.height, source.width
-        step_s = time_steps(configs[0], BITS, device, clock=budget.clock)
+        step_s = time_steps(configs[0], BITS, device, clock=budget.clock, lam=lam)
         plan = budget.plan(sum(per_epoch), step_s)
         full = plan_epochs(float("inf"), sum(per_epoch), step_s, budget.most).seconds
         speed = f"a step of {BATCH} frames takes {step_s[0]:.2f} s fitting, {step_s[1]:.2f} s fine-tuning"

@@ -259,12 +259,14 @@ def time_steps(
     batch: int = BATCH,
     repeat: int = 3,
     clock: Callable[[], float] = time.perf_counter,
+    lam: float | None = None,
 ) -> tuple[float, float]:
-    """Seconds of one fit step and one fine-tune step of ``batch`` frames of ``cfg``'s size on ``device``
-    (the median of ``repeat`` after one to warm up), on a throwaway network: the fit itself is untouched."""
+    """Seconds of one fit step and one fine-tune step (rate-aware with ``lam``) of ``batch`` frames of
+    ``cfg``'s size on ``device`` (the median of ``repeat`` after one to warm up), on a throwaway network:
+    the fit itself is untouched."""
     with torch.random.fork_rng(devices=[]):
         frames = torch.zeros(batch, 3, cfg.height, cfg.width, dtype=torch.uint8)
-        fit = _Fit(frames, cfg, bits, device, batch, 1e-3)
+        fit = _Fit(frames, cfg, bits, device, batch, 1e-3, lam)
         out = []
         for qat in (False, True):
             if qat:
