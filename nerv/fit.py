@@ -8,7 +8,8 @@ Rate-aware fine-tune (``lam`` given): phase 2 also learns one quantization step 
 every tensor (log-steps starting at STEP_START x steps_for's max|w| / 127, never below it) and HNeRV's
 embeddings themselves, with loss = MSE + lam x estimated bits / pixels (rate.py: the coder's own
 Gaussian tables). The file format is the same: it stores each tensor's float16 steps whatever chose them.
-Both phases: warm-up + cosine learning rate, gradient norm clipped at CLIP.
+One warm-up + cosine learning rate over both phases (the steps: their own over phase 2); gradient
+norm clipped at CLIP.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ STEP_LR = 0.03  # Adam's rate for the log-steps: up to about 3 nats (20x) over t
 # Learned steps start at STEP_START x the floor max|w| / 127 (6-bit levels): on tree.avi the rate term took
 # floor steps to 4-10x within 160 steps for at most 0.3 dB; a short fine-tune starts closer to that.
 STEP_START = 4.0
+MAX_STEP = 1e4  # learned steps stay below: float16 holds them (up to 65504; the decoder refuses inf)
 
 
 @dataclass
@@ -134,7 +136,8 @@ class _Fit:
     @torch.no_grad()
     def _floor_log_steps(self) -> None:
         for name, w in self._tensors():
-            self.log_steps[name].clamp_(min=floor_steps(w, self.bits).log())
+            floor = floor_steps(w, self.bits).clamp_max(MAX_STEP)
+            self.log_steps[name].clamp_(min=floor.log()).clamp_(max=math.log(MAX_STEP))
 
     def _rate_forward(self, i: torch.Tensor | None, noise: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
         """(frames [B, 3, H', W'] of ``i`` from the quantized decoder, or None; estimated bits of all
@@ -161,7 +164,8 @@ class _Fit:
             self.embed_steps = steps_for(raw.transpose(0, 1), self.bits)  # one step per embedding channel
             self.embed_symbols = quantize(raw.transpose(0, 1), self.embed_steps).transpose(0, 1)
             self.embeddings = dequantize(self.embed_symbols.transpose(0, 1), self.embed_steps).transpose(0, 1)
-        lr = self.opt.param_groups[0]["lr"]
+        g = self.opt.param_groups[0]
+        lr = g.get("initial_lr", g["lr"])  # the base rate: the schedule goes on from the fit's
         if self.lam is not None:
             if raw is not None:
                 self.embed = torch.nn.Parameter(raw.transpose(0, 1).contiguous())
@@ -173,8 +177,8 @@ class _Fit:
             self.opt = torch.optim.Adam(groups + [{"params": list(self.log_steps.values()), "lr": STEP_LR}])
         elif self.encoder is not None:
             self.opt = torch.optim.Adam(self.decoder.parameters(), lr=lr)
-        for g in self.opt.param_groups:  # the fine-tune's schedule starts from where the fit's ended
-            g["initial_lr"] = g["lr"]
+        for g in self.opt.param_groups:  # a new optimizer's rates are the schedule's base rates
+            g.setdefault("initial_lr", g["lr"])
 
     @torch.no_grad()
     def finish(self) -> dict[str, torch.Tensor] | None:
@@ -222,11 +226,17 @@ def fit_group(
     epochs = PRESETS[epochs] if isinstance(epochs, str) else epochs
     fit = _Fit(frames, cfg, bits, device, batch, lr, lam)
     n_fit, n_qat = fit_steps(epochs, fit.n, batch)
+    total = n_fit + n_qat
     sq_err, seen = 0.0, 0
     for phase, steps in (("fit", n_fit), ("qat", n_qat)):
+        # One warm-up + cosine over both phases for the network (the fine-tune goes on from where the fit
+        # is); the learned steps, new in the fine-tune, get their own over it.
+        factors = [lambda i: _lr_factor(i, total)]
         if phase == "qat":
             fit.start_qat()
-        sched = torch.optim.lr_scheduler.LambdaLR(fit.opt, lambda i, n=steps: _lr_factor(i, n))
+            factors = [lambda i: _lr_factor(n_fit + i, total)] * (1 + bool(fit.log_steps))
+            factors[1:] = [lambda i: _lr_factor(i, n_qat)] * len(factors[1:])
+        sched = torch.optim.lr_scheduler.LambdaLR(fit.opt, factors)
         for i in _batches(fit.n, batch, steps):
             mse = fit.step(i, qat=phase == "qat")
             sched.step()

@@ -60,12 +60,17 @@ def fits():
 
 
 def test_estimate_matches_the_real_bytes_of_fitted_tensors(fits):
+    """The estimate of all the group's tensors against the real stream of its VGOP chunk (one stream: a
+    stream per tensor would add a few words each)."""
     frames, cfg, by_lam = fits
     for fit in by_lam.values():
         parts = [sym for _, _, _, sym in nerv_codec._tensor_symbols(fit.decoder, fit.steps)]
         parts.append(fit.embed_symbols.transpose(0, 1).contiguous())
         estimate = sum(float(tensor_bits(s.float(), noise=False)) for s in parts)
-        real = sum(real_bits(s) for s in parts)
+        chunk = nerv_codec._write_group(cfg, 0, 4, fit)
+        (n,) = struct.unpack_from("<I", chunk)
+        steps = sum(t["steps"] for t in json.loads(chunk[4 : 4 + n])["tensors"])
+        real = 8 * (len(chunk) - 4 - n - 2 * steps)
         assert estimate == pytest.approx(real, rel=0.02)
 
 
@@ -130,3 +135,21 @@ def test_cli_rate_aware(tmp_path, capfd):
     assert (tmp_path / "--rate-aware.mcd").read_bytes() != (tmp_path / "--no-rate-aware.mcd").read_bytes()
     code, err = run("encode", SAMPLE.with_name("fruits_400x300.png"), tmp_path / "x.mcd", "--rate-aware")
     assert code == 2 and "--rate-aware is for video codecs" in err, err
+
+
+def test_learned_steps_stay_finite_in_float16():
+    """A step the rate term drove far up is held at MAX_STEP: float16 keeps it finite (the decoder
+    refuses a file with an infinite step)."""
+    from mcodec.nerv.fit import MAX_STEP, _Fit
+
+    frames = tiny_clip(t=2)
+    fit = _Fit(frames, nerv_codec.network_for("hnerv", 48, 64, 2, 1), 8, "cpu", 2, 1e-3, lam=1.0)
+    fit.start_qat()
+    with torch.no_grad():
+        for p in fit.log_steps.values():
+            p.fill_(100.0)
+    fit._floor_log_steps()
+    steps = fit.finish()
+    for s in [*steps.values(), fit.embed_steps]:
+        assert torch.isfinite(s.half()).all() and (s <= MAX_STEP).all()
+    assert fit.embed_symbols.abs().max() == 0
