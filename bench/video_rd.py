@@ -1,13 +1,18 @@
 """Video benchmark: our INR codecs against x264 and x265 (PyAV, preset medium) on real bytes.
 
-    python bench/video_rd.py [--clip ../shared/media/video/tree.avi] [--frames 120] [--codec hnerv]
-                             [--quality 3] [--preset fast|medium|slow] [--device cpu|cuda] [--json out.json]
+    python bench/video_rd.py [--clip ../shared/media/video/tree.avi] [--frames 120] [--first 0]
+                             [--codec hnerv] [--quality 3 ...] [--preset fast|medium|slow]
+                             [--rate-aware on|off] [--device cpu|cuda] [--json out.json]
                              [--anchor x264,x265] [--crf N ...]
 
 Prints, per codec: bpp (file bytes), PSNR-RGB, MS-SSIM, fitting seconds, decode frames/s (CPU), and the
 PSNR x264 and x265 reach at the same bpp (interpolated in log-bpp over their CRF sweep): the gap to close.
 --anchor (comma-separated; empty for none) and --crf (the anchors' points instead of their sweeps) make
-a quick run; a single CRF gives no curve to interpolate, so "PSNR @bpp" is then NaN.
+a quick run; a single CRF gives no curve to interpolate, so "PSNR @bpp" is then NaN. With two or more
+--quality points, each codec's curve also gets BD-rate (%, negative: fewer bits than the anchor at equal
+PSNR) and BD-PSNR (dB) against each anchor's curve, over the range where both overlap.
+--first skips that many frames (a clip part the encoder was not tuned on). --rate-aware: hnerv/nerv's
+rate-aware fine-tune (learned steps, rate term) on or off; the codec's default without it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 
 from mcodec import decode_bytes, encode_bytes
 from mcodec.codec.media_io import read_video
+from mcodec.evaluation.bdrate import bd_quality, bd_rate
 from mcodec.evaluation.contenders import make_anchor
 from mcodec.evaluation.metrics import ms_ssim, psnr_rgb
 
@@ -48,49 +54,72 @@ def psnr_at(curve: list[tuple[float, float]], bpp: float) -> float:
     return float(np.interp(np.log(bpp), rates, psnrs))
 
 
+def bd_figures(curve: list[tuple[float, float]], anchor: list[tuple[float, float]]) -> dict:
+    """BD-rate (%) and BD-PSNR (dB) of ``curve`` against ``anchor`` (both (bpp, PSNR) points); NaN where
+    there is no curve (one point), no overlap or a non-monotone curve."""
+    try:
+        args = ([b for b, _ in anchor], [p for _, p in anchor], [b for b, _ in curve], [p for _, p in curve])
+        return {"bd_rate": bd_rate(*args), "bd_psnr": bd_quality(*args)}
+    except ValueError as e:
+        return {"bd_rate": float("nan"), "bd_psnr": float("nan"), "why": str(e)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
     ap.add_argument("--frames", type=int, default=120)
+    ap.add_argument("--first", type=int, default=0, help="frames to skip before the --frames coded")
     ap.add_argument("--codec", action="append")
-    ap.add_argument("--quality", type=float, default=3)
+    ap.add_argument("--quality", type=float, action="append", help="one or more (default 3)")
+    ap.add_argument("--rate-aware", choices=("on", "off"), help="default: the codec's")
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json")
     ap.add_argument("--anchor", default="x264,x265", help="comma-separated; empty: no anchors")
     ap.add_argument("--crf", type=int, action="append", help="the anchors' points (default: their sweeps)")
     args = ap.parse_args()
-    frames, rate = read_video(args.clip, max_frames=args.frames)
+    frames, rate = read_video(args.clip, max_frames=args.first + args.frames)
+    frames = frames[args.first :]
     item = (frames, rate)
+    options = {} if args.rate_aware is None else {"rate_aware": args.rate_aware == "on"}
     t, _, h, w = frames.shape
     anchors = [a for a in args.anchor.split(",") if a]
     curves = {a: anchor_curve(a, item, args.crf) for a in anchors}
     rows = []
     for codec in args.codec or ["hnerv"]:
-        t0 = time.perf_counter()
-        data = encode_bytes(
-            item, "video", codec, args.quality, args.device, preset=args.preset, progress=True
-        )
-        fit_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        _, (decoded, _) = decode_bytes(data)
-        fps = t / (time.perf_counter() - t0)
-        bpp = 8 * len(data) / (t * h * w)
-        psnr = psnr_rgb(frames, decoded)
-        row = {
-            "codec": codec,
-            "quality": args.quality,
-            "preset": args.preset,
-            "device": args.device,
-            "bpp": bpp,
-            "psnr_rgb": psnr,
-            "ms_ssim": ms_ssim(frames, decoded),
-            "fit_s": fit_s,
-            "decode_fps": fps,
-            **{f"{a}_psnr_at_bpp": psnr_at(c, bpp) for a, c in curves.items()},
-        }
-        rows.append(row)
-    print(f"\n{args.clip.name}: {t} frames {w}x{h}, torch threads {torch.get_num_threads()}\n")
+        for quality in args.quality or [3]:
+            t0 = time.perf_counter()
+            data = encode_bytes(
+                item, "video", codec, quality, args.device, preset=args.preset, progress=True, **options
+            )
+            fit_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            _, (decoded, _) = decode_bytes(data)
+            fps = t / (time.perf_counter() - t0)
+            bpp = 8 * len(data) / (t * h * w)
+            psnr = psnr_rgb(frames, decoded)
+            row = {
+                "codec": codec,
+                "quality": quality,
+                "preset": args.preset,
+                "rate_aware": args.rate_aware or "default",
+                "device": args.device,
+                "bytes": len(data),
+                "bpp": bpp,
+                "psnr_rgb": psnr,
+                "ms_ssim": ms_ssim(frames, decoded),
+                "fit_s": fit_s,
+                "decode_fps": fps,
+                **{f"{a}_psnr_at_bpp": psnr_at(c, bpp) for a, c in curves.items()},
+            }
+            rows.append(row)
+    bd = {}
+    for codec in args.codec or ["hnerv"]:
+        curve = sorted((r["bpp"], r["psnr_rgb"]) for r in rows if r["codec"] == codec)
+        if len(curve) >= 2:
+            bd[codec] = {a: bd_figures(curve, c) for a, c in curves.items()}
+    span = f"frames {args.first}..{args.first + t - 1}"
+    print(f"\n{args.clip.name}: {span} {w}x{h}, torch threads {torch.get_num_threads()}\n")
     columns = ["codec", "q", "preset", "bpp", "PSNR-RGB", "MS-SSIM", "fit s", "decode fps"]
     columns += [f"{a} PSNR @bpp" for a in curves]
     print("| " + " | ".join(columns) + " |")
@@ -110,8 +139,12 @@ def main() -> None:
         print("| " + " | ".join(cells) + " |")
     for a, c in curves.items():
         print(f"{a} (crf sweep): " + ", ".join(f"{b:.3f} bpp {p:.2f} dB" for b, p in c))
+    for codec, against in bd.items():
+        for a, f in against.items():
+            why = f" ({f['why']})" if "why" in f else ""
+            print(f"{codec} vs {a}: BD-rate {f['bd_rate']:+.1f}%, BD-PSNR {f['bd_psnr']:+.2f} dB{why}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "anchors": curves}, indent=2))
+        Path(args.json).write_text(json.dumps({"rows": rows, "anchors": curves, "bd": bd}, indent=2))
 
 
 if __name__ == "__main__":

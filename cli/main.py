@@ -100,6 +100,11 @@ def cli(ctx: click.Context, quiet: bool) -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="video: plan the fit (at most the preset's epochs) so the whole clip takes about this long here",
 )
+@click.option(
+    "--rate-aware/--no-rate-aware",
+    default=None,
+    help="video: the fit learns its quantization steps against the bits they cost (default: the codec's)",
+)
 @click.option("--no-audio", is_flag=True, help="video: leave the sound out (default: code the first track)")
 @click.option(
     "--audio-bitrate",
@@ -119,6 +124,7 @@ def encode(  # noqa: PLR0913 - one parameter per option
     bitrate,
     preset,
     max_minutes,
+    rate_aware,
     no_audio,
     audio_bitrate,
     device,
@@ -144,12 +150,16 @@ def encode(  # noqa: PLR0913 - one parameter per option
     media = registry.info(used).media if used is not None else None
     if max_minutes is not None and media not in (None, "video"):
         raise click.UsageError(f"--max-minutes is for video codecs; {used} codes {media}")
+    if rate_aware is not None and media not in (None, "video"):
+        raise click.UsageError(f"--rate-aware is for video codecs; {used} codes {media}")
     if media not in (None, "video") and (no_audio or audio_bitrate is not None):
         raise click.UsageError("--no-audio and --audio-bitrate are for video files (movies with sound)")
     if audio_bitrate is not None:
         check_knobs([registry.info(registry.default_for("audio"))], False, True)
     if media == "video":
         options["max_minutes"] = max_minutes
+        if rate_aware is not None:
+            options["rate_aware"] = rate_aware
         options["log"] = lambda msg: _log(ctx, msg)  # the time plan, or the expected time of a slow clip
     r = encode_file(
         src,

@@ -50,6 +50,9 @@ GROUP_BYTES = 1 << 30  # float frames of one group in memory, at most
 BPP_AT_Q1 = 0.02  # rate budget of quality 1 (bits per pixel); each level doubles it
 BITS_PER_WEIGHT = 6.0  # what an 8-bit weight costs after entropy coding, for sizing the network
 SLOW_NOTE_S = 1800  # a fit expected to take longer than this (no budget given) is announced
+RATE_AWARE = False  # the encoder's default: the rate-aware fine-tune (fit.py), or steps max|w| / 127
+LAMBDA_Q1 = 0.01  # rate-aware: weight on estimated bits per pixel at quality 1 (MSE on [0, 1] pixels)
+LAMBDA_STEP = 3.0  # ... divided by this per quality level
 INFOS = {
     "hnerv": CodecInfo(
         "hnerv",
@@ -77,6 +80,11 @@ _SCALES = scale_table()
 def parameter_budget(height: int, width: int, frames: int, quality: float) -> float:
     """Decoder parameters a group of frames may spend at this quality."""
     return BPP_AT_Q1 * 2 ** (quality - 1) * height * width * frames / BITS_PER_WEIGHT
+
+
+def rate_lambda(quality: float) -> float:
+    """The rate-aware fine-tune's lambda at this quality: smaller at higher qualities (more bits)."""
+    return LAMBDA_Q1 / LAMBDA_STEP ** (quality - 1)
 
 
 def network_for(kind: str, height: int, width: int, frames: int, quality: float) -> NervConfig:
@@ -169,12 +177,15 @@ class NervCodec(Codec):
         epochs: tuple[float, float] | None = None,
         max_minutes: float | None = None,
         log: Callable[[str], None] | None = None,
+        rate_aware: bool | None = None,
         **options,
     ) -> Payload:
         """item: a VideoSource (read group by group: memory holds one group, not the clip), or (uint8
         frames [T, 3, H, W], frame rate). epochs: (fit, fine-tune) epochs per group instead of the preset's.
         max_minutes: plan the epochs (at most the preset's) so the whole fit takes about that long here
-        (budget.py). log: one-line messages for the user (the plan; the expected time of a slow clip)."""
+        (budget.py). log: one-line messages for the user (the plan; the expected time of a slow clip).
+        rate_aware: the fine-tune learns the steps with a rate term (fit.py; None: RATE_AWARE). Either way
+        the file is the same format, decoded the same way."""
         source = item if isinstance(item, VideoSource) else _tensor_source(item)
         self.check_preset(preset)
         if epochs is not None and not all(isinstance(e, (int, float)) and 0 < e < 1e6 for e in epochs):
@@ -183,6 +194,7 @@ class NervCodec(Codec):
             raise CodecError(f"a time budget of {max_minutes:g} minutes: give a positive number")
         if epochs is not None and max_minutes is not None:
             raise CodecError("give epochs or a time budget, not both")
+        lam = rate_lambda(quality) if (RATE_AWARE if rate_aware is None else rate_aware) else None
         t, h, w = source.frames, source.height, source.width
         rate = Fraction(source.rate).limit_denominator(1 << 20)
         ranges = group_ranges(t, h, w)
@@ -193,7 +205,7 @@ class NervCodec(Codec):
         budget = step_s = None
         if max_minutes is not None:
             budget = Budget(max_minutes, epochs)
-            epochs, step_s = self._plan(budget, source, configs, per_epoch, preset, device, log)
+            epochs, step_s = self._plan(budget, source, configs, per_epoch, preset, device, log, lam)
 
         def steps_from(g: int) -> int:
             return sum(sum(fit_steps(epochs, b - a)) for a, b in ranges[g:])
@@ -219,7 +231,7 @@ class NervCodec(Codec):
                     until = budget.until(per_epoch[g] / sum(per_epoch[g:]))
                     on_step = _paced(bar, Pacer(until, fit_steps(epochs, b - a), step_s), steps_from(g + 1))
                 bar.group = f"group {g + 1}/{len(ranges)} " if len(ranges) > 1 else ""
-                fit = fit_group(frames, cfg, BITS, epochs, device, on_step=on_step)
+                fit = fit_group(frames, cfg, BITS, epochs, device, on_step=on_step, lam=lam)
                 chunks.append(("VGOP", _write_group(cfg, a, b, fit)))
                 del frames, fit  # before the next group is read: one in memory, not two
         finally:
@@ -235,11 +247,11 @@ class NervCodec(Codec):
         }
         return Payload(params, chunks)
 
-    def _plan(self, budget: Budget, source: VideoSource, configs, per_epoch, preset, device, log):
+    def _plan(self, budget: Budget, source: VideoSource, configs, per_epoch, preset, device, log, lam):
         """The epochs per group that fit the budget, from the measured step times of the first group's
         network (a one-line CodecError where even budget.LEAST would not)."""
         t, h, w = source.frames, source.height, source.width
-        step_s = time_steps(configs[0], BITS, device, clock=budget.clock)
+        step_s = time_steps(configs[0], BITS, device, clock=budget.clock, lam=lam)
         plan = budget.plan(sum(per_epoch), step_s)
         full = plan_epochs(float("inf"), sum(per_epoch), step_s, budget.most).seconds
         speed = f"a step of {BATCH} frames takes {step_s[0]:.2f} s fitting, {step_s[1]:.2f} s fine-tuning"
@@ -334,15 +346,17 @@ def _rate(params: dict) -> Fraction:
     return Fraction(params["fps_num"], params["fps_den"])
 
 
-def _tensor_symbols(decoder: Decoder):
+def _tensor_symbols(decoder: Decoder, learned: dict[str, torch.Tensor] | None = None):
+    """(name, tensor, float16-exact steps, int64 symbols) of each decoder tensor in state-dict order, under
+    the fit's learned steps or, without them, steps_for's."""
     for name, param in decoder.state_dict().items():
-        steps = steps_for(param, BITS)
+        steps = steps_for(param, BITS) if learned is None else learned[name]
         yield name, param, steps, quantize(param, steps)
 
 
 def _write_group(cfg: NervConfig, first: int, last: int, fit) -> bytes:
     symbols, indexes, steps, tensors = [], [], [], []
-    parts = list(_tensor_symbols(fit.decoder))
+    parts = list(_tensor_symbols(fit.decoder, fit.steps))
     if fit.embed_symbols is not None:  # embeddings: one step per channel, coded like a [d, ...] tensor
         parts.append(("embeddings", None, fit.embed_steps, fit.embed_symbols.transpose(0, 1).contiguous()))
     for name, _, st, sym in parts:

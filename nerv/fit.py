@@ -3,6 +3,13 @@
 Phase 1 fits the decoder (and HNeRV's frame encoder) in float. Phase 2 freezes HNeRV's embeddings at
 their quantized values and fine-tunes the decoder with quantized weights in the forward pass, so what
 the bitstream carries is what was optimized. Loss: MSE over the real (unpadded) pixels.
+
+Rate-aware fine-tune (``lam`` given): phase 2 also learns one quantization step per output channel of
+every tensor (log-steps starting at STEP_START x steps_for's max|w| / 127, never below it) and HNeRV's
+embeddings themselves, with loss = MSE + lam x estimated bits / pixels (rate.py: the coder's own
+Gaussian tables). The file format is the same: it stores each tensor's float16 steps whatever chose them.
+One warm-up + cosine learning rate over both phases (the steps: their own over phase 2); gradient
+norm clipped at CLIP.
 """
 
 from __future__ import annotations
@@ -17,10 +24,26 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from .model import Decoder, Encoder, NervConfig
-from .quant import dequantize, fake_quantize, quantize, steps_for
+from .quant import (
+    dequantize,
+    fake_quantize,
+    floor_steps,
+    half_exact,
+    learned_fake_quantize,
+    per_channel,
+    quantize,
+    steps_for,
+)
+from .rate import tensor_bits
 
 PRESETS = {"fast": (40, 8), "medium": (150, 20), "slow": (400, 40)}  # (fit epochs, fine-tune epochs)
 BATCH = 2  # frames per optimizer step
+CLIP = 1.0  # max gradient norm (HiNeRV's): one bad batch cannot throw the fit off
+STEP_LR = 0.03  # Adam's rate for the log-steps: up to about 3 nats (20x) over the fast preset's fine-tune
+# Learned steps start at STEP_START x the floor max|w| / 127 (6-bit levels): on tree.avi the rate term took
+# floor steps to 4-10x within 160 steps for at most 0.3 dB; a short fine-tune starts closer to that.
+STEP_START = 4.0
+MAX_STEP = 1e4  # learned steps stay below: float16 holds them (up to 65504; the decoder refuses inf)
 
 
 @dataclass
@@ -30,6 +53,8 @@ class FitResult:
     embed_symbols: torch.Tensor | None
     embed_steps: torch.Tensor | None
     psnr: float
+    steps: dict[str, torch.Tensor] | None = None  # learned float16-exact steps per decoder tensor, or None:
+    # steps_for's (rate-aware fits only)
 
 
 def _pad(frames: torch.Tensor, cfg: NervConfig) -> torch.Tensor:
@@ -42,38 +67,96 @@ def _mse(out: torch.Tensor, target: torch.Tensor, h: int, w: int) -> torch.Tenso
 
 
 class _Fit:
-    """The state of one group's fit: the networks, the optimizer and the padded target [T, 3, H', W']."""
+    """The state of one group's fit: the networks, the optimizer and the padded target [T, 3, H', W'].
+    lam: None for today's fine-tune, else the rate-aware one's weight on bits per pixel."""
 
-    def __init__(self, frames: torch.Tensor, cfg: NervConfig, bits: int, device: str, batch: int, lr: float):
+    def __init__(
+        self,
+        frames: torch.Tensor,
+        cfg: NervConfig,
+        bits: int,
+        device: str,
+        batch: int,
+        lr: float,
+        lam: float | None = None,
+    ):
         _, _, self.h, self.w = frames.shape
-        self.bits, self.batch = bits, batch
+        self.bits, self.batch, self.lam = bits, batch, lam
         self.target = _pad(frames, cfg).to(device)
         self.n = n = self.target.shape[0]
+        self.pixels = n * self.h * self.w
         self.times = (torch.arange(n, dtype=torch.float32) / n).to(device)
         self.decoder = Decoder(cfg).to(device)
         self.encoder = Encoder(cfg).to(device) if cfg.kind == "hnerv" else None
         params = list(self.decoder.parameters()) + (list(self.encoder.parameters()) if self.encoder else [])
         self.opt = torch.optim.Adam(params, lr=lr)
         self.embeddings = self.embed_symbols = self.embed_steps = None
+        self.log_steps: dict[str, torch.nn.Parameter] = {}  # rate-aware: per decoder tensor, and "embeddings"
+        self.embed = None  # rate-aware HNeRV: the embeddings being learned, [d, T, h0, w0]
 
     def step(self, i: torch.Tensor, qat: bool) -> float:
         """One optimizer step on the frames ``i``; returns the MSE."""
         i = i.to(self.target.device)
         x = self.target[i]
+        rate = None
         if not qat:
             out = self.decoder(self.encoder(x) if self.encoder is not None else self.times[i])
+        elif self.lam is not None:
+            out, rate = self._rate_forward(i, noise=True)
         else:
             inputs = self.embeddings[i] if self.encoder is not None else self.times[i]
             quantized = {k: fake_quantize(p, self.bits) for k, p in self.decoder.named_parameters()}
             out = functional_call(self.decoder, quantized, (inputs,))
-        loss = _mse(out, x, self.h, self.w)
+        mse = _mse(out, x, self.h, self.w)
+        loss = mse if rate is None else mse + self.lam * rate / self.pixels
         self.opt.zero_grad()
         loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for g in self.opt.param_groups for p in g["params"]], CLIP)
         self.opt.step()
-        return loss.item()
+        if self.log_steps:
+            self._floor_log_steps()
+        return mse.item()
+
+    def _steps(self) -> dict[str, torch.Tensor]:
+        """The learned steps of every decoder tensor (and "embeddings"), float16-exact, never below the
+        floor (the value passes straight through it: a step at the floor still learns)."""
+        out = {}
+        for name, w in self._tensors():
+            s = self.log_steps[name].exp()
+            s = s + (torch.maximum(s, floor_steps(w, self.bits)) - s).detach()
+            out[name] = half_exact(s)
+        return out
+
+    def _tensors(self):
+        """(name, tensor) of what the file carries: decoder parameters, then the embeddings [d, T, h0, w0]."""
+        yield from self.decoder.named_parameters()
+        if self.embed is not None:
+            yield "embeddings", self.embed
+
+    @torch.no_grad()
+    def _floor_log_steps(self) -> None:
+        for name, w in self._tensors():
+            floor = floor_steps(w, self.bits).clamp_max(MAX_STEP)
+            self.log_steps[name].clamp_(min=floor.log()).clamp_(max=math.log(MAX_STEP))
+
+    def _rate_forward(self, i: torch.Tensor | None, noise: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(frames [B, 3, H', W'] of ``i`` from the quantized decoder, or None; estimated bits of all
+        that the group's file carries) under the learned steps."""
+        steps = self._steps()
+        quantized = {k: learned_fake_quantize(p, steps[k]) for k, p in self._tensors()}
+        rate = sum(tensor_bits(w / per_channel(steps[k], w), noise) for k, w in self._tensors())
+        if i is None:
+            return None, rate
+        if self.embed is not None:
+            inputs = quantized.pop("embeddings")[:, i].transpose(0, 1)
+        else:
+            inputs = self.times[i]
+        return functional_call(self.decoder, quantized, (inputs,)), rate
 
     def start_qat(self) -> None:
-        """Freeze HNeRV's embeddings at their quantized values; from now on only the decoder learns."""
+        """Freeze HNeRV's embeddings at their quantized values; from now on only the decoder learns.
+        Rate-aware: the embeddings go on learning, with the steps of every tensor."""
+        raw = None
         if self.encoder is not None:
             with torch.no_grad():
                 b = self.batch
@@ -81,7 +164,39 @@ class _Fit:
             self.embed_steps = steps_for(raw.transpose(0, 1), self.bits)  # one step per embedding channel
             self.embed_symbols = quantize(raw.transpose(0, 1), self.embed_steps).transpose(0, 1)
             self.embeddings = dequantize(self.embed_symbols.transpose(0, 1), self.embed_steps).transpose(0, 1)
-            self.opt = torch.optim.Adam(self.decoder.parameters(), lr=self.opt.param_groups[0]["lr"])
+        g = self.opt.param_groups[0]
+        lr = g.get("initial_lr", g["lr"])  # the base rate: the schedule goes on from the fit's
+        if self.lam is not None:
+            if raw is not None:
+                self.embed = torch.nn.Parameter(raw.transpose(0, 1).contiguous())
+            self.log_steps = {
+                k: torch.nn.Parameter((STEP_START * floor_steps(w, self.bits)).log())
+                for k, w in self._tensors()
+            }
+            groups = [{"params": [p for _, p in self._tensors()], "lr": lr}]
+            self.opt = torch.optim.Adam(groups + [{"params": list(self.log_steps.values()), "lr": STEP_LR}])
+        elif self.encoder is not None:
+            self.opt = torch.optim.Adam(self.decoder.parameters(), lr=lr)
+        for g in self.opt.param_groups:  # a new optimizer's rates are the schedule's base rates
+            g.setdefault("initial_lr", g["lr"])
+
+    @torch.no_grad()
+    def finish(self) -> dict[str, torch.Tensor] | None:
+        """Rate-aware: fix the learned steps (float16, at least the floor) and HNeRV's embeddings to what
+        the file carries; returns the decoder tensors' steps. Otherwise None."""
+        if self.lam is None:
+            return None
+        steps = self._steps()
+        if self.embed is not None:
+            self.embed_steps = steps.pop("embeddings")
+            self.embed_symbols = quantize(self.embed, self.embed_steps).transpose(0, 1)
+            self.embeddings = dequantize(self.embed_symbols.transpose(0, 1), self.embed_steps).transpose(0, 1)
+        return {k: s.detach().clone() for k, s in steps.items()}
+
+    @torch.no_grad()
+    def estimated_bits(self) -> float:
+        """Rate-aware: the estimated bits of the rounded symbols under the current steps."""
+        return float(self._rate_forward(None, noise=False)[1])
 
 
 def fit_steps(epochs: tuple[float, float], frames: int, batch: int = BATCH) -> tuple[int, int]:
@@ -101,30 +216,39 @@ def fit_group(
     lr: float = 5e-3,
     seed: int = 0,
     on_step: Callable[[str, float], bool | None] | None = None,
+    lam: float | None = None,
 ) -> FitResult:
     """frames: uint8 [T, 3, H, W] -> a fitted, quantization-aware decoder (and HNeRV embeddings).
     epochs: (fit, fine-tune) epochs, or a preset's name. on_step(phase "fit" or "qat", MSE) after each
-    optimizer step (progress, step timing): a true value ends that phase there (a time budget)."""
+    optimizer step (progress, step timing): a true value ends that phase there (a time budget).
+    lam: the rate-aware fine-tune's weight on estimated bits per pixel (MSE on [0, 1] pixels), or None."""
     torch.manual_seed(seed)
     epochs = PRESETS[epochs] if isinstance(epochs, str) else epochs
-    fit = _Fit(frames, cfg, bits, device, batch, lr)
+    fit = _Fit(frames, cfg, bits, device, batch, lr, lam)
     n_fit, n_qat = fit_steps(epochs, fit.n, batch)
-    sched = torch.optim.lr_scheduler.LambdaLR(fit.opt, lambda i: _lr_factor(i, n_fit + n_qat))
+    total = n_fit + n_qat
     sq_err, seen = 0.0, 0
     for phase, steps in (("fit", n_fit), ("qat", n_qat)):
+        # One warm-up + cosine over both phases for the network (the fine-tune goes on from where the fit
+        # is); the learned steps, new in the fine-tune, get their own over it.
+        factors = [lambda i: _lr_factor(i, total)]
         if phase == "qat":
             fit.start_qat()
+            factors = [lambda i: _lr_factor(n_fit + i, total)] * (1 + bool(fit.log_steps))
+            factors[1:] = [lambda i: _lr_factor(i, n_qat)] * len(factors[1:])
+        sched = torch.optim.lr_scheduler.LambdaLR(fit.opt, factors)
         for i in _batches(fit.n, batch, steps):
             mse = fit.step(i, qat=phase == "qat")
-            if phase == "fit":
-                sched.step()
+            sched.step()
             sq_err, seen = sq_err + mse * len(i), seen + len(i)
             if on_step is not None and on_step(phase, mse):
                 break
+    steps = fit.finish()
     psnr = -10 * math.log10(max(sq_err / max(seen, 1), 1e-12))
     # The bitstream writer and the decoder work on the CPU, whatever device fitted the network.
     cpu = [None if x is None else x.cpu() for x in (fit.embeddings, fit.embed_symbols, fit.embed_steps)]
-    return FitResult(fit.decoder.eval().cpu(), *cpu, psnr)
+    steps = None if steps is None else {k: v.cpu() for k, v in steps.items()}
+    return FitResult(fit.decoder.eval().cpu(), *cpu, psnr, steps)
 
 
 def _batches(n: int, batch: int, steps: int):
@@ -145,12 +269,14 @@ def time_steps(
     batch: int = BATCH,
     repeat: int = 3,
     clock: Callable[[], float] = time.perf_counter,
+    lam: float | None = None,
 ) -> tuple[float, float]:
-    """Seconds of one fit step and one fine-tune step of ``batch`` frames of ``cfg``'s size on ``device``
-    (the median of ``repeat`` after one to warm up), on a throwaway network: the fit itself is untouched."""
+    """Seconds of one fit step and one fine-tune step (rate-aware with ``lam``) of ``batch`` frames of
+    ``cfg``'s size on ``device`` (the median of ``repeat`` after one to warm up), on a throwaway network:
+    the fit itself is untouched."""
     with torch.random.fork_rng(devices=[]):
         frames = torch.zeros(batch, 3, cfg.height, cfg.width, dtype=torch.uint8)
-        fit = _Fit(frames, cfg, bits, device, batch, 1e-3)
+        fit = _Fit(frames, cfg, bits, device, batch, 1e-3, lam)
         out = []
         for qat in (False, True):
             if qat:

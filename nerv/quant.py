@@ -18,17 +18,18 @@ def steps_for(w: torch.Tensor, bits: int) -> torch.Tensor:
     return (peak.clamp_min(1e-8) / levels).half().float()
 
 
-def _broadcast(steps: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+def per_channel(steps: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """steps [C] (or [1]) shaped to broadcast over w [C, ...] (or a vector)."""
     return steps.view(-1, *([1] * (w.dim() - 1))) if w.dim() >= 2 else steps
 
 
 def quantize(w: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
     """Integer symbols (int64) of w under its steps."""
-    return torch.round(w.detach() / _broadcast(steps, w)).to(torch.int64)
+    return torch.round(w.detach() / per_channel(steps, w)).to(torch.int64)
 
 
 def dequantize(symbols: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-    return symbols.float() * _broadcast(steps, symbols)
+    return symbols.float() * per_channel(steps, symbols)
 
 
 def fake_quantize(w: torch.Tensor, bits: int) -> torch.Tensor:
@@ -36,3 +37,22 @@ def fake_quantize(w: torch.Tensor, bits: int) -> torch.Tensor:
     steps = steps_for(w, bits)
     q = dequantize(quantize(w, steps), steps)
     return w + (q - w).detach()
+
+
+def floor_steps(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """The least step a learned step may take: steps_for's max|w| / (2^(bits-1) - 1), so symbols stay
+    within +-(2^(bits-1) - 1) whatever the fit learns (the header's ``bits`` stays true)."""
+    return steps_for(w, bits)
+
+
+def half_exact(steps: torch.Tensor) -> torch.Tensor:
+    """steps rounded to float16 (what the file stores) in the forward pass, identity in the backward."""
+    return steps + (steps.half().float() - steps).detach()
+
+
+def learned_fake_quantize(w: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    """w quantized under learned ``steps`` ([C] or [1], float16-exact): step x round(w / step) forward;
+    backward, identity for w and round(w / step) - w / step for the step (LSQ's straight-through)."""
+    s = per_channel(steps, w)
+    x = w / s
+    return (x + (torch.round(x) - x).detach()) * s

@@ -86,6 +86,7 @@ def test_video_rd(tmp_path):
     results = json.loads(out.read_text())
     (row,) = results["rows"]
     assert row["codec"] == "hnerv" and row["preset"] == "fast"
+    assert "bd" not in results or not results["bd"]  # one quality: no curve
     assert row["bpp"] > 0 and 10 < row["psnr_rgb"] < 60 and 0 < row["ms_ssim"] <= 1
     assert row["fit_s"] > 0 and row["decode_fps"] > 0
     assert set(results["anchors"]) == {"x264", "x265"}
@@ -93,6 +94,22 @@ def test_video_rd(tmp_path):
         ((bpp, psnr),) = curve  # one CRF: one point
         assert bpp > 0 and 10 < psnr < 60
     assert len(table_rows(stdout, "hnerv")) == 1
+
+
+def test_video_rd_curve_has_bd_figures(tmp_path):
+    """Two qualities (rate-aware) make a curve: BD-rate and BD-PSNR against each anchor, or NaN and why."""
+    out = tmp_path / "video.json"
+    stdout = run_bench(
+        "video_rd.py",
+        *("--clip", VIDEO, "--frames", 1, "--quality", 1, "--quality", 2, "--rate-aware", "on"),
+        *("--crf", 30, "--crf", 45, "--anchor", "x264", "--json", out),
+    )
+    results = json.loads(out.read_text())
+    assert [(r["quality"], r["rate_aware"]) for r in results["rows"]] == [(1, "on"), (2, "on")]
+    (figures,) = results["bd"]["hnerv"].values()
+    assert set(figures) >= {"bd_rate", "bd_psnr"}
+    assert "why" in figures or (math.isfinite(figures["bd_rate"]) and math.isfinite(figures["bd_psnr"]))
+    assert "hnerv vs x264: BD-rate" in stdout
 
 
 def test_video_decode_speed(tmp_path):
