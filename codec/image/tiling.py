@@ -27,8 +27,9 @@ from mcodec.codec.determinism import map_single_threaded
 
 # Latents per tile side (1024 x 1024 pixels). Normative for decoding (FORMAT.md 7): the decoder's output
 # bytes may depend on it in the last bit. Decoding a 4224 x 3168 photo (meanscale) peaked at 1.9 GB
-# against 10.2 GB whole, encoding at 2.2 GB against 6.0 (bench/image_memory.py); the margins add 13% of
-# work over the whole-image transform, less than the whole image's slowdown from its size.
+# against 10.2 GB whole, encoding at 2.2 GB against 6.0 (bench/image_memory.py; with conv_gemm's
+# transforms since, 1.3 and 2.1 GB); the margins add 13% of work over the whole-image transform, less
+# than the whole image's slowdown from its size.
 TILE = 64
 POINTWISE = (GDN, nn.ReLU, nn.LeakyReLU, nn.Identity)  # layers that mix channels only, not positions
 
