@@ -87,6 +87,12 @@ class _Fit:
         self.pixels = n * self.h * self.w
         self.times = (torch.arange(n, dtype=torch.float32) / n).to(device)
         self.decoder = Decoder(cfg).to(device)
+        # The output starts at the clip's mean colour, not at sigmoid(~0) = mid-grey: on a dark clip the
+        # first steps otherwise drive every pixel down into the sigmoid's flat tail, where the gradients
+        # vanish and the fit stays a black picture (megamind's dark first 24 frames: 12.7 dB -> 24.0 dB)
+        mean = self.target[..., : self.h, : self.w].mean((0, 2, 3)).clamp(0.02, 0.98)
+        with torch.no_grad():
+            self.decoder.head.bias.copy_(torch.logit(mean))
         self.encoder = Encoder(cfg).to(device) if cfg.kind == "hnerv" else None
         params = list(self.decoder.parameters()) + (list(self.encoder.parameters()) if self.encoder else [])
         self.opt = torch.optim.Adam(params, lr=lr)

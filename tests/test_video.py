@@ -281,3 +281,17 @@ def test_groups_must_cover_the_clip_in_order(monkeypatch):
     f.chunks[1] = (b"VGOP", f.chunks[1][1][:8])
     with pytest.raises(CodecError, match="bad video group header length"):
         decode_bytes(f.to_bytes(), frames=(0, 2))
+
+
+def test_a_dark_clip_does_not_collapse_to_black():
+    """A bright square moving over black (3% of the picture, as in megamind's dark opening): the output
+    starts at the clip's mean colour, so the first steps do not push every pixel into the sigmoid's flat
+    tail (which had the fit stuck at 13.5 dB, worse than an all-black picture's 16.3)."""
+    from mcodec.nerv.codec import BITS, network_for
+    from mcodec.nerv.fit import fit_group
+
+    t, h, w = 8, 48, 64
+    frames = torch.zeros(t, 3, h, w, dtype=torch.uint8)
+    for i in range(t):
+        frames[i, :, 10:20, 4 + 4 * i : 14 + 4 * i] = 220
+    assert fit_group(frames, network_for("hnerv", h, w, t, 3), BITS, (20, 4)).psnr > 20
