@@ -21,8 +21,7 @@ def tiny_models():
 
 def test_margin_follows_the_architecture():
     for model in tiny_models():
-        g_a = model.g_a if hasattr(model, "g_a") else model.net.g_a
-        g_s = model.g_s if hasattr(model, "g_s") else model.net.g_s
+        g_a, g_s = tiling.analysis_layers(model), tiling.synthesis_layers(model)
         # 4 stride-2 5x5 convolutions reach 2 latents left and 1 right of a cut; the deconvolutions
         # 15 pixels left and 30 right
         assert tiling.context(g_a, 1) == 2 and tiling.context(g_s, 16) == 2

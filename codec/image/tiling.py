@@ -117,10 +117,15 @@ def run_tiled(
     return out
 
 
+def analysis_layers(model) -> nn.Sequential:
+    """The model's analysis transform g_a (its own or compressai's ``net.g_a``)."""
+    return model.g_a if hasattr(model, "g_a") else model.net.g_a
+
+
 def analysis(model, x: torch.Tensor, quality: torch.Tensor, tile: int | None = None) -> torch.Tensor:
     """model.analysis(x, quality) tile by tile: x [1, 3, H, W], H and W multiples of 16 -> y [1, M, H/16,
     W/16]. The model has ``g_a`` (its own or compressai's ``net.g_a``)."""
-    g_a = model.g_a if hasattr(model, "g_a") else model.net.g_a
+    g_a = analysis_layers(model)
     grid, parallel = (x.shape[-2] // 16, x.shape[-1] // 16), x.device.type == "cpu" and not x.requires_grad
     return run_tiled(
         lambda t: model.analysis(t, quality), x, grid, 16, 1, context(g_a, 1), tile, None, parallel
