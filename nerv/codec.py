@@ -42,6 +42,7 @@ from .model import (
 )
 from .progress import ClipProgress
 from .quant import dequantize, quantize, steps_for
+from .rate import MIN_STD
 
 BITS = 8
 QUALITIES = (1, 6)
@@ -361,7 +362,7 @@ def _write_group(cfg: NervConfig, first: int, last: int, fit) -> bytes:
         parts.append(("embeddings", None, fit.embed_steps, fit.embed_symbols.transpose(0, 1).contiguous()))
     for name, _, st, sym in parts:
         s = sym.numpy().reshape(-1)
-        idx = int(scale_indexes(np.array([max(float(np.std(s)), 1e-3)]), _SCALES)[0])
+        idx = int(scale_indexes(np.array([max(float(np.std(s)), MIN_STD)]), _SCALES)[0])
         tensors.append({"name": name, "shape": list(sym.shape), "idx": idx, "steps": int(st.numel())})
         symbols.append(s)
         indexes.append(np.full(s.size, idx, dtype=np.uint8))

@@ -19,7 +19,7 @@ from mcodec.entropy import scale_table
 
 _SCALES = torch.from_numpy(scale_table()).float()  # [64], the coder's scales, increasing
 _LEAST_P = 2.0**-24  # a table's smallest probability (24-bit frequencies, each >= 1)
-MIN_STD = 1e-3  # the floor _write_group puts under a tensor's symbol std
+MIN_STD = 1e-3  # the floor under a tensor's symbol std, here and in _write_group (codec.py)
 
 
 def coder_scale(symbols: torch.Tensor) -> torch.Tensor:
