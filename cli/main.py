@@ -103,7 +103,7 @@ def cli(ctx: click.Context, quiet: bool) -> None:
 @click.option(
     "--rate-aware/--no-rate-aware",
     default=None,
-    help="video: the fit learns its quantization steps against the bits they cost (default: the codec's)",
+    help="video: the fit learns its quantization steps against the bits they cost (default: on)",
 )
 @click.option("--no-audio", is_flag=True, help="video: leave the sound out (default: code the first track)")
 @click.option(

@@ -43,6 +43,9 @@ STEP_LR = 0.03  # Adam's rate for the log-steps: up to about 3 nats (20x) over t
 # Learned steps start at STEP_START x the floor max|w| / 127 (6-bit levels): on tree.avi the rate term took
 # floor steps to 4-10x within 160 steps for at most 0.3 dB; a short fine-tune starts closer to that.
 STEP_START = 4.0
+# A group that starts from the previous group's networks (NIRVANA) is already near a fit: a smaller peak
+# rate keeps the warm-up from throwing that away
+WARM_LR = 0.5
 MAX_STEP = 1e4  # learned steps stay below: float16 holds them (up to 65504; the decoder refuses inf)
 
 
@@ -55,6 +58,8 @@ class FitResult:
     psnr: float
     steps: dict[str, torch.Tensor] | None = None  # learned float16-exact steps per decoder tensor, or None:
     # steps_for's (rate-aware fits only)
+    start: dict[str, dict] | None = None  # the float networks' state ("decoder", HNeRV's "encoder"): where
+    # the next group's fit starts (warm_start)
 
 
 def _pad(frames: torch.Tensor, cfg: NervConfig) -> torch.Tensor:
@@ -79,6 +84,7 @@ class _Fit:
         batch: int,
         lr: float,
         lam: float | None = None,
+        start: dict[str, dict] | None = None,
     ):
         _, _, self.h, self.w = frames.shape
         self.bits, self.batch, self.lam = bits, batch, lam
@@ -94,6 +100,10 @@ class _Fit:
         with torch.no_grad():
             self.decoder.head.bias.copy_(torch.logit(mean))
         self.encoder = Encoder(cfg).to(device) if cfg.kind == "hnerv" else None
+        if start is not None:  # the previous group's networks (same architecture): warm_start
+            self.decoder.load_state_dict(start["decoder"])
+            if self.encoder is not None:
+                self.encoder.load_state_dict(start["encoder"])
         params = list(self.decoder.parameters()) + (list(self.encoder.parameters()) if self.encoder else [])
         self.opt = torch.optim.Adam(params, lr=lr)
         self.embeddings = self.embed_symbols = self.embed_steps = None
@@ -223,14 +233,17 @@ def fit_group(
     seed: int = 0,
     on_step: Callable[[str, float], bool | None] | None = None,
     lam: float | None = None,
+    start: FitResult | None = None,
 ) -> FitResult:
     """frames: uint8 [T, 3, H, W] -> a fitted, quantization-aware decoder (and HNeRV embeddings).
     epochs: (fit, fine-tune) epochs, or a preset's name. on_step(phase "fit" or "qat", MSE) after each
     optimizer step (progress, step timing): a true value ends that phase there (a time budget).
-    lam: the rate-aware fine-tune's weight on estimated bits per pixel (MSE on [0, 1] pixels), or None."""
+    lam: the rate-aware fine-tune's weight on estimated bits per pixel (MSE on [0, 1] pixels), or None.
+    start: the previous group's fit, to start from instead of random weights where ``warm_start`` allows."""
     torch.manual_seed(seed)
     epochs = PRESETS[epochs] if isinstance(epochs, str) else epochs
-    fit = _Fit(frames, cfg, bits, device, batch, lr, lam)
+    init = start.start if start is not None and warm_start(start, cfg) else None
+    fit = _Fit(frames, cfg, bits, device, batch, lr * (WARM_LR if init else 1), lam, init)
     n_fit, n_qat = fit_steps(epochs, fit.n, batch)
     total = n_fit + n_qat
     sq_err, seen = 0.0, 0
@@ -254,7 +267,16 @@ def fit_group(
     # The bitstream writer and the decoder work on the CPU, whatever device fitted the network.
     cpu = [None if x is None else x.cpu() for x in (fit.embeddings, fit.embed_symbols, fit.embed_steps)]
     steps = None if steps is None else {k: v.cpu() for k, v in steps.items()}
-    return FitResult(fit.decoder.eval().cpu(), *cpu, psnr, steps)
+    state = {"decoder": {k: v.detach().cpu().clone() for k, v in fit.decoder.state_dict().items()}}
+    if fit.encoder is not None:
+        state["encoder"] = {k: v.detach().cpu().clone() for k, v in fit.encoder.state_dict().items()}
+    return FitResult(fit.decoder.eval().cpu(), *cpu, psnr, steps, state)
+
+
+def warm_start(previous: FitResult, cfg: NervConfig) -> bool:
+    """Whether a group's fit starts from the previous group's networks: only where the architecture is
+    the same (a shorter last group may get a narrower network)."""
+    return previous.start is not None and previous.decoder.cfg == cfg
 
 
 def _batches(n: int, batch: int, steps: int):

@@ -295,3 +295,28 @@ def test_a_dark_clip_does_not_collapse_to_black():
     for i in range(t):
         frames[i, :, 10:20, 4 + 4 * i : 14 + 4 * i] = 220
     assert fit_group(frames, network_for("hnerv", h, w, t, 3), BITS, (20, 4)).psnr > 20
+
+
+@pytest.mark.parametrize("kind", ["hnerv", "nerv"])
+def test_a_group_starts_from_the_previous_groups_networks(kind, monkeypatch):
+    """A group whose fit starts from the previous group's networks (warm_start) is already near a fit of
+    similar frames, so a short fit ends far better than one from random weights; a different
+    architecture starts from scratch; and an encode whose groups start warm still decodes each group
+    alone (a frame range reads only its own)."""
+    from mcodec.nerv import codec as nerv_codec
+    from mcodec.nerv.codec import BITS
+    from mcodec.nerv.fit import fit_group, warm_start
+
+    frames = clip(t=4, h=32, w=48)
+    cfg = network_for(kind, 32, 48, 4, 3)
+    first = fit_group(frames, cfg, BITS, (30, 2))
+    cold = fit_group(frames.roll(1, dims=3), cfg, BITS, (1, 1))
+    warm = fit_group(frames.roll(1, dims=3), cfg, BITS, (1, 1), start=first)
+    assert warm.psnr > cold.psnr + 3, (warm.psnr, cold.psnr)
+    assert warm_start(first, cfg) and not warm_start(first, plan(kind, 32, 48, cfg.channels[0] + 4))
+
+    monkeypatch.setattr(nerv_codec, "MAX_GROUP_FRAMES", 2)
+    data = encode_bytes((frames, 25), "video", kind, 2, progress=False, epochs=(2, 1))
+    _, (whole, _) = decode_bytes(data)
+    _, (part, _) = decode_bytes(data, frames=(2, 4))
+    assert torch.equal(part, whole[2:])
