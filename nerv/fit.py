@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -240,6 +241,25 @@ def fit_group(
     optimizer step (progress, step timing): a true value ends that phase there (a time budget).
     lam: the rate-aware fine-tune's weight on estimated bits per pixel (MSE on [0, 1] pixels), or None.
     start: the previous group's fit, to start from instead of random weights where ``warm_start`` allows."""
+    with full_float32():
+        return _fit_group(frames, cfg, bits, epochs, device, batch, lr, seed, on_step, lam, start)
+
+
+@contextmanager
+def full_float32():
+    """TF32 off for the fit (torch leaves it on for cuDNN convolutions): a network fitted on a GPU
+    through 10-bit-mantissa convolutions is not the network the CPU decoder evaluates in float32, which may
+    be the 0.8 dB a GPU fit lost between its fine-tune PSNR and the decoded file. The flags are restored
+    afterwards. (The networks are small and launch-bound on a GPU: full float32 costs little there.)"""
+    flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
+
+
+def _fit_group(frames, cfg, bits, epochs, device, batch, lr, seed, on_step, lam, start) -> FitResult:
     torch.manual_seed(seed)
     epochs = PRESETS[epochs] if isinstance(epochs, str) else epochs
     init = start.start if start is not None and warm_start(start, cfg) else None

@@ -235,3 +235,48 @@ def test_audio_codebooks(tmp_path):
     for s in r["stages"]:
         assert 1 <= s["used"] <= s["size"] and 1 <= s["perplexity"] <= s["used"] + 1e-6
         assert 0 < s["entropy_bits"] <= s["uniform_bits"] and s["prior_bits"] > 0
+
+
+def test_motion_clips(tmp_path):
+    """A pan made from a photo is the photo seen through a moving box: frame 1 is frame 0 shifted by the
+    box's step (the best integer shift is the expected one, and aligns them far better than none); a
+    zoom's and an object's frames change too. The clips read back at their size and rate."""
+    import torch
+
+    from mcodec.codec.media_io import read_video
+
+    out = tmp_path / "clips"
+    for motion in ("pan", "zoom", "object"):
+        run_bench(
+            "data/motion_clips.py",
+            out,
+            "--photo",
+            IMAGE,
+            "--motion",
+            motion,
+            "--frames",
+            9,
+            "--size",
+            "64x48",
+        )
+    pan, rate = read_video(out / "pan_fruits_400x300.mkv")
+    assert pan.shape == (9, 3, 48, 64) and rate == 24
+    a, b = pan[0].float(), pan[1].float()
+
+    def error(dx: int, dy: int) -> float:  # frame 1 at (x, y) against frame 0 at (x + dx, y + dy)
+        return (
+            b[:, max(0, -dy) : 48 - max(0, dy), : 64 - dx]
+            .sub(a[:, max(0, dy) : 48 - max(0, -dy), dx:])
+            .abs()
+            .mean()
+            .item()
+        )
+
+    # 400x300 photo at 2 photo px per output px: a 128x96 box; per frame it moves 272/8 = 34 photo px right
+    # (17 output px) and 204 x 0.25 x sin(pi/4) = 36 photo px down (18 output px)
+    best = min(((dx, dy) for dx in range(0, 30) for dy in range(-30, 31)), key=lambda d: error(*d))
+    assert abs(best[0] - 17) <= 1 and abs(best[1] - 18) <= 1, best
+    assert error(*best) < 0.25 * error(0, 0)
+    for motion in ("zoom", "object"):
+        clip, _ = read_video(out / f"{motion}_fruits_400x300.mkv")
+        assert clip.shape == (9, 3, 48, 64) and not torch.equal(clip[0], clip[8])

@@ -320,3 +320,37 @@ def test_a_group_starts_from_the_previous_groups_networks(kind, monkeypatch):
     _, (whole, _) = decode_bytes(data)
     _, (part, _) = decode_bytes(data, frames=(2, 4))
     assert torch.equal(part, whole[2:])
+
+
+def test_the_fit_runs_in_full_float32_and_restores_the_flags():
+    """TF32 convolutions (torch's default for cuDNN) are off while a group is fitted, so a GPU fits the
+    float32 network the CPU decodes; the caller's flags come back afterwards, also after an error."""
+    from mcodec.nerv.codec import BITS
+    from mcodec.nerv.fit import fit_group
+
+    seen = []
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        frames = clip(t=2, h=32, w=32)
+        cfg = network_for("hnerv", 32, 32, 2, 1)
+        fit_group(
+            frames,
+            cfg,
+            BITS,
+            (1, 1),
+            on_step=lambda phase, mse: seen.append(
+                (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+            ),
+        )
+        assert seen and set(seen) == {(False, False)}
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+
+        def fail(phase, mse):
+            raise RuntimeError("stop")
+
+        with pytest.raises(RuntimeError, match="stop"):
+            fit_group(frames, cfg, BITS, (1, 1), on_step=fail)
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
