@@ -33,6 +33,7 @@ from mcodec.codec import registry
 from mcodec.codec.base import Payload
 from mcodec.codec.media_io import read_audio, read_image, read_video
 from mcodec.entropy import Container, decode_factorized, read_container, write_container
+from mcodec.nerv import codec as nerv_codec
 
 OUT = Path(__file__).resolve().parent / "vectors"
 
@@ -100,6 +101,13 @@ def main() -> None:
         decodable[f"tree_64x48_{kind}_q1.mcd"] = encode_bytes(
             clip, "video", kind, 1, preset="fast", progress=False
         )
+    # 4 frames in groups of 2: a VGOP, then a VDIF whose decoder tensors are differences from the VGOP's
+    tree4, _ = read_video(Path(str(files("mcodec") / "samples" / "tree_128x96.mkv")), max_frames=4)
+    groups_of, nerv_codec.MAX_GROUP_FRAMES = nerv_codec.MAX_GROUP_FRAMES, 2
+    decodable["tree_64x48_hnerv_vdif.mcd"] = encode_bytes(
+        (tree4[:, :, 24:72, 32:96].contiguous(), rate), "video", "hnerv", 1, preset="fast", progress=False
+    )
+    nerv_codec.MAX_GROUP_FRAMES = groups_of
     speech, speech_rate = read_audio(Path(str(files("mcodec") / "samples" / "goforward_16k.flac")))
     # 1.5 s at a requested 3 kbit/s: the container's bytes make the encoder shed a stage (n_q = 3)
     decodable["goforward_rvq_3k.mcd"] = encode_bytes((speech[:, 8000:32000], speech_rate), "audio", "rvq", 3)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 SIGNATURE = b"\x89MCD\r\n\x1a\n"
 _HEAD = struct.Struct("<4sI")
-JSON_HEADER_CHUNKS = (b"VGOP",)  # chunks whose payload starts with u32 n + n bytes of JSON
+JSON_HEADER_CHUNKS = (b"VGOP", b"VDIF")  # chunks whose payload starts with u32 n + n bytes of JSON
 ODD_VALUES = (
     0,
     -1,

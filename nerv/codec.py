@@ -41,7 +41,7 @@ from .model import (
     tensor_shapes,
 )
 from .progress import ClipProgress
-from .quant import dequantize, quantize, steps_for
+from .quant import quantize, rebuild, steps_for
 from .rate import MIN_STD
 
 BITS = 8
@@ -56,6 +56,11 @@ RATE_AWARE = True  # the encoder's default: the rate-aware fine-tune (fit.py), o
 # Each group after the first starts its fit from the previous group's networks (an encoder choice: every
 # group is still coded alone, so a range decode reads only its own groups)
 WARM_START = True
+# ... and, but for every KEY_EVERY-th group, codes its decoder tensors as differences from the previous
+# group's (a VDIF chunk): a frame range then reads the groups' weights back to its last VGOP (their
+# streams only: no frames of those groups are synthesized)
+DIFF_GROUPS = True
+KEY_EVERY = 4
 LAMBDA_Q1 = 0.01  # rate-aware: weight on estimated bits per pixel at quality 1 (MSE on [0, 1] pixels)
 LAMBDA_STEP = 3.0  # ... divided by this per quality level
 INFOS = {
@@ -223,7 +228,7 @@ class NervCodec(Codec):
                 )
 
         bar = ClipProgress(steps_from(0), f"{self.kind} {t} frames", progress, estimate)
-        chunks, fit = [], None
+        chunks, fit, rebuilt = [], None, None
         try:
             groups = zip(ranges, configs, source.groups(ranges), strict=True)
             for g, ((a, b), cfg, frames) in enumerate(groups):
@@ -237,8 +242,12 @@ class NervCodec(Codec):
                     on_step = _paced(bar, Pacer(until, fit_steps(epochs, b - a), step_s), steps_from(g + 1))
                 bar.group = f"group {g + 1}/{len(ranges)} " if len(ranges) > 1 else ""
                 start = fit if WARM_START else None
-                fit = fit_group(frames, cfg, BITS, epochs, device, on_step=on_step, lam=lam, start=start)
-                chunks.append(("VGOP", _write_group(cfg, a, b, fit)))
+                ref = rebuilt if DIFF_GROUPS and g % KEY_EVERY and configs[g - 1] == cfg else None
+                fit = fit_group(
+                    frames, cfg, BITS, epochs, device, on_step=on_step, lam=lam, start=start, ref=ref
+                )
+                data, rebuilt = _write_group(cfg, a, b, fit, ref)
+                chunks.append(("VGOP" if ref is None else "VDIF", data))
                 del frames, start  # before the next group is read: one in memory, not two
         finally:
             bar.close()
@@ -295,12 +304,16 @@ class NervCodec(Codec):
         groups = self.groups(payload)
 
         def decoded():
-            for data, group in groups:
+            needed = [i for i, (_, g) in enumerate(groups) if g.head["first"] < b and g.end > a]
+            key = max(i for i in range(needed[0] + 1) if not groups[i][1].diff)  # where the chain starts
+            ref = None
+            for data, group in groups[key : needed[-1] + 1]:
+                decoder, inputs = _read_tensors(data, group, ref if group.diff else None)
                 first, count = group.head["first"], group.head["count"]
-                if first + count <= a or first >= b:
-                    continue
-                lo, hi = max(a, first) - first, min(b, first + count) - first
-                yield _read_group(data, group, h, w, device, lo, hi)
+                if group.end > a:  # a group before the range only passes its weights on
+                    lo, hi = max(a, first) - first, min(b, first + count) - first
+                    yield reconstruct(decoder, inputs[lo:hi], h, w, device)
+                ref = dict(decoder.state_dict())
 
         return decoded()
 
@@ -310,9 +323,15 @@ class NervCodec(Codec):
         stream is decoded, so a frame-range decode checks them all and decodes only those it needs."""
         out, end = [], 0
         for i, (ctype, data) in enumerate(payload.chunks):
-            if ctype != "VGOP":
+            if ctype not in ("VGOP", "VDIF"):
                 raise CodecError(f"unexpected chunk {ctype}")
-            group = check_group(data, payload.params, self.kind)
+            group = check_group(data, payload.params, self.kind, diff=ctype == "VDIF")
+            if group.diff and (not out or out[-1][1].cfg != group.cfg):
+                raise CodecError(
+                    f"video group {i} is coded as differences from a previous group of another architecture"
+                    if out
+                    else "the first video group is coded as differences (VDIF) from no group"
+                )
             if group.head["first"] != end:
                 raise CodecError(
                     f"video group {i} starts at frame {group.head['first']}, not {end} "
@@ -352,17 +371,22 @@ def _rate(params: dict) -> Fraction:
     return Fraction(params["fps_num"], params["fps_den"])
 
 
-def _tensor_symbols(decoder: Decoder, learned: dict[str, torch.Tensor] | None = None):
+def _tensor_symbols(decoder: Decoder, learned: dict[str, torch.Tensor] | None = None, ref=None):
     """(name, tensor, float16-exact steps, int64 symbols) of each decoder tensor in state-dict order, under
-    the fit's learned steps or, without them, steps_for's."""
+    the fit's learned steps or, without them, steps_for's; with ``ref`` (a VDIF group), the symbols of
+    each tensor's difference from ref's."""
     for name, param in decoder.state_dict().items():
-        steps = steps_for(param, BITS) if learned is None else learned[name]
-        yield name, param, steps, quantize(param, steps)
+        coded = param if ref is None else param - ref[name]
+        steps = steps_for(coded, BITS) if learned is None else learned[name]
+        yield name, param, steps, quantize(coded, steps)
 
 
-def _write_group(cfg: NervConfig, first: int, last: int, fit) -> bytes:
+def _write_group(cfg: NervConfig, first: int, last: int, fit, ref=None) -> tuple[bytes, dict]:
+    """(the group's chunk payload, the decoder tensors as a decoder rebuilds them: the next VDIF
+    group's reference). ref: this group's reference (a VDIF group), or None (VGOP)."""
     symbols, indexes, steps, tensors = [], [], [], []
-    parts = list(_tensor_symbols(fit.decoder, fit.steps))
+    parts = list(_tensor_symbols(fit.decoder, fit.steps, ref))
+    rebuilt = {name: rebuild(sym, st, None if ref is None else ref[name]) for name, _, st, sym in parts}
     if fit.embed_symbols is not None:  # embeddings: one step per channel, coded like a [d, ...] tensor
         parts.append(("embeddings", None, fit.embed_steps, fit.embed_symbols.transpose(0, 1).contiguous()))
     for name, _, st, sym in parts:
@@ -377,7 +401,8 @@ def _write_group(cfg: NervConfig, first: int, last: int, fit) -> bytes:
         separators=(",", ":"),
     ).encode()
     stream = encode_indexed(np.concatenate(symbols), np.concatenate(indexes), _TABLES)
-    return struct.pack("<I", len(header)) + header + np.concatenate(steps).astype("<f2").tobytes() + stream
+    data = struct.pack("<I", len(header)) + header + np.concatenate(steps).astype("<f2").tobytes() + stream
+    return data, rebuilt
 
 
 def _parse(data: bytes) -> tuple[dict, int]:
@@ -398,9 +423,14 @@ class CheckedGroup:
     cfg: NervConfig
     steps_at: int  # offset of the float16 steps in the chunk
     n_steps: int
+    diff: bool = False  # a VDIF chunk: decoder tensors coded as differences from the previous group's
+
+    @property
+    def end(self) -> int:
+        return self.head["first"] + self.head["count"]
 
 
-def check_group(data: bytes, params: dict, kind: str) -> CheckedGroup:
+def check_group(data: bytes, params: dict, kind: str, diff: bool = False) -> CheckedGroup:
     """A VGOP chunk's header checked against GROUP and the clip's checked ``params``, before anything is
     allocated: the config is one ``plan`` can give for this clip (strides, padded size) and no larger
     than ``network_for`` makes at the top quality; the group no longer than the encoder makes; the
@@ -441,11 +471,12 @@ def check_group(data: bytes, params: dict, kind: str) -> CheckedGroup:
     n_steps = sum(t["steps"] for t in head["tensors"])
     if pos + 2 * n_steps > len(data):
         raise CodecError("truncated video group (quantization steps)")
-    return CheckedGroup(head, cfg, pos, n_steps)
+    return CheckedGroup(head, cfg, pos, n_steps, diff)
 
 
-def _read_group(data: bytes, group: CheckedGroup, height: int, width: int, device: str, lo: int, hi: int):
-    """Frames lo..hi-1 of a checked group (uint8 [hi - lo, 3, height, width])."""
+def _read_tensors(data: bytes, group: CheckedGroup, ref: dict | None) -> tuple[Decoder, torch.Tensor]:
+    """A checked group's decoder and its frames' inputs (HNeRV embeddings [count, d, h0, w0] or NeRV
+    times [count]); ref: the previous group's decoder tensors, for a VDIF group."""
     tensors, cfg, pos = group.head["tensors"], group.cfg, group.steps_at
     steps = np.frombuffer(data, "<f2", group.n_steps, pos).astype(np.float32)
     if not np.isfinite(steps).all():
@@ -457,7 +488,7 @@ def _read_group(data: bytes, group: CheckedGroup, height: int, width: int, devic
     for t, c in zip(tensors, counts, strict=True):
         sym = torch.from_numpy(symbols[s_pos : s_pos + c].astype(np.int64)).view(t["shape"])
         st = torch.from_numpy(steps[st_pos : st_pos + t["steps"]].copy())
-        values.append(dequantize(sym, st))
+        values.append(rebuild(sym, st, None if ref is None else ref.get(t["name"])))
         s_pos, st_pos = s_pos + c, st_pos + t["steps"]
     decoder = Decoder(cfg)
     names = list(tensor_shapes(cfg))
@@ -467,7 +498,7 @@ def _read_group(data: bytes, group: CheckedGroup, height: int, width: int, devic
         inputs = values[-1].transpose(0, 1).contiguous()
     else:
         inputs = torch.arange(count, dtype=torch.float32) / count
-    return reconstruct(decoder, inputs[lo:hi], height, width, device)
+    return decoder, inputs
 
 
 def reconstruct(

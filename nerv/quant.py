@@ -32,6 +32,13 @@ def dequantize(symbols: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
     return symbols.float() * per_channel(steps, symbols)
 
 
+def rebuild(symbols: torch.Tensor, steps: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+    """A tensor as the decoder rebuilds it: symbol x step, plus the previous group's rebuilt tensor in a
+    group coded as differences (VDIF). The encoder's reference for the next group is this same value."""
+    value = dequantize(symbols, steps)
+    return value if ref is None else ref + value
+
+
 def fake_quantize(w: torch.Tensor, bits: int) -> torch.Tensor:
     """w quantized in the forward pass, identity in the backward pass."""
     steps = steps_for(w, bits)

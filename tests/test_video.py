@@ -260,6 +260,7 @@ def test_groups_must_cover_the_clip_in_order(monkeypatch):
     from mcodec.nerv import codec as nerv_codec
 
     monkeypatch.setattr(nerv_codec, "MAX_GROUP_FRAMES", 2)
+    monkeypatch.setattr(nerv_codec, "DIFF_GROUPS", False)  # two VGOPs (VDIF's rules: its own test)
     frames = clip(t=4, h=32, w=32)
     data = encode_bytes((frames, 25), "video", "nerv", 1, preset="fast", progress=False)
     f = McdFile.parse(data)
@@ -354,3 +355,45 @@ def test_the_fit_runs_in_full_float32_and_restores_the_flags():
         assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def test_groups_coded_as_differences(monkeypatch):
+    """A group after the first (same architecture, not a KEY_EVERY-th) codes its decoder tensors as
+    differences from the previous group's rebuilt ones (a VDIF chunk): fewer bytes for the same frames,
+    and the decoder rebuilds exactly what the encoder's fine-tune quantized against (else its frames fall
+    apart). A VDIF first, or after a group of another architecture, is refused in one line."""
+    from mcodec.codec.fuzz import McdFile
+    from mcodec.nerv import codec as nerv_codec
+
+    monkeypatch.setattr(nerv_codec, "MAX_GROUP_FRAMES", 4)
+    frames = clip(t=8, h=32, w=48)
+
+    def coded(diff: bool):
+        monkeypatch.setattr(nerv_codec, "DIFF_GROUPS", diff)
+        data = encode_bytes((frames, 25), "video", "hnerv", 3, progress=False, epochs=(20, 5))
+        _, (decoded, _) = decode_bytes(data)
+        error = (decoded[4:].float() - frames[4:].float()).square().mean()
+        return McdFile.parse(data), 10 * torch.log10(255**2 / error).item()
+
+    (key, key_psnr), (diff, diff_psnr) = coded(False), coded(True)
+    assert [t for t, _ in key.chunks] == [b"VGOP", b"VGOP"] and [t for t, _ in diff.chunks] == [
+        b"VGOP",
+        b"VDIF",
+    ]
+    assert len(diff.chunks[1][1]) < 0.9 * len(key.chunks[1][1])
+    assert diff_psnr > key_psnr - 0.5, (diff_psnr, key_psnr)
+
+    def refused(chunks, message):
+        with pytest.raises(CodecError, match=message):
+            decode_bytes(McdFile(diff.version, diff.head_prefix, diff.params, chunks).to_bytes())
+
+    g0, g1 = diff.chunks
+    refused([(b"VDIF", g0[1]), g1], "first video group is coded as differences")
+    # a wider first group (an encoder may size its groups differently; this clip is too small for
+    # mcodec's to differ): the VDIF after it is refused
+    monkeypatch.setattr(nerv_codec, "network_for", lambda kind, h, w, t, q: plan(kind, h, w, 12))
+    monkeypatch.setattr(nerv_codec, "max_parameters", lambda *a: 10**6)
+    wide = McdFile.parse(
+        encode_bytes((frames, 25), "video", "hnerv", 3, progress=False, epochs=(1, 1))
+    ).chunks[0]
+    refused([wide, g1], "differences from a previous group of another architecture")

@@ -81,15 +81,26 @@ def test_decode_groups_of_a_frame_range(monkeypatch):
     payload = Payload(container.header.params, container.chunks)
     codec = registry.get("nerv")
     _, (whole, _) = decode_bytes(data)
-    read_group, decoded = nerv_codec._read_group, []
+    # groups [0, 2) VGOP, then [2, 4) and [4, 5) VDIF: weights as differences from the previous group's
+    assert [t for t, _ in container.chunks] == ["VGOP", "VDIF", "VDIF"]
+    read_tensors, reconstruct, read, synthesized = nerv_codec._read_tensors, nerv_codec.reconstruct, [], []
     monkeypatch.setattr(
-        nerv_codec, "_read_group", lambda *a: decoded.append(a[1].head["first"]) or read_group(*a)
+        nerv_codec, "_read_tensors", lambda *a: read.append(a[1].head["first"]) or read_tensors(*a)
+    )
+    monkeypatch.setattr(
+        nerv_codec, "reconstruct", lambda d, x, *a: synthesized.append(len(x)) or reconstruct(d, x, *a)
     )
     groups = codec.decode_groups(payload, frames=(1, 3))
-    assert decoded == []  # decoded as they are consumed
+    assert read == []  # decoded as they are consumed
     parts = list(groups)
-    assert [p.shape for p in parts] == [(1, 3, 32, 48), (1, 3, 32, 48)] and decoded == [0, 2]
+    assert [p.shape for p in parts] == [(1, 3, 32, 48), (1, 3, 32, 48)] and read == [0, 2]
     assert torch.equal(torch.cat(parts), whole[1:3])
+    read.clear(), synthesized.clear()
+    (part,) = codec.decode_groups(payload, frames=(2, 4))  # group 1 needs group 0's weights, not its frames
+    assert read == [0, 2] and synthesized == [2] and torch.equal(part, whole[2:4])
+    read.clear(), synthesized.clear()
+    (part,) = codec.decode_groups(payload, frames=(4, 5))  # the chain back to the VGOP
+    assert read == [0, 2, 4] and synthesized == [1] and torch.equal(part, whole[4:])
     assert [p.shape[0] for p in codec.decode_groups(payload)] == [2, 2, 1]
     with pytest.raises(CodecError, match="frame range"):
         codec.decode_groups(payload, frames=(3, 9))  # refused before any group is decoded
