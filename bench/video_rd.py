@@ -75,6 +75,7 @@ def main() -> None:
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json")
+    ap.add_argument("--plot", type=Path, help="a PNG of the curves: PSNR-RGB against bpp, with the anchors'")
     ap.add_argument("--anchor", default="x264,x265", help="comma-separated; empty: no anchors")
     ap.add_argument("--crf", type=int, action="append", help="the anchors' points (default: their sweeps)")
     args = ap.parse_args()
@@ -145,6 +146,36 @@ def main() -> None:
             print(f"{codec} vs {a}: BD-rate {f['bd_rate']:+.1f}%, BD-PSNR {f['bd_psnr']:+.2f} dB{why}")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "anchors": curves, "bd": bd}, indent=2))
+    if args.plot:
+        plot(args.plot, rows, curves, bd, f"{args.clip.name} {span}, {w}x{h}, preset {args.preset}")
+
+
+def plot(path: Path, rows: list[dict], anchors: dict, bd: dict, title: str) -> None:
+    """PSNR-RGB against bpp: each codec's points (quality labels), each anchor's CRF sweep, BD figures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for codec in dict.fromkeys(r["codec"] for r in rows):
+        points = sorted((r["bpp"], r["psnr_rgb"], r["quality"]) for r in rows if r["codec"] == codec)
+        figures = "; ".join(
+            f"vs {a} {f['bd_rate']:+.0f}%, {f['bd_psnr']:+.2f} dB" for a, f in bd.get(codec, {}).items()
+        )
+        ax.plot([p[0] for p in points], [p[1] for p in points], "-o", label=f"{codec} {figures}".strip())
+        for b, q, quality in points:
+            ax.annotate(f"q{quality:g}", (b, q), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    for anchor, curve in anchors.items():
+        ax.plot([b for b, _ in curve], [q for _, q in curve], "--s", markersize=3, label=f"{anchor} (medium)")
+    ax.set_xlabel("bits per pixel (real bytes)")
+    ax.set_ylabel("PSNR-RGB (dB)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -102,8 +102,9 @@ def test_video_rd_curve_has_bd_figures(tmp_path):
     stdout = run_bench(
         "video_rd.py",
         *("--clip", VIDEO, "--frames", 1, "--quality", 1, "--quality", 2, "--rate-aware", "on"),
-        *("--crf", 30, "--crf", 45, "--anchor", "x264", "--json", out),
+        *("--crf", 30, "--crf", 45, "--anchor", "x264", "--json", out, "--plot", tmp_path / "rd.png"),
     )
+    assert (tmp_path / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     results = json.loads(out.read_text())
     assert [(r["quality"], r["rate_aware"]) for r in results["rows"]] == [(1, "on"), (2, "on")]
     (figures,) = results["bd"]["hnerv"].values()
