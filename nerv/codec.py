@@ -14,7 +14,7 @@ import json
 import math
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
@@ -40,6 +40,7 @@ from .model import (
     plan,
     tensor_shapes,
 )
+from .motion import MAX_CANVAS, SCALE_RANGE, Motion, estimate, sample
 from .progress import ClipProgress
 from .quant import dequantize, quantize, steps_for
 from .rate import MIN_STD
@@ -56,6 +57,9 @@ RATE_AWARE = True  # the encoder's default: the rate-aware fine-tune (fit.py), o
 # Each group after the first starts its fit from the previous group's networks (an encoder choice: every
 # group is still coded alone, so a range decode reads only its own groups)
 WARM_START = True
+# hnerv: a group whose camera pans or zooms (motion.py's rule) is drawn on one canvas the frames are sampled
+# from (FORMAT.md 6.4, motion groups); every other group is coded as before
+MOTION = True
 LAMBDA_Q1 = 0.01  # rate-aware: weight on estimated bits per pixel at quality 1 (MSE on [0, 1] pixels)
 LAMBDA_STEP = 3.0  # ... divided by this per quality level
 INFOS = {
@@ -92,28 +96,47 @@ def rate_lambda(quality: float) -> float:
     return LAMBDA_Q1 / LAMBDA_STEP ** (quality - 1)
 
 
-def network_for(kind: str, height: int, width: int, frames: int, quality: float) -> NervConfig:
-    """The widest decoder whose parameters fit the quality's rate budget for this many pixels."""
+def network_for(
+    kind: str, height: int, width: int, frames: int, quality: float, canvas: tuple[int, int] | None = None
+) -> NervConfig:
+    """The widest decoder whose parameters fit the quality's rate budget for this many pixels, drawing
+    frames of height x width or, in a motion group, the canvas (height, width)."""
     budget = parameter_budget(height, width, frames, quality)
-    best = plan(kind, height, width, WIDTHS[0])
+    ch, cw = canvas or (height, width)
+    best = plan(kind, ch, cw, WIDTHS[0])
     for width0 in WIDTHS:
-        cfg = plan(kind, height, width, width0)
+        cfg = plan(kind, ch, cw, width0)
         if parameter_count(cfg) > budget:
             break
         best = cfg
     return best
 
 
-def max_parameters(kind: str, height: int, width: int, frames: int) -> int:
+def max_parameters(
+    kind: str, height: int, width: int, frames: int, canvas: tuple[int, int] | None = None
+) -> int:
     """The most decoder parameters ``network_for`` gives a group of this size at any quality: the top
     quality's budget, or the narrowest network where even that is over it. A decoder refuses more."""
-    narrowest = parameter_count(plan(kind, height, width, WIDTHS[0]))
+    narrowest = parameter_count(plan(kind, *(canvas or (height, width)), WIDTHS[0]))
     return max(narrowest, int(parameter_budget(height, width, frames, QUALITIES[1])))
 
 
 def max_group_frames(height: int, width: int) -> int:
     """The most frames the encoder puts in one group (GROUP_BYTES of float frames in memory)."""
     return max(1, min(MAX_GROUP_FRAMES, GROUP_BYTES // (12 * height * width)))
+
+
+def motion_canvas(kind: str, height: int, width: int, canvas: tuple[int, int]) -> tuple[int, int]:
+    """The canvas (height, width) a motion group is coded with: ``canvas`` widened, where its padded size
+    would pass for the clip's own padded size, until it no longer does. A reader that does not know motion
+    groups then refuses them at its size check (FORMAT.md 6.4) instead of decoding a frame-sized picture."""
+    ch, cw = canvas
+    while True:
+        cfg = plan(kind, ch, cw, WIDTHS[0])
+        s = math.prod(cfg.strides)
+        if cfg.height >= height + s or cfg.width >= width + s:
+            return ch, cw
+        cw = cfg.width + 1
 
 
 def group_ranges(frames: int, height: int, width: int) -> list[tuple[int, int]]:
@@ -143,6 +166,7 @@ GROUP = Schema(
             },
         ),
         "first": Int(0, 1 << 20),
+        "motion": Schema("motion", {"height": Int(1, 1 << 14), "width": Int(1, 1 << 14)}, required=False),
         "count": Int(1, MAX_GROUP_FRAMES),
         "bits": OneOf((BITS,)),
         "tensors": ListOf(
@@ -183,6 +207,7 @@ class NervCodec(Codec):
         max_minutes: float | None = None,
         log: Callable[[str], None] | None = None,
         rate_aware: bool | None = None,
+        motion: bool | None = None,
         **options,
     ) -> Payload:
         """item: a VideoSource (read group by group: memory holds one group, not the clip), or (uint8
@@ -190,7 +215,8 @@ class NervCodec(Codec):
         max_minutes: plan the epochs (at most the preset's) so the whole fit takes about that long here
         (budget.py). log: one-line messages for the user (the plan; the expected time of a slow clip).
         rate_aware: the fine-tune learns the steps with a rate term (fit.py; None: RATE_AWARE). Either way
-        the file is the same format, decoded the same way."""
+        the file is the same format, decoded the same way. motion: hnerv codes a group whose camera pans or
+        zooms on a canvas (motion.py; None: MOTION); off, every group is coded as without it."""
         source = item if isinstance(item, VideoSource) else _tensor_source(item)
         self.check_preset(preset)
         if epochs is not None and not all(isinstance(e, (int, float)) and 0 < e < 1e6 for e in epochs):
@@ -200,6 +226,7 @@ class NervCodec(Codec):
         if epochs is not None and max_minutes is not None:
             raise CodecError("give epochs or a time budget, not both")
         lam = rate_lambda(quality) if (RATE_AWARE if rate_aware is None else rate_aware) else None
+        use_motion = self.kind == "hnerv" and (MOTION if motion is None else motion)
         t, h, w = source.frames, source.height, source.width
         rate = Fraction(source.rate).limit_denominator(1 << 20)
         ranges = group_ranges(t, h, w)
@@ -237,8 +264,13 @@ class NervCodec(Codec):
                     on_step = _paced(bar, Pacer(until, fit_steps(epochs, b - a), step_s), steps_from(g + 1))
                 bar.group = f"group {g + 1}/{len(ranges)} " if len(ranges) > 1 else ""
                 start = fit if WARM_START else None
-                fit = fit_group(frames, cfg, BITS, epochs, device, on_step=on_step, lam=lam, start=start)
-                chunks.append(("VGOP", _write_group(cfg, a, b, fit)))
+                moves = self._motion(frames, h, w) if use_motion else None
+                if moves is not None:
+                    cfg = network_for(self.kind, h, w, b - a, quality, moves.canvas)
+                fit = fit_group(
+                    frames, cfg, BITS, epochs, device, on_step=on_step, lam=lam, start=start, motion=moves
+                )
+                chunks.append(("VGOP", _write_group(cfg, a, b, fit, moves)))
                 del frames, start  # before the next group is read: one in memory, not two
         finally:
             bar.close()
@@ -252,6 +284,15 @@ class NervCodec(Codec):
             "preset": preset,
         }
         return Payload(params, chunks)
+
+    def _motion(self, frames: torch.Tensor, height: int, width: int) -> Motion | None:
+        """The group's global motion if it is coded with one (motion.estimate's rule, on the canvas it
+        would be coded with), else None."""
+        moves = estimate(frames)
+        if moves is None:
+            return None
+        ch, cw = motion_canvas(self.kind, height, width, moves.canvas)
+        return replace(moves, canvas=(ch, cw)) if ch * cw <= MAX_CANVAS * height * width else None
 
     def _plan(self, budget: Budget, source: VideoSource, configs, per_epoch, preset, device, log, lam):
         """The epochs per group that fit the budget, from the measured step times of the first group's
@@ -360,7 +401,7 @@ def _tensor_symbols(decoder: Decoder, learned: dict[str, torch.Tensor] | None = 
         yield name, param, steps, quantize(param, steps)
 
 
-def _write_group(cfg: NervConfig, first: int, last: int, fit) -> bytes:
+def _write_group(cfg: NervConfig, first: int, last: int, fit, motion: Motion | None = None) -> bytes:
     symbols, indexes, steps, tensors = [], [], [], []
     parts = list(_tensor_symbols(fit.decoder, fit.steps))
     if fit.embed_symbols is not None:  # embeddings: one step per channel, coded like a [d, ...] tensor
@@ -372,12 +413,15 @@ def _write_group(cfg: NervConfig, first: int, last: int, fit) -> bytes:
         symbols.append(s)
         indexes.append(np.full(s.size, idx, dtype=np.uint8))
         steps.append(st.half().numpy())
-    header = json.dumps(
-        {"config": cfg.to_json(), "first": first, "count": last - first, "bits": BITS, "tensors": tensors},
-        separators=(",", ":"),
-    ).encode()
+    head = {"config": cfg.to_json(), "first": first, "count": last - first, "bits": BITS, "tensors": tensors}
+    moves = b""
+    if motion is not None:  # after the steps: 3 float16 per frame (motion.py)
+        head = {**head, "motion": {"height": motion.canvas[0], "width": motion.canvas[1]}}
+        moves = motion.params.astype("<f2").tobytes()
+    header = json.dumps(head, separators=(",", ":")).encode()
     stream = encode_indexed(np.concatenate(symbols), np.concatenate(indexes), _TABLES)
-    return struct.pack("<I", len(header)) + header + np.concatenate(steps).astype("<f2").tobytes() + stream
+    steps = np.concatenate(steps).astype("<f2").tobytes()
+    return struct.pack("<I", len(header)) + header + steps + moves + stream
 
 
 def _parse(data: bytes) -> tuple[dict, int]:
@@ -398,6 +442,11 @@ class CheckedGroup:
     cfg: NervConfig
     steps_at: int  # offset of the float16 steps in the chunk
     n_steps: int
+    motion: Motion | None = None  # a motion group's, checked (its float16 numbers follow the steps)
+
+    @property
+    def stream_at(self) -> int:
+        return self.steps_at + 2 * self.n_steps + (0 if self.motion is None else 6 * self.head["count"])
 
 
 def check_group(data: bytes, params: dict, kind: str) -> CheckedGroup:
@@ -414,7 +463,10 @@ def check_group(data: bytes, params: dict, kind: str) -> CheckedGroup:
         raise CodecError(f"VGOP header: config.kind {cfg.kind!r} in a {kind} file")
     if s not in TOTAL_STRIDES or len(cfg.channels) != len(cfg.strides) + 1:
         raise CodecError(f"VGOP header: config.strides {list(cfg.strides)} or channels do not fit together")
-    if (
+    canvas = None
+    if "motion" in head:
+        canvas = _check_canvas(head["motion"], cfg, kind, height, width, s)
+    elif (
         cfg.height % s
         or cfg.width % s
         or not (height <= cfg.height < height + s and width <= cfg.width < width + s)
@@ -427,7 +479,7 @@ def check_group(data: bytes, params: dict, kind: str) -> CheckedGroup:
         raise CodecError(
             f"VGOP header: count = {count} over the {max_group_frames(height, width)} frames a group holds"
         )
-    n, most = parameter_count(cfg), max_parameters(kind, height, width, count)
+    n, most = parameter_count(cfg), max_parameters(kind, height, width, count, canvas)
     if n > most:
         raise CodecError(f"VGOP header: a decoder of {n} parameters, over the {most} the encoder makes")
     expected = [(name, list(shape)) for name, shape in tensor_shapes(cfg).items()]
@@ -441,7 +493,54 @@ def check_group(data: bytes, params: dict, kind: str) -> CheckedGroup:
     n_steps = sum(t["steps"] for t in head["tensors"])
     if pos + 2 * n_steps > len(data):
         raise CodecError("truncated video group (quantization steps)")
-    return CheckedGroup(head, cfg, pos, n_steps)
+    motion = None
+    if canvas is not None:
+        at = pos + 2 * n_steps
+        if at + 6 * count > len(data):
+            raise CodecError("truncated video group (motion)")
+        motion = _check_motion(
+            np.frombuffer(data, "<f2", 3 * count, at).reshape(count, 3), canvas, height, width
+        )
+    return CheckedGroup(head, cfg, pos, n_steps, motion)
+
+
+def _check_canvas(
+    motion: dict, cfg: NervConfig, kind: str, height: int, width: int, s: int
+) -> tuple[int, int]:
+    """A motion group's canvas (height, width), checked: at least the frame, at most MAX_CANVAS times its
+    area, the config its size padded to a multiple of S (and, as ``motion_canvas`` makes it, not a size
+    the clip's own padding gives, so that a reader without motion groups refuses them)."""
+    ch, cw = motion["height"], motion["width"]
+    if not (height <= ch and width <= cw and ch * cw <= MAX_CANVAS * height * width):
+        raise CodecError(
+            f"VGOP header: motion canvas {cw}x{ch} outside 1..{MAX_CANVAS:g} times the {width}x{height} frame"
+        )
+    if cfg.height % s or cfg.width % s or not (ch <= cfg.height < ch + s and cw <= cfg.width < cw + s):
+        raise CodecError(
+            f"VGOP header: config size {cfg.width}x{cfg.height} is not the {cw}x{ch} canvas padded "
+            f"to a multiple of {s}"
+        )
+    if not (cfg.height >= height + s or cfg.width >= width + s):
+        raise CodecError(f"VGOP header: motion canvas {cw}x{ch} pads to the clip's own padded size")
+    return ch, cw
+
+
+def _check_motion(params: np.ndarray, canvas: tuple[int, int], height: int, width: int) -> Motion:
+    """A motion group's float16 numbers [count, 3] -> its Motion, refused unless finite with every frame's
+    scale within SCALE_RANGE and its pixels on the canvas (to within a pixel)."""
+    if not np.isfinite(params).all():
+        raise CodecError("corrupt video group (a motion parameter is not finite)")
+    lo, hi = SCALE_RANGE
+    if np.abs(params[:, 0].astype(np.float64)).max() > 2 * math.log(hi / lo):
+        raise CodecError("corrupt video group (a motion scale step is out of range)")
+    motion = Motion.from_params(params.copy(), canvas)
+    if not ((motion.scale >= lo) & (motion.scale <= hi)).all():
+        raise CodecError(f"corrupt video group (a frame's motion scale is outside {lo:g}..{hi:g})")
+    ch, cw = canvas
+    right, bottom = motion.u + motion.scale * (width - 1), motion.v + motion.scale * (height - 1)
+    if (motion.u < -1).any() or (motion.v < -1).any() or (right > cw).any() or (bottom > ch).any():
+        raise CodecError(f"corrupt video group (a frame's motion places it beyond the {cw}x{ch} canvas)")
+    return motion
 
 
 def _read_group(data: bytes, group: CheckedGroup, height: int, width: int, device: str, lo: int, hi: int):
@@ -452,7 +551,7 @@ def _read_group(data: bytes, group: CheckedGroup, height: int, width: int, devic
         raise CodecError("corrupt video group (a quantization step is not finite)")
     counts = [math.prod(t["shape"]) for t in tensors]
     indexes = np.concatenate([np.full(c, t["idx"], np.uint8) for c, t in zip(counts, tensors, strict=True)])
-    symbols = decode_indexed(data[pos + 2 * group.n_steps :], indexes, _TABLES)
+    symbols = decode_indexed(data[group.stream_at :], indexes, _TABLES)
     values, s_pos, st_pos = [], 0, 0
     for t, c in zip(tensors, counts, strict=True):
         sym = torch.from_numpy(symbols[s_pos : s_pos + c].astype(np.int64)).view(t["shape"])
@@ -467,20 +566,32 @@ def _read_group(data: bytes, group: CheckedGroup, height: int, width: int, devic
         inputs = values[-1].transpose(0, 1).contiguous()
     else:
         inputs = torch.arange(count, dtype=torch.float32) / count
-    return reconstruct(decoder, inputs[lo:hi], height, width, device)
+    return reconstruct(decoder, inputs[lo:hi], height, width, device, group.motion, lo)
 
 
 def reconstruct(
-    decoder: Decoder, inputs: torch.Tensor, height: int, width: int, device: str = "cpu"
+    decoder: Decoder,
+    inputs: torch.Tensor,
+    height: int,
+    width: int,
+    device: str = "cpu",
+    motion: Motion | None = None,
+    first: int = 0,
 ) -> torch.Tensor:
     """Decoder inputs (HNeRV embeddings [T, d, h0, w0], NeRV times [T]) -> uint8 frames [T, 3, height,
     width]. Each frame is computed alone, a batch of one: its bytes do not depend on which other frames
     are decoded (a frame range needs only its frames) nor, on the CPU, on the thread count. One frame's
-    full-resolution tensors also stay in cache, which batches of 8 did not: 2.5x faster."""
+    full-resolution tensors also stay in cache, which batches of 8 did not: 2.5x faster. motion: the
+    group's, whose frame ``first + i`` input i is: the decoder draws the canvas, the frame is sampled
+    from it (motion.sample)."""
     decoder = decoder.to(device).eval()
 
     def frame(i: int) -> torch.Tensor:
-        x = decoder(inputs[i : i + 1].to(device))[:, :, :height, :width]
+        x = decoder(inputs[i : i + 1].to(device))
+        if motion is None:
+            x = x[:, :, :height, :width]
+        else:
+            x = sample(x, motion, [first + i], height, width)
         return x.clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
 
     out = map_per_item(frame, range(inputs.shape[0]), device)
