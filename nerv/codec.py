@@ -58,7 +58,7 @@ RATE_AWARE = True  # the encoder's default: the rate-aware fine-tune (fit.py), o
 # group is still coded alone, so a range decode reads only its own groups)
 WARM_START = True
 # hnerv: a group whose camera pans or zooms (motion.py's rule) is drawn on one canvas the frames are sampled
-# from (FORMAT.md 6.4, motion groups); every other group is coded as before
+# from (FORMAT.md 6.4.1); every other group is coded as before
 MOTION = True
 LAMBDA_Q1 = 0.01  # rate-aware: weight on estimated bits per pixel at quality 1 (MSE on [0, 1] pixels)
 LAMBDA_STEP = 3.0  # ... divided by this per quality level
@@ -129,7 +129,7 @@ def max_group_frames(height: int, width: int) -> int:
 def motion_canvas(kind: str, height: int, width: int, canvas: tuple[int, int]) -> tuple[int, int]:
     """The canvas (height, width) a motion group is coded with: ``canvas`` widened, where its padded size
     would pass for the clip's own padded size, until it no longer does. A reader that does not know motion
-    groups then refuses them at its size check (FORMAT.md 6.4) instead of decoding a frame-sized picture."""
+    groups then refuses them at its size check (FORMAT.md 6.4.1) instead of decoding a frame-sized picture."""
     ch, cw = canvas
     while True:
         cfg = plan(kind, ch, cw, WIDTHS[0])
