@@ -464,6 +464,8 @@ def check_group(data: bytes, params: dict, kind: str) -> CheckedGroup:
     if s not in TOTAL_STRIDES or len(cfg.channels) != len(cfg.strides) + 1:
         raise CodecError(f"VGOP header: config.strides {list(cfg.strides)} or channels do not fit together")
     canvas = None
+    if "motion" in head and kind != "hnerv":
+        raise CodecError(f"VGOP header: motion in a {kind} file (only hnerv groups have it)")
     if "motion" in head:
         canvas = _check_canvas(head["motion"], cfg, kind, height, width, s)
     elif (

@@ -13,7 +13,8 @@ from mcodec.codec import CodecError
 from mcodec.codec.base import Payload
 from mcodec.codec.determinism import map_single_threaded, thread_independent
 from mcodec.nerv import motion as mo
-from mcodec.nerv.codec import NervCodec, check_group
+from mcodec.nerv.codec import NervCodec, check_group, motion_canvas
+from mcodec.nerv.model import plan
 
 EPOCHS = (30, 6)
 
@@ -161,3 +162,21 @@ def test_a_reader_without_motion_groups_refuses_them(panned):
     old = {k: v for k, v in header(data).items() if k != "motion"}
     with pytest.raises(CodecError, match="is not the 64x48 clip padded"):
         check_group(with_header(data, old), on.params, "hnerv")
+
+
+@pytest.mark.parametrize("canvas", [(48, 70), (50, 64), (48, 64), (60, 90)])
+def test_motion_canvas_never_pads_to_the_clips_own_size(canvas):
+    ch, cw = motion_canvas("hnerv", 48, 64, canvas)
+    cfg = plan("hnerv", ch, cw, 8)
+    s = cfg.height // cfg.grid[0]
+    assert (ch, cw) >= canvas and ch == canvas[0] and cw >= canvas[1]
+    assert cfg.height >= 48 + s or cfg.width >= 64 + s
+
+
+def test_a_nerv_file_has_no_motion_groups(panned):
+    _, on, _, _ = panned
+    data = on.chunks[0][1]
+    head = header(data)
+    nerv = {**head, "config": {**head["config"], "kind": "nerv"}}
+    with pytest.raises(CodecError, match="motion in a nerv file"):
+        check_group(with_header(data, nerv), on.params, "nerv")
