@@ -290,8 +290,10 @@ def estimate(frames: torch.Tensor) -> Motion | None:
     if t < 2:
         return None
     steps, aligned, plain = pairs(frames)
-    if not aligned <= MIN_GAIN * plain:
-        return None
+    if not (math.isfinite(aligned) and aligned <= MIN_GAIN * plain):
+        return None  # frames too small to align, or aligning them does not explain their difference
+    if not (np.isfinite(steps).all() and np.abs(steps).max() < max(h, w)):
+        return None  # a wild estimate: no frame moves by more than its size
     motion = to_params(steps, h, w)
     ch, cw = motion.canvas
     if motion.travel(h, w) <= MIN_TRAVEL or ch * cw > MAX_CANVAS * h * w:
