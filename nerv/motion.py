@@ -116,17 +116,19 @@ def sample(canvas: torch.Tensor, motion: Motion, frames: torch.Tensor | range, h
         cols, wx = _taps(float(motion.scale[t]), float(motion.u[t]), width, cw)
         lo, hi = int(cols[0].min()), int(cols[3].max()) + 1  # the columns the frame reads
         dev = canvas.device
-        # each tap's rows gathered at once (index_select: 1.4x faster than 4 advanced indexings)
+        # each pass gathers its 4 taps at once (index_select: faster than 4 advanced indexings)
         g = canvas[b, :, :, lo:hi].index_select(1, torch.cat(rows).to(dev)).view(-1, 4, height, hi - lo)
         y = g[:, 0] * wy[0].to(dev)[:, None]
         for k in (1, 2, 3):
             y = y + g[:, k] * wy[k].to(dev)[:, None]
-        g = y.index_select(2, (torch.cat(cols) - lo).to(dev)).view(-1, height, 4, width)
-        x = g[:, :, 0] * wx[0].to(dev)
+        # columns gathered as rows of the transposed rows (a gather along the last dimension was 1.5x slower)
+        g = y.transpose(1, 2).contiguous().index_select(1, (torch.cat(cols) - lo).to(dev))
+        g = g.view(-1, 4, width, height)
+        x = g[:, 0] * wx[0].to(dev)[:, None]
         for k in (1, 2, 3):
-            x = x + g[:, :, k] * wx[k].to(dev)
-        out.append(x)
-    return torch.stack(out)
+            x = x + g[:, k] * wx[k].to(dev)[:, None]
+        out.append(x.transpose(1, 2))
+    return out[0][None] if len(out) == 1 else torch.stack(out)  # one frame (decoding): no copy
 
 
 def place(frames: torch.Tensor, motion: Motion, index: torch.Tensor, height: int, width: int) -> torch.Tensor:
