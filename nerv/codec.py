@@ -6,6 +6,9 @@ the groups it needs). Chunk payload: u32 length + UTF-8 JSON (architecture, fram
 index per tensor), the float16 quantization steps of every tensor in order, then one entropy-coded
 stream of all integer symbols (decoder tensors in state-dict order, then embeddings) under the Gaussian
 tables, each tensor with its own scale index. Profile ``tables``: decoding the symbols needs no network.
+An hnerv group whose camera pans or zooms (motion.py) adds a JSON ``motion`` key (the canvas size) and 3
+float16 motion numbers per frame after the steps: its network draws the canvas, each frame is sampled
+from it (FORMAT.md 6.4.1).
 """
 
 from __future__ import annotations
