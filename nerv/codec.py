@@ -294,7 +294,11 @@ class NervCodec(Codec):
         moves = estimate(frames)
         if moves is None:
             return None
-        ch, cw = motion_canvas(self.kind, height, width, moves.canvas)
+        # the canvas rounded up to the frame's total stride: plan then keeps (at least) the frame's grid
+        # cell, where a canvas padded by plan alone often got a smaller stride and several times the cells
+        s = math.prod(plan(self.kind, height, width, WIDTHS[0]).strides)
+        ch, cw = (-(-n // s) * s for n in moves.canvas)
+        ch, cw = motion_canvas(self.kind, height, width, (ch, cw))
         return replace(moves, canvas=(ch, cw)) if ch * cw <= MAX_CANVAS * height * width else None
 
     def _plan(self, budget: Budget, source: VideoSource, configs, per_epoch, preset, device, log, lam):
