@@ -2,7 +2,7 @@
 
     python bench/video_rd.py [--clip ../shared/media/video/tree.avi] [--frames 120] [--first 0]
                              [--codec hnerv] [--quality 3 ...] [--preset fast|medium|slow]
-                             [--rate-aware on|off] [--device cpu|cuda] [--json out.json]
+                             [--rate-aware on|off] [--motion on|off] [--device cpu|cuda] [--json out.json]
                              [--anchor x264,x265] [--crf N ...]
 
 Prints, per codec: bpp (file bytes), PSNR-RGB, MS-SSIM, fitting seconds, decode frames/s (CPU), and the
@@ -12,7 +12,8 @@ a quick run; a single CRF gives no curve to interpolate, so "PSNR @bpp" is then 
 --quality points, each codec's curve also gets BD-rate (%, negative: fewer bits than the anchor at equal
 PSNR) and BD-PSNR (dB) against each anchor's curve, over the range where both overlap.
 --first skips that many frames (a clip part the encoder was not tuned on). --rate-aware: hnerv/nerv's
-rate-aware fine-tune (learned steps, rate term) on or off; the codec's default without it.
+rate-aware fine-tune (learned steps, rate term) on or off; the codec's default without it. --motion:
+hnerv's canvas groups for pans and zooms (nerv/motion.py) on or off; the codec's default without it.
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ def main() -> None:
     ap.add_argument("--codec", action="append")
     ap.add_argument("--quality", type=float, action="append", help="one or more (default 3)")
     ap.add_argument("--rate-aware", choices=("on", "off"), help="default: the codec's")
+    ap.add_argument(
+        "--motion", choices=("on", "off"), help="hnerv's pan/zoom canvas groups; default: the codec's"
+    )
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json")
@@ -83,6 +87,8 @@ def main() -> None:
     frames = frames[args.first :]
     item = (frames, rate)
     options = {} if args.rate_aware is None else {"rate_aware": args.rate_aware == "on"}
+    if args.motion is not None:
+        options["motion"] = args.motion == "on"
     t, _, h, w = frames.shape
     anchors = [a for a in args.anchor.split(",") if a]
     curves = {a: anchor_curve(a, item, args.crf) for a in anchors}
@@ -104,6 +110,7 @@ def main() -> None:
                 "quality": quality,
                 "preset": args.preset,
                 "rate_aware": args.rate_aware or "default",
+                "motion": args.motion or "default",
                 "device": args.device,
                 "bytes": len(data),
                 "bpp": bpp,

@@ -108,6 +108,11 @@ def main() -> None:
         (tree4[:, :, 24:72, 32:96].contiguous(), rate), "video", "hnerv", 1, preset="fast", progress=False
     )
     nerv_codec.MAX_GROUP_FRAMES = groups_of
+    # A camera panning 2 pixels right and 1 down a frame across tree's first frame: one motion group (6.4.1)
+    pan = torch.stack([tree[0, :, t : t + 48, 2 * t : 2 * t + 64] for t in range(8)]).contiguous()
+    decodable["pan_64x48_hnerv_q1.mcd"] = encode_bytes(
+        (pan, rate), "video", "hnerv", 1, preset="fast", progress=False
+    )
     speech, speech_rate = read_audio(Path(str(files("mcodec") / "samples" / "goforward_16k.flac")))
     # 1.5 s at a requested 3 kbit/s: the container's bytes make the encoder shed a stage (n_q = 3)
     decodable["goforward_rvq_3k.mcd"] = encode_bytes((speech[:, 8000:32000], speech_rate), "audio", "rvq", 3)

@@ -105,6 +105,12 @@ def cli(ctx: click.Context, quiet: bool) -> None:
     default=None,
     help="video: the fit learns its quantization steps against the bits they cost (default: on)",
 )
+@click.option(
+    "--motion/--no-motion",
+    default=None,
+    help="hnerv: a group whose camera pans or zooms is drawn on one canvas its frames are sampled from "
+    "(default: on)",
+)
 @click.option("--no-audio", is_flag=True, help="video: leave the sound out (default: code the first track)")
 @click.option(
     "--audio-bitrate",
@@ -125,6 +131,7 @@ def encode(  # noqa: PLR0913 - one parameter per option
     preset,
     max_minutes,
     rate_aware,
+    motion,
     no_audio,
     audio_bitrate,
     device,
@@ -152,6 +159,10 @@ def encode(  # noqa: PLR0913 - one parameter per option
         raise click.UsageError(f"--max-minutes is for video codecs; {used} codes {media}")
     if rate_aware is not None and media not in (None, "video"):
         raise click.UsageError(f"--rate-aware is for video codecs; {used} codes {media}")
+    if motion is not None and used is not None and used != "hnerv" and media in (None, "video"):
+        raise click.UsageError(f"--motion is for the hnerv codec, not {used}")
+    if motion is not None and media not in (None, "video"):
+        raise click.UsageError(f"--motion is for the hnerv codec; {used} codes {media}")
     if media not in (None, "video") and (no_audio or audio_bitrate is not None):
         raise click.UsageError("--no-audio and --audio-bitrate are for video files (movies with sound)")
     if audio_bitrate is not None:
@@ -160,6 +171,8 @@ def encode(  # noqa: PLR0913 - one parameter per option
         options["max_minutes"] = max_minutes
         if rate_aware is not None:
             options["rate_aware"] = rate_aware
+        if motion is not None:
+            options["motion"] = motion
         options["log"] = lambda msg: _log(ctx, msg)  # the time plan, or the expected time of a slow clip
     r = encode_file(
         src,

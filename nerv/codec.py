@@ -6,6 +6,9 @@ the groups it needs). Chunk payload: u32 length + UTF-8 JSON (architecture, fram
 index per tensor), the float16 quantization steps of every tensor in order, then one entropy-coded
 stream of all integer symbols (decoder tensors in state-dict order, then embeddings) under the Gaussian
 tables, each tensor with its own scale index. Profile ``tables``: decoding the symbols needs no network.
+An hnerv group whose camera pans or zooms (motion.py) adds a JSON ``motion`` key (the canvas size) and 3
+float16 motion numbers per frame after the steps: its network draws the canvas, each frame is sampled
+from it (FORMAT.md 6.4.1).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import math
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
@@ -40,6 +43,7 @@ from .model import (
     plan,
     tensor_shapes,
 )
+from .motion import MAX_CANVAS, SCALE_RANGE, Motion, estimate, sample
 from .progress import ClipProgress
 from .quant import quantize, rebuild, steps_for
 from .rate import MIN_STD
@@ -61,6 +65,9 @@ WARM_START = True
 # streams only: no frames of those groups are synthesized)
 DIFF_GROUPS = True
 KEY_EVERY = 4
+# hnerv: a group whose camera pans or zooms (motion.py's rule) is drawn on one canvas the frames are sampled
+# from (FORMAT.md 6.4.1); every other group is coded as before
+MOTION = True
 LAMBDA_Q1 = 0.01  # rate-aware: weight on estimated bits per pixel at quality 1 (MSE on [0, 1] pixels)
 LAMBDA_STEP = 3.0  # ... divided by this per quality level
 INFOS = {
@@ -97,28 +104,47 @@ def rate_lambda(quality: float) -> float:
     return LAMBDA_Q1 / LAMBDA_STEP ** (quality - 1)
 
 
-def network_for(kind: str, height: int, width: int, frames: int, quality: float) -> NervConfig:
-    """The widest decoder whose parameters fit the quality's rate budget for this many pixels."""
+def network_for(
+    kind: str, height: int, width: int, frames: int, quality: float, canvas: tuple[int, int] | None = None
+) -> NervConfig:
+    """The widest decoder whose parameters fit the quality's rate budget for this many pixels, drawing
+    frames of height x width or, in a motion group, the canvas (height, width)."""
     budget = parameter_budget(height, width, frames, quality)
-    best = plan(kind, height, width, WIDTHS[0])
+    ch, cw = canvas or (height, width)
+    best = plan(kind, ch, cw, WIDTHS[0])
     for width0 in WIDTHS:
-        cfg = plan(kind, height, width, width0)
+        cfg = plan(kind, ch, cw, width0)
         if parameter_count(cfg) > budget:
             break
         best = cfg
     return best
 
 
-def max_parameters(kind: str, height: int, width: int, frames: int) -> int:
+def max_parameters(
+    kind: str, height: int, width: int, frames: int, canvas: tuple[int, int] | None = None
+) -> int:
     """The most decoder parameters ``network_for`` gives a group of this size at any quality: the top
     quality's budget, or the narrowest network where even that is over it. A decoder refuses more."""
-    narrowest = parameter_count(plan(kind, height, width, WIDTHS[0]))
+    narrowest = parameter_count(plan(kind, *(canvas or (height, width)), WIDTHS[0]))
     return max(narrowest, int(parameter_budget(height, width, frames, QUALITIES[1])))
 
 
 def max_group_frames(height: int, width: int) -> int:
     """The most frames the encoder puts in one group (GROUP_BYTES of float frames in memory)."""
     return max(1, min(MAX_GROUP_FRAMES, GROUP_BYTES // (12 * height * width)))
+
+
+def motion_canvas(kind: str, height: int, width: int, canvas: tuple[int, int]) -> tuple[int, int]:
+    """The canvas (height, width) a motion group is coded with: ``canvas`` widened, where its padded size
+    would pass for the clip's own padded size, until it no longer does. A reader that does not know motion
+    groups then refuses them at its size check (FORMAT.md 6.4.1) instead of decoding a frame-sized picture."""
+    ch, cw = canvas
+    while True:
+        cfg = plan(kind, ch, cw, WIDTHS[0])
+        s = math.prod(cfg.strides)
+        if cfg.height >= height + s or cfg.width >= width + s:
+            return ch, cw
+        cw = cfg.width + 1
 
 
 def group_ranges(frames: int, height: int, width: int) -> list[tuple[int, int]]:
@@ -148,6 +174,7 @@ GROUP = Schema(
             },
         ),
         "first": Int(0, 1 << 20),
+        "motion": Schema("motion", {"height": Int(1, 1 << 14), "width": Int(1, 1 << 14)}, required=False),
         "count": Int(1, MAX_GROUP_FRAMES),
         "bits": OneOf((BITS,)),
         "tensors": ListOf(
@@ -188,6 +215,7 @@ class NervCodec(Codec):
         max_minutes: float | None = None,
         log: Callable[[str], None] | None = None,
         rate_aware: bool | None = None,
+        motion: bool | None = None,
         **options,
     ) -> Payload:
         """item: a VideoSource (read group by group: memory holds one group, not the clip), or (uint8
@@ -195,7 +223,8 @@ class NervCodec(Codec):
         max_minutes: plan the epochs (at most the preset's) so the whole fit takes about that long here
         (budget.py). log: one-line messages for the user (the plan; the expected time of a slow clip).
         rate_aware: the fine-tune learns the steps with a rate term (fit.py; None: RATE_AWARE). Either way
-        the file is the same format, decoded the same way."""
+        the file is the same format, decoded the same way. motion: hnerv codes a group whose camera pans or
+        zooms on a canvas (motion.py; None: MOTION); off, every group is coded as without it."""
         source = item if isinstance(item, VideoSource) else _tensor_source(item)
         self.check_preset(preset)
         if epochs is not None and not all(isinstance(e, (int, float)) and 0 < e < 1e6 for e in epochs):
@@ -205,6 +234,7 @@ class NervCodec(Codec):
         if epochs is not None and max_minutes is not None:
             raise CodecError("give epochs or a time budget, not both")
         lam = rate_lambda(quality) if (RATE_AWARE if rate_aware is None else rate_aware) else None
+        use_motion = self.kind == "hnerv" and (MOTION if motion is None else motion)
         t, h, w = source.frames, source.height, source.width
         rate = Fraction(source.rate).limit_denominator(1 << 20)
         ranges = group_ranges(t, h, w)
@@ -228,7 +258,7 @@ class NervCodec(Codec):
                 )
 
         bar = ClipProgress(steps_from(0), f"{self.kind} {t} frames", progress, estimate)
-        chunks, fit, rebuilt = [], None, None
+        chunks, fit, rebuilt, previous = [], None, None, None
         try:
             groups = zip(ranges, configs, source.groups(ranges), strict=True)
             for g, ((a, b), cfg, frames) in enumerate(groups):
@@ -242,12 +272,25 @@ class NervCodec(Codec):
                     on_step = _paced(bar, Pacer(until, fit_steps(epochs, b - a), step_s), steps_from(g + 1))
                 bar.group = f"group {g + 1}/{len(ranges)} " if len(ranges) > 1 else ""
                 start = fit if WARM_START else None
-                ref = rebuilt if DIFF_GROUPS and g % KEY_EVERY and configs[g - 1] == cfg else None
+                moves = self._motion(frames, h, w) if use_motion else None
+                if moves is not None:
+                    cfg = network_for(self.kind, h, w, b - a, quality, moves.canvas)
+                ref = rebuilt if DIFF_GROUPS and g % KEY_EVERY and cfg == previous else None
                 fit = fit_group(
-                    frames, cfg, BITS, epochs, device, on_step=on_step, lam=lam, start=start, ref=ref
+                    frames,
+                    cfg,
+                    BITS,
+                    epochs,
+                    device,
+                    on_step=on_step,
+                    lam=lam,
+                    start=start,
+                    ref=ref,
+                    motion=moves,
                 )
-                data, rebuilt = _write_group(cfg, a, b, fit, ref)
+                data, rebuilt = _write_group(cfg, a, b, fit, moves, ref)
                 chunks.append(("VGOP" if ref is None else "VDIF", data))
+                previous = cfg
                 del frames, start  # before the next group is read: one in memory, not two
         finally:
             bar.close()
@@ -261,6 +304,19 @@ class NervCodec(Codec):
             "preset": preset,
         }
         return Payload(params, chunks)
+
+    def _motion(self, frames: torch.Tensor, height: int, width: int) -> Motion | None:
+        """The group's global motion if it is coded with one (motion.estimate's rule, on the canvas it
+        would be coded with), else None."""
+        moves = estimate(frames)
+        if moves is None:
+            return None
+        # the canvas rounded up to the frame's total stride: plan then keeps (at least) the frame's grid
+        # cell, where a canvas padded by plan alone often got a smaller stride and several times the cells
+        s = math.prod(plan(self.kind, height, width, WIDTHS[0]).strides)
+        ch, cw = (-(-n // s) * s for n in moves.canvas)
+        ch, cw = motion_canvas(self.kind, height, width, (ch, cw))
+        return replace(moves, canvas=(ch, cw)) if ch * cw <= MAX_CANVAS * height * width else None
 
     def _plan(self, budget: Budget, source: VideoSource, configs, per_epoch, preset, device, log, lam):
         """The epochs per group that fit the budget, from the measured step times of the first group's
@@ -312,7 +368,7 @@ class NervCodec(Codec):
                 first, count = group.head["first"], group.head["count"]
                 if group.end > a:  # a group before the range only passes its weights on
                     lo, hi = max(a, first) - first, min(b, first + count) - first
-                    yield reconstruct(decoder, inputs[lo:hi], h, w, device)
+                    yield reconstruct(decoder, inputs[lo:hi], h, w, device, group.motion, lo)
                 ref = dict(decoder.state_dict())
 
         return decoded()
@@ -381,7 +437,9 @@ def _tensor_symbols(decoder: Decoder, learned: dict[str, torch.Tensor] | None = 
         yield name, param, steps, quantize(coded, steps)
 
 
-def _write_group(cfg: NervConfig, first: int, last: int, fit, ref=None) -> tuple[bytes, dict]:
+def _write_group(
+    cfg: NervConfig, first: int, last: int, fit, motion: Motion | None = None, ref=None
+) -> tuple[bytes, dict]:
     """(the group's chunk payload, the decoder tensors as a decoder rebuilds them: the next VDIF
     group's reference). ref: this group's reference (a VDIF group), or None (VGOP)."""
     symbols, indexes, steps, tensors = [], [], [], []
@@ -396,13 +454,15 @@ def _write_group(cfg: NervConfig, first: int, last: int, fit, ref=None) -> tuple
         symbols.append(s)
         indexes.append(np.full(s.size, idx, dtype=np.uint8))
         steps.append(st.half().numpy())
-    header = json.dumps(
-        {"config": cfg.to_json(), "first": first, "count": last - first, "bits": BITS, "tensors": tensors},
-        separators=(",", ":"),
-    ).encode()
+    head = {"config": cfg.to_json(), "first": first, "count": last - first, "bits": BITS, "tensors": tensors}
+    moves = b""
+    if motion is not None:  # after the steps: 3 float16 per frame (motion.py)
+        head = {**head, "motion": {"height": motion.canvas[0], "width": motion.canvas[1]}}
+        moves = motion.params.astype("<f2").tobytes()
+    header = json.dumps(head, separators=(",", ":")).encode()
     stream = encode_indexed(np.concatenate(symbols), np.concatenate(indexes), _TABLES)
-    data = struct.pack("<I", len(header)) + header + np.concatenate(steps).astype("<f2").tobytes() + stream
-    return data, rebuilt
+    steps = np.concatenate(steps).astype("<f2").tobytes()
+    return struct.pack("<I", len(header)) + header + steps + moves + stream, rebuilt
 
 
 def _parse(data: bytes) -> tuple[dict, int]:
@@ -423,7 +483,12 @@ class CheckedGroup:
     cfg: NervConfig
     steps_at: int  # offset of the float16 steps in the chunk
     n_steps: int
+    motion: Motion | None = None  # a motion group's, checked (its float16 numbers follow the steps)
     diff: bool = False  # a VDIF chunk: decoder tensors coded as differences from the previous group's
+
+    @property
+    def stream_at(self) -> int:
+        return self.steps_at + 2 * self.n_steps + (0 if self.motion is None else 6 * self.head["count"])
 
     @property
     def end(self) -> int:
@@ -444,7 +509,12 @@ def check_group(data: bytes, params: dict, kind: str, diff: bool = False) -> Che
         raise CodecError(f"VGOP header: config.kind {cfg.kind!r} in a {kind} file")
     if s not in TOTAL_STRIDES or len(cfg.channels) != len(cfg.strides) + 1:
         raise CodecError(f"VGOP header: config.strides {list(cfg.strides)} or channels do not fit together")
-    if (
+    canvas = None
+    if "motion" in head and kind != "hnerv":
+        raise CodecError(f"VGOP header: motion in a {kind} file (only hnerv groups have it)")
+    if "motion" in head:
+        canvas = _check_canvas(head["motion"], cfg, kind, height, width, s)
+    elif (
         cfg.height % s
         or cfg.width % s
         or not (height <= cfg.height < height + s and width <= cfg.width < width + s)
@@ -457,7 +527,7 @@ def check_group(data: bytes, params: dict, kind: str, diff: bool = False) -> Che
         raise CodecError(
             f"VGOP header: count = {count} over the {max_group_frames(height, width)} frames a group holds"
         )
-    n, most = parameter_count(cfg), max_parameters(kind, height, width, count)
+    n, most = parameter_count(cfg), max_parameters(kind, height, width, count, canvas)
     if n > most:
         raise CodecError(f"VGOP header: a decoder of {n} parameters, over the {most} the encoder makes")
     expected = [(name, list(shape)) for name, shape in tensor_shapes(cfg).items()]
@@ -471,7 +541,54 @@ def check_group(data: bytes, params: dict, kind: str, diff: bool = False) -> Che
     n_steps = sum(t["steps"] for t in head["tensors"])
     if pos + 2 * n_steps > len(data):
         raise CodecError("truncated video group (quantization steps)")
-    return CheckedGroup(head, cfg, pos, n_steps, diff)
+    motion = None
+    if canvas is not None:
+        at = pos + 2 * n_steps
+        if at + 6 * count > len(data):
+            raise CodecError("truncated video group (motion)")
+        motion = _check_motion(
+            np.frombuffer(data, "<f2", 3 * count, at).reshape(count, 3), canvas, height, width
+        )
+    return CheckedGroup(head, cfg, pos, n_steps, motion, diff)
+
+
+def _check_canvas(
+    motion: dict, cfg: NervConfig, kind: str, height: int, width: int, s: int
+) -> tuple[int, int]:
+    """A motion group's canvas (height, width), checked: at least the frame, at most MAX_CANVAS times its
+    area, the config its size padded to a multiple of S (and, as ``motion_canvas`` makes it, not a size
+    the clip's own padding gives, so that a reader without motion groups refuses them)."""
+    ch, cw = motion["height"], motion["width"]
+    if not (height <= ch and width <= cw and ch * cw <= MAX_CANVAS * height * width):
+        raise CodecError(
+            f"VGOP header: motion canvas {cw}x{ch} outside 1..{MAX_CANVAS:g} times the {width}x{height} frame"
+        )
+    if cfg.height % s or cfg.width % s or not (ch <= cfg.height < ch + s and cw <= cfg.width < cw + s):
+        raise CodecError(
+            f"VGOP header: config size {cfg.width}x{cfg.height} is not the {cw}x{ch} canvas padded "
+            f"to a multiple of {s}"
+        )
+    if not (cfg.height >= height + s or cfg.width >= width + s):
+        raise CodecError(f"VGOP header: motion canvas {cw}x{ch} pads to the clip's own padded size")
+    return ch, cw
+
+
+def _check_motion(params: np.ndarray, canvas: tuple[int, int], height: int, width: int) -> Motion:
+    """A motion group's float16 numbers [count, 3] -> its Motion, refused unless finite with every frame's
+    scale within SCALE_RANGE and its pixels on the canvas (to within a pixel)."""
+    if not np.isfinite(params).all():
+        raise CodecError("corrupt video group (a motion parameter is not finite)")
+    lo, hi = SCALE_RANGE
+    if np.abs(params[:, 0].astype(np.float64)).max() > 2 * math.log(hi / lo):
+        raise CodecError("corrupt video group (a motion scale step is out of range)")
+    motion = Motion.from_params(params.copy(), canvas)
+    if not ((motion.scale >= lo) & (motion.scale <= hi)).all():
+        raise CodecError(f"corrupt video group (a frame's motion scale is outside {lo:g}..{hi:g})")
+    ch, cw = canvas
+    right, bottom = motion.u + motion.scale * (width - 1), motion.v + motion.scale * (height - 1)
+    if (motion.u < -1).any() or (motion.v < -1).any() or (right > cw).any() or (bottom > ch).any():
+        raise CodecError(f"corrupt video group (a frame's motion places it beyond the {cw}x{ch} canvas)")
+    return motion
 
 
 def _read_tensors(data: bytes, group: CheckedGroup, ref: dict | None) -> tuple[Decoder, torch.Tensor]:
@@ -483,7 +600,7 @@ def _read_tensors(data: bytes, group: CheckedGroup, ref: dict | None) -> tuple[D
         raise CodecError("corrupt video group (a quantization step is not finite)")
     counts = [math.prod(t["shape"]) for t in tensors]
     indexes = np.concatenate([np.full(c, t["idx"], np.uint8) for c, t in zip(counts, tensors, strict=True)])
-    symbols = decode_indexed(data[pos + 2 * group.n_steps :], indexes, _TABLES)
+    symbols = decode_indexed(data[group.stream_at :], indexes, _TABLES)
     values, s_pos, st_pos = [], 0, 0
     for t, c in zip(tensors, counts, strict=True):
         sym = torch.from_numpy(symbols[s_pos : s_pos + c].astype(np.int64)).view(t["shape"])
@@ -502,16 +619,28 @@ def _read_tensors(data: bytes, group: CheckedGroup, ref: dict | None) -> tuple[D
 
 
 def reconstruct(
-    decoder: Decoder, inputs: torch.Tensor, height: int, width: int, device: str = "cpu"
+    decoder: Decoder,
+    inputs: torch.Tensor,
+    height: int,
+    width: int,
+    device: str = "cpu",
+    motion: Motion | None = None,
+    first: int = 0,
 ) -> torch.Tensor:
     """Decoder inputs (HNeRV embeddings [T, d, h0, w0], NeRV times [T]) -> uint8 frames [T, 3, height,
     width]. Each frame is computed alone, a batch of one: its bytes do not depend on which other frames
     are decoded (a frame range needs only its frames) nor, on the CPU, on the thread count. One frame's
-    full-resolution tensors also stay in cache, which batches of 8 did not: 2.5x faster."""
+    full-resolution tensors also stay in cache, which batches of 8 did not: 2.5x faster. motion: the
+    group's, whose frame ``first + i`` input i is: the decoder draws the canvas, the frame is sampled
+    from it (motion.sample)."""
     decoder = decoder.to(device).eval()
 
     def frame(i: int) -> torch.Tensor:
-        x = decoder(inputs[i : i + 1].to(device))[:, :, :height, :width]
+        x = decoder(inputs[i : i + 1].to(device))
+        if motion is None:
+            x = x[:, :, :height, :width]
+        else:
+            x = sample(x, motion, [first + i], height, width)
         return x.clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
 
     out = map_per_item(frame, range(inputs.shape[0]), device)

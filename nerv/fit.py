@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from .model import Decoder, Encoder, NervConfig
+from .motion import Motion, place, sample
 from .quant import (
     dequantize,
     fake_quantize,
@@ -71,7 +72,10 @@ def _mse(out: torch.Tensor, target: torch.Tensor, h: int, w: int) -> torch.Tenso
 
 class _Fit:
     """The state of one group's fit: the networks, the optimizer and the padded target [T, 3, H', W'].
-    lam: None for today's fine-tune, else the rate-aware one's weight on bits per pixel."""
+    lam: None for today's fine-tune, else the rate-aware one's weight on bits per pixel. motion: the
+    group's global motion (motion.py), or None: the decoder draws a canvas [T, 3, H', W'] from which each
+    frame is sampled at its place, the target is the frames themselves [T, 3, H, W] and HNeRV's encoder
+    sees each frame drawn on the canvas."""
 
     def __init__(
         self,
@@ -84,12 +88,13 @@ class _Fit:
         lam: float | None = None,
         start: dict[str, dict] | None = None,
         ref: dict[str, torch.Tensor] | None = None,
+        motion: Motion | None = None,
     ):
         _, _, self.h, self.w = frames.shape
         # a group coded as differences: the previous group's decoder tensors as the decoder rebuilds them
         self.ref = None if ref is None else {k: v.to(device) for k, v in ref.items()}
-        self.bits, self.batch, self.lam = bits, batch, lam
-        self.target = _pad(frames, cfg).to(device)
+        self.bits, self.batch, self.lam, self.motion, self.cfg = bits, batch, lam, motion, cfg
+        self.target = (frames.float() / 255 if motion is not None else _pad(frames, cfg)).to(device)
         self.n = n = self.target.shape[0]
         self.pixels = n * self.h * self.w
         self.times = (torch.arange(n, dtype=torch.float32) / n).to(device)
@@ -117,13 +122,14 @@ class _Fit:
         x = self.target[i]
         rate = None
         if not qat:
-            out = self.decoder(self.encoder(x) if self.encoder is not None else self.times[i])
+            inputs = self.encoder(self._input(i)) if self.encoder is not None else self.times[i]
+            out = self._frames(self.decoder(inputs), i)
         elif self.lam is not None:
             out, rate = self._rate_forward(i, noise=True)
         else:
             inputs = self.embeddings[i] if self.encoder is not None else self.times[i]
             quantized = {k: self._rebuilt(k, fake_quantize(c, self.bits)) for k, c in self._coded()}
-            out = functional_call(self.decoder, quantized, (inputs,))
+            out = self._frames(functional_call(self.decoder, quantized, (inputs,)), i)
         mse = _mse(out, x, self.h, self.w)
         loss = mse if rate is None else mse + self.lam * rate / self.pixels
         self.opt.zero_grad()
@@ -133,6 +139,21 @@ class _Fit:
         if self.log_steps:
             self._floor_log_steps()
         return mse.item()
+
+    def _input(self, i: torch.Tensor | slice) -> torch.Tensor:
+        """HNeRV encoder's input for the frames ``i``: the padded frames, or in a motion group each frame
+        drawn on the canvas."""
+        if self.motion is None:
+            return self.target[i]
+        if isinstance(i, slice):
+            i = torch.arange(self.n)[i]
+        return place(self.target[i], self.motion, i, self.cfg.height, self.cfg.width)
+
+    def _frames(self, out: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        """The decoder's output for the frames ``i`` -> those frames: itself, or sampled from the canvas."""
+        if self.motion is None:
+            return out
+        return sample(out, self.motion, i.tolist(), self.h, self.w)
 
     def _steps(self) -> dict[str, torch.Tensor]:
         """The learned steps of every decoder tensor (and "embeddings"), float16-exact, never below the
@@ -179,7 +200,7 @@ class _Fit:
             inputs = quantized.pop("embeddings")[:, i].transpose(0, 1)
         else:
             inputs = self.times[i]
-        return functional_call(self.decoder, quantized, (inputs,)), rate
+        return self._frames(functional_call(self.decoder, quantized, (inputs,)), i), rate
 
     def start_qat(self) -> None:
         """Freeze HNeRV's embeddings at their quantized values; from now on only the decoder learns.
@@ -188,7 +209,7 @@ class _Fit:
         if self.encoder is not None:
             with torch.no_grad():
                 b = self.batch
-                raw = torch.cat([self.encoder(self.target[i : i + b]) for i in range(0, self.n, b)])
+                raw = torch.cat([self.encoder(self._input(slice(i, i + b))) for i in range(0, self.n, b)])
             self.embed_steps = steps_for(raw.transpose(0, 1), self.bits)  # one step per embedding channel
             self.embed_symbols = quantize(raw.transpose(0, 1), self.embed_steps).transpose(0, 1)
             self.embeddings = dequantize(self.embed_symbols.transpose(0, 1), self.embed_steps).transpose(0, 1)
@@ -247,6 +268,7 @@ def fit_group(
     lam: float | None = None,
     start: FitResult | None = None,
     ref: dict[str, torch.Tensor] | None = None,
+    motion: Motion | None = None,
 ) -> FitResult:
     """frames: uint8 [T, 3, H, W] -> a fitted, quantization-aware decoder (and HNeRV embeddings).
     epochs: (fit, fine-tune) epochs, or a preset's name. on_step(phase "fit" or "qat", MSE) after each
@@ -254,9 +276,12 @@ def fit_group(
     lam: the rate-aware fine-tune's weight on estimated bits per pixel (MSE on [0, 1] pixels), or None.
     start: the previous group's fit, to start from instead of random weights where ``warm_start`` allows.
     ref: for a group coded as differences, the decoder tensors the decoder rebuilt for the previous group
-    (same architecture): the fine-tune quantizes each tensor's difference from them, as the file will."""
+    (same architecture): the fine-tune quantizes each tensor's difference from them, as the file will.
+    motion: the group's global motion (cfg is then the canvas's network), or None."""
     with full_float32():
-        return _fit_group(frames, cfg, bits, epochs, device, batch, lr, seed, on_step, lam, start, ref)
+        return _fit_group(
+            frames, cfg, bits, epochs, device, batch, lr, seed, on_step, lam, start, ref, motion
+        )
 
 
 @contextmanager
@@ -273,13 +298,15 @@ def full_float32():
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
 
 
-def _fit_group(frames, cfg, bits, epochs, device, batch, lr, seed, on_step, lam, start, ref) -> FitResult:
+def _fit_group(
+    frames, cfg, bits, epochs, device, batch, lr, seed, on_step, lam, start, ref, motion
+) -> FitResult:
     torch.manual_seed(seed)
     epochs = PRESETS[epochs] if isinstance(epochs, str) else epochs
     init = start.start if start is not None and warm_start(start, cfg) else None
     # the same schedule from a warm start: at half the peak rate the later groups gained 0.7-0.9 dB
     # (tree, megamind 72 frames in groups of 24), at the full rate 1.0-1.05 dB
-    fit = _Fit(frames, cfg, bits, device, batch, lr, lam, init, ref)
+    fit = _Fit(frames, cfg, bits, device, batch, lr, lam, init, ref, motion)
     n_fit, n_qat = fit_steps(epochs, fit.n, batch)
     total = n_fit + n_qat
     sq_err, seen = 0.0, 0

@@ -1,0 +1,204 @@
+"""hnerv's global motion (nerv/motion.py): the estimate, the canvas groups, their format and limits."""
+
+import json
+import math
+import struct
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mcodec.codec import CodecError
+from mcodec.codec.base import Payload
+from mcodec.codec.determinism import map_single_threaded, thread_independent
+from mcodec.nerv import motion as mo
+from mcodec.nerv.codec import NervCodec, check_group, motion_canvas
+from mcodec.nerv.model import plan
+
+EPOCHS = (30, 6)
+
+
+def texture(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """A smooth random RGB picture [1, 3, h, w] in [0, 1] (detail at about 6 pixels)."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, h // 6, w // 6, generator=g)
+    return F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def shoot(picture: torch.Tensor, scale, u, v, h: int, w: int) -> torch.Tensor:
+    """uint8 frames [T, 3, h, w]: frame t's pixel p is the picture at scale[t] p + (u[t], v[t])."""
+    path = mo.Motion(None, picture.shape[-2:], *(np.asarray(x, float) for x in (scale, u, v)))
+    t = len(scale)
+    frames = mo.sample(picture.expand(t, -1, -1, -1), path, range(t), h, w)
+    return frames.clamp(0, 1).mul(255).round().to(torch.uint8)
+
+
+def pan(t: int = 8, h: int = 48, w: int = 64) -> torch.Tensor:
+    """A camera panning right 2 px and down 0.5 px a frame across a textured picture."""
+    return shoot(texture(160, 200), [1.0] * t, 10 + 2.0 * np.arange(t), 10 + 0.5 * np.arange(t), h, w)
+
+
+def relative(m: mo.Motion) -> np.ndarray:
+    """Each frame's (scale, u, v) relative to frame 0's (frame 0 pixels): what an estimate can know."""
+    s0 = m.scale[0]
+    return np.stack([m.scale / s0, (m.u - m.u[0]) / s0, (m.v - m.v[0]) / s0], 1)
+
+
+def test_estimate_recovers_a_pan_and_zoom_within_a_fraction_of_a_pixel():
+    t, h, w = 8, 96, 128
+    scale = 0.97 ** np.arange(t)  # zooming out: frame t's pixels cover less of the picture
+    u, v = 40 + 3.3 * np.arange(t), 30 + 1.7 * np.arange(t)
+    frames = shoot(texture(320, 400, seed=1), scale, u, v, h, w)
+    est = mo.estimate(frames)
+    assert est is not None
+    truth = mo.Motion(None, (0, 0), scale, u, v)
+    got, want = relative(est), relative(truth)
+    corner_error = np.abs(got[:, 1:] - want[:, 1:]).max() + np.abs(got[:, 0] - want[:, 0]).max() * w
+    assert corner_error < 0.1, corner_error
+    assert est.scale.min() == pytest.approx(1.0, abs=1e-3)  # the most zoomed-in frame is the reference
+    assert est.canvas[0] * est.canvas[1] <= mo.MAX_CANVAS * h * w
+
+
+def test_a_static_clip_has_no_motion_and_is_coded_as_before():
+    picture = (texture(48, 64) * 255).round().to(torch.uint8)
+    g = torch.Generator().manual_seed(3)
+    noise = torch.randint(-2, 3, (6, 3, 48, 64), generator=g)
+    frames = (picture.int() + noise).clamp(0, 255).to(torch.uint8)
+    assert mo.estimate(frames) is None
+    codec = NervCodec("hnerv")
+    on = codec.encode((frames, 25), 3, preset="fast", progress=False, epochs=(1, 1))
+    off = codec.encode((frames, 25), 3, preset="fast", progress=False, epochs=(1, 1), motion=False)
+    assert on.chunks == off.chunks and "motion" not in header(on.chunks[0][1])
+
+
+@pytest.fixture(scope="module")
+def panned():
+    """(frames, motion payload, payload without motion, decoded with motion) of the tiny pan."""
+    frames = pan()
+    codec = NervCodec("hnerv")
+    on = codec.encode((frames, 25), 3, progress=False, epochs=EPOCHS)
+    off = codec.encode((frames, 25), 3, progress=False, epochs=EPOCHS, motion=False)
+    return frames, on, off, codec.decode(on)[0]
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return 10 * math.log10(255**2 / (a.float() - b.float()).pow(2).mean().item())
+
+
+def test_motion_beats_the_same_encode_without_it_on_a_pan(panned):
+    frames, on, off, decoded = panned
+    assert "motion" in header(on.chunks[0][1])
+    size = lambda p: sum(len(d) for _, d in p.chunks)  # noqa: E731
+    with_motion, without = psnr(decoded, frames), psnr(NervCodec("hnerv").decode(off)[0], frames)
+    assert with_motion > without + 4, (with_motion, without)
+    assert size(on) < 1.25 * size(off), (size(on), size(off))
+
+
+def test_motion_group_range_decode_and_threads(panned):
+    _, on, _, decoded = panned
+    codec = NervCodec("hnerv")
+    assert torch.equal(codec.decode(on, frames=(3, 7))[0], decoded[3:7])
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = codec.decode(on)[0]
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(one, decoded)
+    with thread_independent("cpu"):  # each frame alone: the same bytes whichever thread decodes it
+        alone = map_single_threaded(lambda i: codec.decode(on, frames=(i, i + 1))[0], range(8))
+    assert torch.equal(torch.cat(alone), decoded)
+
+
+def header(data: bytes) -> dict:
+    (n,) = struct.unpack_from("<I", data)
+    return json.loads(data[4 : 4 + n])
+
+
+def with_header(data: bytes, head: dict) -> bytes:
+    (n,) = struct.unpack_from("<I", data)
+    raw = json.dumps(head).encode()
+    return struct.pack("<I", len(raw)) + raw + data[4 + n :]
+
+
+def with_motion_param(data: bytes, frame: int, k: int, value: float) -> bytes:
+    """The chunk with frame ``frame``'s motion number k set to float16 ``value``."""
+    (n,) = struct.unpack_from("<I", data)
+    at = 4 + n + 2 * sum(t["steps"] for t in header(data)["tensors"]) + 2 * (3 * frame + k)
+    return data[:at] + np.array([value], "<f2").tobytes() + data[at + 2 :]
+
+
+def refuse(payload: Payload, data: bytes, match: str) -> None:
+    with pytest.raises(CodecError, match=match) as e:
+        NervCodec("hnerv").decode(Payload(payload.params, [("VGOP", data)]))
+    assert "\n" not in str(e.value)
+
+
+def test_corrupt_motion_is_refused_in_one_line(panned):
+    _, on, _, _ = panned
+    data = on.chunks[0][1]
+    head = header(data)
+    refuse(on, with_motion_param(data, 3, 1, float("nan")), "not finite")
+    refuse(on, with_motion_param(data, 0, 0, 3.0), r"scale is outside")  # e^3 > 8
+    refuse(on, with_motion_param(data, 2, 0, 60000.0), "scale step is out of range")
+    refuse(on, with_motion_param(data, 4, 2, 60000.0), "beyond")
+    huge = {**head, "motion": {"height": 400, "width": 400}}
+    refuse(on, with_header(data, huge), "motion canvas 400x400 outside")
+    small = {**head, "motion": {"height": 40, "width": head["motion"]["width"]}}
+    refuse(on, with_header(data, small), "outside")
+    other = {**head, "motion": {**head["motion"], "width": head["motion"]["width"] + 40}}
+    refuse(on, with_header(data, other), "is not the")
+    (n,) = struct.unpack_from("<I", data)
+    cut = data[: 4 + n + 2 * sum(t["steps"] for t in head["tensors"]) + 10]  # into the motion numbers
+    refuse(on, cut, r"truncated video group \(motion\)")
+
+
+def test_a_reader_without_motion_groups_refuses_them(panned):
+    """A reader older than motion groups ignores the unknown "motion" key (FORMAT.md section 1) and sees a
+    config of the canvas's size, which ``motion_canvas`` keeps from passing for the clip's padded size."""
+    _, on, _, _ = panned
+    data = on.chunks[0][1]
+    old = {k: v for k, v in header(data).items() if k != "motion"}
+    with pytest.raises(CodecError, match="is not the 64x48 clip padded"):
+        check_group(with_header(data, old), on.params, "hnerv")
+
+
+@pytest.mark.parametrize("canvas", [(48, 70), (50, 64), (48, 64), (60, 90)])
+def test_motion_canvas_never_pads_to_the_clips_own_size(canvas):
+    ch, cw = motion_canvas("hnerv", 48, 64, canvas)
+    cfg = plan("hnerv", ch, cw, 8)
+    s = cfg.height // cfg.grid[0]
+    assert (ch, cw) >= canvas and ch == canvas[0] and cw >= canvas[1]
+    assert cfg.height >= 48 + s or cfg.width >= 64 + s
+
+
+def test_a_nerv_file_has_no_motion_groups(panned):
+    _, on, _, _ = panned
+    data = on.chunks[0][1]
+    head = header(data)
+    nerv = {**head, "config": {**head["config"], "kind": "nerv"}}
+    with pytest.raises(CodecError, match="motion in a nerv file"):
+        check_group(with_header(data, nerv), on.params, "nerv")
+
+
+def test_cli_motion(tmp_path, capfd):
+    """--motion / --no-motion reach hnerv (a motion group or none); an image refuses the flag."""
+    from mcodec.cli.main import main
+    from mcodec.codec.media_io import write_video
+    from mcodec.entropy import read_container
+
+    write_video(tmp_path / "in.mkv", pan(t=6), 25)
+
+    def run(*args):
+        with pytest.raises(SystemExit) as e:
+            main([str(a) for a in args])
+        return e.value.code, capfd.readouterr().err
+
+    for flag in ("--motion", "--no-motion"):
+        out = tmp_path / f"{flag}.mcd"
+        assert run("encode", tmp_path / "in.mkv", out, "--preset", "fast", "--quality", 1, flag)[0] == 0
+        chunk = read_container(out.read_bytes()).chunks[0][1]
+        assert ("motion" in header(chunk)) == (flag == "--motion")
+    code, err = run("encode", tmp_path / "in.mkv", tmp_path / "n.mcd", "--codec", "nerv", "--motion")
+    assert code == 2 and "--motion is for the hnerv codec" in err, err
