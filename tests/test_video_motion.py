@@ -206,8 +206,8 @@ def test_cli_motion(tmp_path, capfd):
 
 def test_motion_groups_coded_as_differences(monkeypatch):
     """A pan longer than a group: each group is drawn on its own canvas; where two neighbours' canvases
-    (so their networks) match, as here, the later one is a VDIF (its weights as differences from the earlier's)
-    and still decodes alone in a range, from its own motion and the chained weights."""
+    (so their networks) match, as here, the later one is a VDIF (its weights as differences from the
+    earlier's) and still decodes alone in a range, from its own motion and the chained weights."""
     from mcodec.nerv import codec as nerv_codec
 
     monkeypatch.setattr(nerv_codec, "MAX_GROUP_FRAMES", 4)
