@@ -56,9 +56,9 @@ BPP_AT_Q1 = 0.02  # rate budget of quality 1 (bits per pixel); each level double
 BITS_PER_WEIGHT = 6.0  # what an 8-bit weight costs after entropy coding, for sizing the network
 SLOW_NOTE_S = 1800  # a fit expected to take longer than this (no budget given) is announced
 RATE_AWARE = True  # the encoder's default: the rate-aware fine-tune (fit.py), or steps max|w| / 127 (fewer
-# bytes for the same PSNR on tree, megamind and the motion clips: the hnerv card)
-# Each group after the first starts its fit from the previous group's networks (an encoder choice: every
-# group is still coded alone, so a range decode reads only its own groups)
+# bytes for about the same PSNR on tree and megamind)
+# Each group after the first starts its fit from the previous group's networks (an encoder choice, alone
+# it changes nothing in the file)
 WARM_START = True
 # ... and, but for every KEY_EVERY-th group, codes its decoder tensors as differences from the previous
 # group's (a VDIF chunk): a frame range then reads the groups' weights back to its last VGOP (their

@@ -57,8 +57,8 @@ class FitResult:
     psnr: float
     steps: dict[str, torch.Tensor] | None = None  # learned float16-exact steps per decoder tensor, or None:
     # steps_for's (rate-aware fits only)
-    start: dict[str, dict] | None = None  # the float networks' state ("decoder", HNeRV's "encoder"): where
-    # the next group's fit starts (warm_start)
+    encoder: dict[str, torch.Tensor] | None = None  # HNeRV's frame encoder (its state): with ``decoder``,
+    # where the next group's fit starts (warm_start)
 
 
 def _pad(frames: torch.Tensor, cfg: NervConfig) -> torch.Tensor:
@@ -86,13 +86,13 @@ class _Fit:
         batch: int,
         lr: float,
         lam: float | None = None,
-        start: dict[str, dict] | None = None,
+        start: FitResult | None = None,
         ref: dict[str, torch.Tensor] | None = None,
         motion: Motion | None = None,
     ):
         _, _, self.h, self.w = frames.shape
         # a group coded as differences: the previous group's decoder tensors as the decoder rebuilds them
-        self.ref = None if ref is None else {k: v.to(device) for k, v in ref.items()}
+        self.ref = {k: v.to(device) for k, v in (ref or {}).items()}
         self.bits, self.batch, self.lam, self.motion, self.cfg = bits, batch, lam, motion, cfg
         self.target = (frames.float() / 255 if motion is not None else _pad(frames, cfg)).to(device)
         self.n = n = self.target.shape[0]
@@ -107,9 +107,9 @@ class _Fit:
             self.decoder.head.bias.copy_(torch.logit(mean))
         self.encoder = Encoder(cfg).to(device) if cfg.kind == "hnerv" else None
         if start is not None:  # the previous group's networks (same architecture): warm_start
-            self.decoder.load_state_dict(start["decoder"])
+            self.decoder.load_state_dict(start.decoder.state_dict())
             if self.encoder is not None:
-                self.encoder.load_state_dict(start["encoder"])
+                self.encoder.load_state_dict(start.encoder)
         params = list(self.decoder.parameters()) + (list(self.encoder.parameters()) if self.encoder else [])
         self.opt = torch.optim.Adam(params, lr=lr)
         self.embeddings = self.embed_symbols = self.embed_steps = None
@@ -175,11 +175,11 @@ class _Fit:
         """(name, what the file codes) per tensor of _tensors: a decoder tensor's difference from the
         reference where the group is coded as differences (ref), else the tensor."""
         for name, w in self._tensors():
-            yield name, w - self.ref[name] if self.ref is not None and name in self.ref else w
+            yield name, w - self.ref[name] if name in self.ref else w
 
     def _rebuilt(self, name: str, coded: torch.Tensor) -> torch.Tensor:
         """The tensor the decoder rebuilds from a (quantized) coded value: plus the reference, if any."""
-        return self.ref[name] + coded if self.ref is not None and name in self.ref else coded
+        return self.ref[name] + coded if name in self.ref else coded
 
     @torch.no_grad()
     def _floor_log_steps(self) -> None:
@@ -255,6 +255,21 @@ def fit_steps(epochs: tuple[float, float], frames: int, batch: int = BATCH) -> t
     return tuple(max(1, round(e * per_epoch)) for e in epochs)
 
 
+@contextmanager
+def full_float32():
+    """TF32 off for the fit (torch leaves it on for cuDNN convolutions): a network fitted on a GPU
+    through 10-bit-mantissa convolutions is not the network the CPU decoder evaluates in float32, which may
+    be the 0.8 dB a GPU fit lost between its fine-tune PSNR and the decoded file. The flags are restored
+    afterwards. (The networks are small and launch-bound on a GPU: full float32 costs little there.)"""
+    flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
+
+
+@full_float32()
 def fit_group(
     frames: torch.Tensor,
     cfg: NervConfig,
@@ -277,33 +292,11 @@ def fit_group(
     start: the previous group's fit, to start from instead of random weights where ``warm_start`` allows.
     ref: for a group coded as differences, the decoder tensors the decoder rebuilt for the previous group
     (same architecture): the fine-tune quantizes each tensor's difference from them, as the file will.
-    motion: the group's global motion (cfg is then the canvas's network), or None."""
-    with full_float32():
-        return _fit_group(
-            frames, cfg, bits, epochs, device, batch, lr, seed, on_step, lam, start, ref, motion
-        )
-
-
-@contextmanager
-def full_float32():
-    """TF32 off for the fit (torch leaves it on for cuDNN convolutions): a network fitted on a GPU
-    through 10-bit-mantissa convolutions is not the network the CPU decoder evaluates in float32, which may
-    be the 0.8 dB a GPU fit lost between its fine-tune PSNR and the decoded file. The flags are restored
-    afterwards. (The networks are small and launch-bound on a GPU: full float32 costs little there.)"""
-    flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
-
-
-def _fit_group(
-    frames, cfg, bits, epochs, device, batch, lr, seed, on_step, lam, start, ref, motion
-) -> FitResult:
+    motion: the group's global motion (cfg is then the canvas's network), or None. Runs in full float32
+    (full_float32)."""
     torch.manual_seed(seed)
     epochs = PRESETS[epochs] if isinstance(epochs, str) else epochs
-    init = start.start if start is not None and warm_start(start, cfg) else None
+    init = start if start is not None and warm_start(start, cfg) else None
     # the same schedule from a warm start: at half the peak rate the later groups gained 0.7-0.9 dB
     # (tree, megamind 72 frames in groups of 24), at the full rate 1.0-1.05 dB
     fit = _Fit(frames, cfg, bits, device, batch, lr, lam, init, ref, motion)
@@ -330,16 +323,14 @@ def _fit_group(
     # The bitstream writer and the decoder work on the CPU, whatever device fitted the network.
     cpu = [None if x is None else x.cpu() for x in (fit.embeddings, fit.embed_symbols, fit.embed_steps)]
     steps = None if steps is None else {k: v.cpu() for k, v in steps.items()}
-    state = {"decoder": {k: v.detach().cpu().clone() for k, v in fit.decoder.state_dict().items()}}
-    if fit.encoder is not None:
-        state["encoder"] = {k: v.detach().cpu().clone() for k, v in fit.encoder.state_dict().items()}
-    return FitResult(fit.decoder.eval().cpu(), *cpu, psnr, steps, state)
+    encoder = None if fit.encoder is None else {k: v.cpu() for k, v in fit.encoder.state_dict().items()}
+    return FitResult(fit.decoder.eval().cpu(), *cpu, psnr, steps, encoder)
 
 
 def warm_start(previous: FitResult, cfg: NervConfig) -> bool:
     """Whether a group's fit starts from the previous group's networks: only where the architecture is
     the same (a shorter last group may get a narrower network)."""
-    return previous.start is not None and previous.decoder.cfg == cfg
+    return previous.decoder.cfg == cfg
 
 
 def _batches(n: int, batch: int, steps: int):
