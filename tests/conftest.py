@@ -15,6 +15,17 @@ from mcodec.codec.training.export import export_factorized_model
 SAMPLE = Path(str(files("mcodec") / "samples" / "fruits_400x300.png"))
 
 
+def run_cli(capfd, *args) -> tuple[int, str, str]:
+    """Run the mcodec CLI in-process on ``args`` (any values, passed as strings); returns (exit code,
+    stdout, stderr) as ``capfd`` captured them."""
+    from mcodec.cli.main import main
+
+    with pytest.raises(SystemExit) as e:
+        main(list(map(str, args)))
+    out, err = capfd.readouterr()
+    return e.value.code, out, err
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> Path:
     """An untrained 8-channel factorized model exported like the shipped one."""

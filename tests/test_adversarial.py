@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli
 from safetensors import safe_open
 
 from mcodec.cli.main import main
@@ -132,13 +133,6 @@ def test_log_lines_show_the_adversarial_losses(data, tmp_path):
     assert "(disc)" in log.getvalue()  # the discriminators' parameter count
 
 
-def run(capfd, *args):
-    with pytest.raises(SystemExit) as e:
-        main(list(map(str, args)))
-    out, err = capfd.readouterr()
-    return e.value.code, err
-
-
 def _keys(path: Path) -> set[str]:
     with safe_open(path, "pt") as f:
         return set(f.keys())
@@ -147,9 +141,9 @@ def _keys(path: Path) -> set[str]:
 def test_adversarial_run_keeps_its_discriminators_in_the_checkpoint_not_the_model(capfd, tmp_path, data):
     common = ["train", "audio", data, "--batch", 2, "--seconds", 0.1, "--width", 2, 8]
     plain, adv = tmp_path / "plain.safetensors", tmp_path / "adv.safetensors"
-    code, err = run(capfd, *common, "--out", plain, "--steps", 2)
+    code, _, err = run_cli(capfd, *common, "--out", plain, "--steps", 2)
     assert code == 0, err
-    code, err = run(capfd, *common, "--out", adv, "--steps", 2, "--adversarial", "--adv-start", 1)
+    code, _, err = run_cli(capfd, *common, "--out", adv, "--steps", 2, "--adversarial", "--adv-start", 1)
     assert code == 0, err
     assert _keys(adv) == _keys(plain) and not any("disc" in k for k in _keys(adv))
     ckpt = torch.load(tmp_path / "adv.run" / "checkpoint.pt", weights_only=True)
@@ -158,20 +152,22 @@ def test_adversarial_run_keeps_its_discriminators_in_the_checkpoint_not_the_mode
     assert adam_steps == {2}
 
     # resumed: the discriminators and their optimizer go on (Adam's count goes on from 2)
-    code, err = run(capfd, *common, "--out", adv, "--steps", 3, "--adversarial", "--force")
+    code, _, err = run_cli(capfd, *common, "--out", adv, "--steps", 3, "--adversarial", "--force")
     assert code == 0 and "resuming from step 2" in err and "fresh" not in err, err
     ckpt = torch.load(tmp_path / "adv.run" / "checkpoint.pt", weights_only=True)
     assert {int(s["step"]) for s in ckpt["disc_opt"]["state"].values()} == {3}
 
     # a plain run resumed with --adversarial newly on: fresh discriminators
-    code, err = run(capfd, *common, "--out", plain, "--steps", 3, "--adversarial", "--force")
+    code, _, err = run_cli(capfd, *common, "--out", plain, "--steps", 3, "--adversarial", "--force")
     assert code == 0 and "resuming from step 2 (disc, disc_opt: not in the checkpoint, fresh)" in err, err
     ckpt = torch.load(tmp_path / "plain.run" / "checkpoint.pt", weights_only=True)
     assert {int(s["step"]) for s in ckpt["disc_opt"]["state"].values()} == {1}
 
 
 def test_adversarial_options_need_adversarial(capfd, tmp_path, data):
-    code, err = run(capfd, "train", "audio", data, "--out", tmp_path / "m.safetensors", "--adv-start", 5)
+    code, _, err = run_cli(
+        capfd, "train", "audio", data, "--out", tmp_path / "m.safetensors", "--adv-start", 5
+    )
     assert code == 2 and "needs --adversarial" in err
 
 

@@ -8,18 +8,10 @@ import sys
 import zlib
 
 import pytest
+from conftest import run_cli
 
-from mcodec.cli.main import main
 from mcodec.codec.media_io import read_image
 from mcodec.evaluation.metrics import psnr_rgb
-
-
-def run(capfd, *args):
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as e:
-        main(list(map(str, args)))
-    out, err = capfd.readouterr()
-    return e.value.code, out, err
 
 
 def assert_one_line_error(code, err, match=""):
@@ -32,9 +24,9 @@ def assert_one_line_error(code, err, match=""):
 
 def test_sample_roundtrip_through_cli(capfd, tmp_path, sample_path):
     bit, rec = tmp_path / "s.mcd", tmp_path / "s.png"
-    code, _, err = run(capfd, "encode", sample_path, bit)
+    code, _, err = run_cli(capfd, "encode", sample_path, bit)
     assert code == 0 and "bpp" in err
-    code, _, _ = run(capfd, "decode", bit, rec)
+    code, _, _ = run_cli(capfd, "decode", bit, rec)
     assert code == 0
     original, decoded = read_image(sample_path), read_image(rec)
     assert decoded.shape == original.shape
@@ -42,19 +34,19 @@ def test_sample_roundtrip_through_cli(capfd, tmp_path, sample_path):
 
 
 def test_quiet_silences_stderr(capfd, tmp_path, sample_path):
-    code, out, err = run(capfd, "--quiet", "encode", sample_path, tmp_path / "q.mcd", "--quality", 1)
+    code, out, err = run_cli(capfd, "--quiet", "encode", sample_path, tmp_path / "q.mcd", "--quality", 1)
     assert code == 0 and err == "" and out == ""
 
 
 def test_info_json_and_text(capfd, tmp_path, sample_path):
     bit = tmp_path / "i.mcd"
-    run(capfd, "encode", sample_path, bit, "--quality", 2)
-    code, out, _ = run(capfd, "info", bit, "--json")
+    run_cli(capfd, "encode", sample_path, bit, "--quality", 2)
+    code, out, _ = run_cli(capfd, "info", bit, "--json")
     d = json.loads(out)
     assert code == 0 and d["media"] == "image" and d["codec"] == "meanscale"
     assert d["params"]["width"] == 400 and d["params"]["quality"] == 2
     assert sum(c["bytes"] for c in d["chunks"]) + 12 == d["bytes"] == bit.stat().st_size
-    code, out, _ = run(capfd, "info", bit)
+    code, out, _ = run_cli(capfd, "info", bit)
     assert code == 0 and "YLAT" in out
 
 
@@ -63,7 +55,7 @@ def test_codecs_lists_every_codec_and_each_medium_default(capfd):
     one builtin.DEFAULTS names (whatever the order of the listing)."""
     from mcodec.codec.builtin import DEFAULTS
 
-    code, out, _ = run(capfd, "codecs", "--json")
+    code, out, _ = run_cli(capfd, "codecs", "--json")
     assert code == 0
     listing = json.loads(out)
     rows = {r["id"]: r for r in listing}
@@ -83,7 +75,7 @@ def test_codecs_lists_every_codec_and_each_medium_default(capfd):
     assert DEFAULTS == {"image": "meanscale", "video": "hnerv", "audio": "rvq"}
     defaults = [(r["media"], r["id"]) for r in listing if r["default"]]
     assert sorted(defaults) == sorted(DEFAULTS.items())
-    code, out, _ = run(capfd, "codecs")
+    code, out, _ = run_cli(capfd, "codecs")
     marked = [line.split()[1:3] for line in out.splitlines() if line.startswith("*")]
     assert code == 0 and sorted((media, cid) for cid, media in marked) == sorted(DEFAULTS.items())
 
@@ -91,16 +83,16 @@ def test_codecs_lists_every_codec_and_each_medium_default(capfd):
 def test_existing_output_is_not_overwritten_without_force(capfd, tmp_path, sample_path):
     bit = tmp_path / "o.mcd"
     bit.write_bytes(b"keep me")
-    code, _, err = run(capfd, "encode", sample_path, bit)
+    code, _, err = run_cli(capfd, "encode", sample_path, bit)
     assert_one_line_error(code, err, "exists")
     assert bit.read_bytes() == b"keep me"
-    assert run(capfd, "encode", sample_path, bit, "--force")[0] == 0
+    assert run_cli(capfd, "encode", sample_path, bit, "--force")[0] == 0
     rec = tmp_path / "o.png"
     rec.write_bytes(b"keep")
-    code, _, err = run(capfd, "decode", bit, rec)
+    code, _, err = run_cli(capfd, "decode", bit, rec)
     assert_one_line_error(code, err, "exists")
     assert rec.read_bytes() == b"keep"
-    assert run(capfd, "decode", bit, rec, "--force")[0] == 0
+    assert run_cli(capfd, "decode", bit, rec, "--force")[0] == 0
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +125,7 @@ def test_corrupt_inputs_fail_cleanly_without_output(capfd, tmp_path, good_file):
     for name, data in cases.items():
         src, dst = tmp_path / f"{name}.mcd", tmp_path / f"{name}.png"
         src.write_bytes(data)
-        code, _, err = run(capfd, "decode", src, dst)
+        code, _, err = run_cli(capfd, "decode", src, dst)
         if name == "flip9":  # the writer's minor version byte: still a valid file
             continue
         assert_one_line_error(code, err)
@@ -148,14 +140,14 @@ def test_file_naming_an_unknown_codec(capfd, tmp_path, good_file):
     c.header.codec = "nosuchcodec"
     src = tmp_path / "u.mcd"
     src.write_bytes(write_container(c))
-    code, _, err = run(capfd, "decode", src, tmp_path / "u.png")
+    code, _, err = run_cli(capfd, "decode", src, tmp_path / "u.png")
     assert_one_line_error(code, err, "unknown codec 'nosuchcodec'")
 
 
 def test_wrong_weights_are_refused(capfd, tmp_path, good_file, tiny_weights):
     src = tmp_path / "w.mcd"
     src.write_bytes(good_file)
-    code, _, err = run(capfd, "decode", src, tmp_path / "w.png", "--weights", tiny_weights)
+    code, _, err = run_cli(capfd, "decode", src, tmp_path / "w.png", "--weights", tiny_weights)
     assert_one_line_error(code, err, "other weights")
 
 
@@ -189,7 +181,7 @@ def png_claiming(width: int, height: int) -> bytes:
 def test_bad_media_inputs(capfd, tmp_path, make_input, match):
     src = tmp_path / "in.png"
     make_input(src)
-    code, _, err = run(capfd, "encode", src, tmp_path / "out.mcd")
+    code, _, err = run_cli(capfd, "encode", src, tmp_path / "out.mcd")
     assert_one_line_error(code, err, match)
     assert not (tmp_path / "out.mcd").exists()
 
@@ -198,27 +190,27 @@ def test_rgba_with_transparency_is_refused_and_opaque_accepted(capfd, tmp_path):
     from PIL import Image
 
     Image.new("RGBA", (20, 10), (10, 20, 30, 128)).save(tmp_path / "t.png")
-    code, _, err = run(capfd, "encode", tmp_path / "t.png", tmp_path / "t.mcd")
+    code, _, err = run_cli(capfd, "encode", tmp_path / "t.png", tmp_path / "t.mcd")
     assert_one_line_error(code, err, "transparency")
     Image.new("RGBA", (20, 10), (10, 20, 30, 255)).save(tmp_path / "o.png")
-    assert run(capfd, "encode", tmp_path / "o.png", tmp_path / "o.mcd")[0] == 0
+    assert run_cli(capfd, "encode", tmp_path / "o.png", tmp_path / "o.mcd")[0] == 0
 
 
 def test_grayscale_roundtrip_stays_grayscale(capfd, tmp_path):
     from PIL import Image
 
     Image.new("L", (37, 23), 90).save(tmp_path / "g.png")
-    assert run(capfd, "encode", tmp_path / "g.png", tmp_path / "g.mcd")[0] == 0
-    assert run(capfd, "decode", tmp_path / "g.mcd", tmp_path / "g2.png")[0] == 0
+    assert run_cli(capfd, "encode", tmp_path / "g.png", tmp_path / "g.mcd")[0] == 0
+    assert run_cli(capfd, "decode", tmp_path / "g.mcd", tmp_path / "g2.png")[0] == 0
     assert read_image(tmp_path / "g2.png").shape == (1, 23, 37)
 
 
 def test_unknown_codec_and_bad_options(capfd, tmp_path, sample_path):
-    code, _, err = run(capfd, "encode", sample_path, tmp_path / "x.mcd", "--codec", "nope")
+    code, _, err = run_cli(capfd, "encode", sample_path, tmp_path / "x.mcd", "--codec", "nope")
     assert_one_line_error(code, err, "unknown codec 'nope'")
-    code, _, err = run(capfd, "encode", sample_path, tmp_path / "x.mcd", "--quality", 99)
+    code, _, err = run_cli(capfd, "encode", sample_path, tmp_path / "x.mcd", "--quality", 99)
     assert_one_line_error(code, err, "quality")
-    code, _, err = run(capfd, "encode", sample_path, tmp_path / "x.mcd", "--device", "tpu")
+    code, _, err = run_cli(capfd, "encode", sample_path, tmp_path / "x.mcd", "--device", "tpu")
     assert code == 2 and "Traceback" not in err
 
 
@@ -229,25 +221,25 @@ def test_rate_knob_must_match_the_codec_unit(capfd, tmp_path, sample_path):
 
     from mcodec.codec.media_io import write_audio
 
-    code, _, err = run(capfd, "encode", sample_path, tmp_path / "b.mcd", "--bitrate", 6)
+    code, _, err = run_cli(capfd, "encode", sample_path, tmp_path / "b.mcd", "--bitrate", 6)
     assert_one_line_error(code, err, "--quality")
     assert code == 1 and not (tmp_path / "b.mcd").exists()
     wav = tmp_path / "tone.wav"
     t = torch.arange(8000) / 16000
     write_audio(wav, (0.3 * torch.sin(2 * torch.pi * 220 * t))[None], 16000)
-    code, _, err = run(capfd, "encode", wav, tmp_path / "q.mcd", "--quality", 3)
+    code, _, err = run_cli(capfd, "encode", wav, tmp_path / "q.mcd", "--quality", 3)
     assert_one_line_error(code, err, "--bitrate")
     assert code == 1 and not (tmp_path / "q.mcd").exists()
-    assert run(capfd, "encode", wav, tmp_path / "a.mcd", "--bitrate", 3)[0] == 0
-    assert run(capfd, "encode", sample_path, tmp_path / "i.mcd", "--quality", 3)[0] == 0
+    assert run_cli(capfd, "encode", wav, tmp_path / "a.mcd", "--bitrate", 3)[0] == 0
+    assert run_cli(capfd, "encode", sample_path, tmp_path / "i.mcd", "--quality", 3)[0] == 0
 
 
 def test_unwritable_outputs(capfd, tmp_path, sample_path, good_file):
-    code, _, err = run(capfd, "encode", sample_path, tmp_path / "no" / "dir" / "x.mcd")
+    code, _, err = run_cli(capfd, "encode", sample_path, tmp_path / "no" / "dir" / "x.mcd")
     assert_one_line_error(code, err, "cannot write")
     src = tmp_path / "g.mcd"
     src.write_bytes(good_file)
-    code, _, err = run(capfd, "decode", src, tmp_path / "x.jpgx")
+    code, _, err = run_cli(capfd, "decode", src, tmp_path / "x.jpgx")
     assert_one_line_error(code, err, "cannot write images as .jpgx")
 
 
@@ -310,9 +302,11 @@ def image_and_audio_samples(tmp_path, monkeypatch):
 def test_demo_quality_goes_to_quality_codecs_and_bitrate_to_bitrate_codecs(
     capfd, tmp_path, image_and_audio_samples
 ):
-    code, _, err = run(capfd, "--quiet", "demo", "--quality", 2, "--out", tmp_path / "a")
+    code, _, err = run_cli(capfd, "--quiet", "demo", "--quality", 2, "--out", tmp_path / "a")
     assert code == 0, err
-    code, out, err = run(capfd, "--quiet", "demo", "--quality", 2, "--bitrate", 3, "--out", tmp_path / "b")
+    code, out, err = run_cli(
+        capfd, "--quiet", "demo", "--quality", 2, "--bitrate", 3, "--out", tmp_path / "b"
+    )
     assert code == 0, err
     (image, audio) = (line.split() for line in out.splitlines()[1:3])
     assert image[:3] == ["fruits_400x300.png", "meanscale", "2"]

@@ -6,20 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import random_image
+from conftest import random_image, run_cli
 from PIL import Image
 
 from mcodec import decode_file, encode_file
-from mcodec.cli.main import main
 from mcodec.codec.media_io import read_image
 from mcodec.evaluation import metrics
-
-
-def run(capfd, *args):
-    with pytest.raises(SystemExit) as e:
-        main(list(map(str, args)))
-    out, err = capfd.readouterr()
-    return e.value.code, out, err
 
 
 @pytest.fixture
@@ -34,7 +26,7 @@ def image_folder(tmp_path):
 
 def test_eval_writes_reports_and_agrees_with_cli(capfd, tmp_path, image_folder):
     out = tmp_path / "ev"
-    code, stdout, err = run(
+    code, stdout, err = run_cli(
         capfd, "eval", image_folder, "--quality", "2,6", "--anchor", "jpeg,webp", "--out", out
     )
     assert code == 0, err
@@ -69,18 +61,21 @@ def test_eval_writes_reports_and_agrees_with_cli(capfd, tmp_path, image_folder):
 
     # a rerun measures nothing new
     before = (out / "records.jsonl").read_text()
-    assert run(capfd, "eval", image_folder, "--quality", "2,6", "--anchor", "jpeg,webp", "--out", out)[0] == 0
+    code, _, _ = run_cli(
+        capfd, "eval", image_folder, "--quality", "2,6", "--anchor", "jpeg,webp", "--out", out
+    )
+    assert code == 0
     assert (out / "records.jsonl").read_text() == before
 
 
 def test_eval_parallel_jobs_and_compare(capfd, tmp_path, image_folder):
     first = tmp_path / "a"
-    assert (
-        run(capfd, "eval", image_folder / "0.png", "--quality", "3", "--anchor", "none", "--out", first)[0]
-        == 0
+    code, _, _ = run_cli(
+        capfd, "eval", image_folder / "0.png", "--quality", "3", "--anchor", "none", "--out", first
     )
+    assert code == 0
     second = tmp_path / "b"
-    code, _, err = run(
+    code, _, err = run_cli(
         capfd,
         "eval",
         image_folder,
@@ -100,7 +95,7 @@ def test_eval_parallel_jobs_and_compare(capfd, tmp_path, image_folder):
 
 
 def test_eval_refuses_unknown_codec(capfd, tmp_path, image_folder):
-    code, _, err = run(capfd, "eval", image_folder, "--codec", "nope", "--out", tmp_path / "x")
+    code, _, err = run_cli(capfd, "eval", image_folder, "--codec", "nope", "--out", tmp_path / "x")
     assert code == 1 and "unknown codec" in err
 
 
@@ -108,10 +103,10 @@ def test_eval_rate_knob_must_match_the_codec_unit(capfd, tmp_path, image_folder)
     """--bitrate (kbit/s) on image codecs, or --quality on the audio codec, is a one-line error before
     any work, not a bitrate read as a quality level."""
     out = tmp_path / "ev"
-    code, _, err = run(capfd, "eval", image_folder, "--bitrate", "6", "--anchor", "none", "--out", out)
+    code, _, err = run_cli(capfd, "eval", image_folder, "--bitrate", "6", "--anchor", "none", "--out", out)
     assert code == 1 and "--bitrate" in err and len(err.strip().splitlines()) == 1, err
     assert not (out / "records.jsonl").exists() or not (out / "records.jsonl").read_text().strip()
-    code, _, err = run(capfd, "eval", image_folder, "--codec", "rvq", "--quality", "3", "--out", out)
+    code, _, err = run_cli(capfd, "eval", image_folder, "--codec", "rvq", "--quality", "3", "--out", out)
     assert code == 1 and "--quality" in err and len(err.strip().splitlines()) == 1, err
 
 
@@ -149,7 +144,7 @@ def test_eval_video_and_audio_run_their_anchors(capfd, tmp_path):
     out = tmp_path / "ev"
     # --quality goes to the quality-level codec (hnerv), --bitrate to the kbit/s one (rvq)
     args = ["eval", data, "--out", out, "--quality", "1", "--bitrate", "3", "--preset", "fast"]
-    code, _, err = run(capfd, *args)
+    code, _, err = run_cli(capfd, *args)
     assert code == 0, err
     records = json.loads((out / "results.json").read_text())["records"]
     assert {r["codec"] for r in records} == {"hnerv", "x264", "x265", "opus", "rvq"}
@@ -186,7 +181,7 @@ def test_eval_reports_a_movies_video_and_sound_apart(capfd, tmp_path):
         "--anchor",
         "none",
     ]
-    code, _, err = run(capfd, *args)
+    code, _, err = run_cli(capfd, *args)
     assert code == 0, err
     records = json.loads((out / "results.json").read_text())["records"]
     assert sorted((r["media"], r["codec"]) for r in records) == [("audio", "rvq"), ("video", "hnerv")]
@@ -199,7 +194,7 @@ def test_eval_weights_measure_that_model(capfd, tmp_path, image_folder, tiny_wei
     model's; a malformed pair is a usage error."""
     out = tmp_path / "ev"
     args = ["eval", image_folder, "--codec", "factorized", "--quality", "2", "--anchor", "none", "--out", out]
-    code, _, err = run(capfd, *args, "--weights", f"factorized={tiny_weights}")
+    code, _, err = run_cli(capfd, *args, "--weights", f"factorized={tiny_weights}")
     assert code == 0, err
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     record = next(r for r in records if "bytes" in r)
@@ -207,7 +202,7 @@ def test_eval_weights_measure_that_model(capfd, tmp_path, image_folder, tiny_wei
     assert record["bytes"] == (tmp_path / "x.mcd").stat().st_size
     encode_file(record["file"], tmp_path / "y.mcd", "factorized", 2.0)  # the shipped model differs
     assert record["bytes"] != (tmp_path / "y.mcd").stat().st_size
-    assert run(capfd, *args, "--weights", "factorized")[0] == 2
+    assert run_cli(capfd, *args, "--weights", "factorized")[0] == 2
 
 
 def test_eval_resumes_only_what_was_measured_with_the_same_preset_and_weights(
@@ -222,19 +217,19 @@ def test_eval_resumes_only_what_was_measured_with_the_same_preset_and_weights(
     def records():
         return [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
 
-    assert run(capfd, *args, "--codec", "meanscale")[0] == 0
+    assert run_cli(capfd, *args, "--codec", "meanscale")[0] == 0
     (first,) = records()
     assert first["preset"] == "fast" and first["weights"] is None  # meanscale's default preset
-    assert run(capfd, *args, "--codec", "meanscale", "--preset", "medium")[0] == 0
+    assert run_cli(capfd, *args, "--codec", "meanscale", "--preset", "medium")[0] == 0
     assert [(r["preset"], r["weights"]) for r in records()] == [("fast", None), ("medium", None)]
     curves = json.loads((out / "results.json").read_text())["curves"]["image"]
     assert sorted(c["name"] for c in curves) == ["meanscale", "meanscale (preset medium)"]
     for preset in ([], ["--preset", "fast"], ["--preset", "medium"]):  # measured already: nothing new
-        assert run(capfd, *args, "--codec", "meanscale", *preset)[0] == 0
+        assert run_cli(capfd, *args, "--codec", "meanscale", *preset)[0] == 0
         assert len(records()) == 2
 
-    assert run(capfd, *args, "--codec", "factorized", "--weights", f"factorized={tiny_weights}")[0] == 0
-    assert run(capfd, *args, "--codec", "factorized")[0] == 0
+    assert run_cli(capfd, *args, "--codec", "factorized", "--weights", f"factorized={tiny_weights}")[0] == 0
+    assert run_cli(capfd, *args, "--codec", "factorized")[0] == 0
     tiny, shipped = records()[2:]
     assert tiny["weights"] == str(tiny_weights.resolve()) and shipped["weights"] is None
     assert tiny["preset"] is None and tiny["bytes"] != shipped["bytes"]  # factorized has no presets
@@ -243,7 +238,7 @@ def test_eval_resumes_only_what_was_measured_with_the_same_preset_and_weights(
     # records.jsonl of an earlier version: no preset or weights fields; they still resume
     old = [{k: v for k, v in r.items() if k not in ("preset", "weights")} for r in (first, shipped)]
     (out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
-    assert run(capfd, *args, "--codec", "meanscale,factorized")[0] == 0
+    assert run_cli(capfd, *args, "--codec", "meanscale,factorized")[0] == 0
     assert len(records()) == 2
 
 

@@ -4,6 +4,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from mcodec.cli.main import main
 from mcodec.codec.media_io import read_audio, read_video
@@ -61,13 +62,6 @@ def streams_of(path) -> list[tuple[str, str, float]]:
     return out
 
 
-def run(capfd, *args):
-    with pytest.raises(SystemExit) as e:
-        main(list(map(str, args)))
-    out, err = capfd.readouterr()
-    return e.value.code, out, err
-
-
 @pytest.fixture(scope="module")
 def coded_movie(tmp_path_factory):
     """A 1 s mp4 movie with AAC stereo sound, and its mcodec file (hnerv fast q1 + rvq 6 kbit/s)."""
@@ -87,7 +81,7 @@ def test_a_movie_is_two_streams_and_info_lists_them(capfd, coded_movie):
     assert [(s.header.media, s.header.codec) for s in c.streams] == [("video", "hnerv"), ("audio", "rvq")]
     sound = c.more[0].header.params
     assert (sound["channels"], sound["sample_rate"], sound["samples"]) == (2, RATE, RATE * FRAMES // FPS)
-    code, out, _ = run(capfd, "info", bit)
+    code, out, _ = run_cli(capfd, "info", bit)
     assert code == 0 and "stream 1  audio codec rvq" in out and "kbit/s" in out
 
 
@@ -95,7 +89,7 @@ def test_a_movie_is_two_streams_and_info_lists_them(capfd, coded_movie):
 def test_a_movie_decodes_with_both_tracks_in_sync(capfd, tmp_path, coded_movie, suffix, codecs):
     _, bit = coded_movie
     rec = tmp_path / f"rec{suffix}"
-    code, _, err = run(capfd, "decode", bit, rec)
+    code, _, err = run_cli(capfd, "decode", bit, rec)
     assert code == 0, err
     (vtype, vcodec, vsec), (atype, acodec, asec) = streams_of(rec)
     assert (vtype, atype) == ("video", "audio") and (vcodec, acodec) == codecs
@@ -119,9 +113,9 @@ def test_sound_that_starts_late_stays_in_sync(capfd, tmp_path):
     tone still sounds over TONE of the decoded movie."""
     src, bit, wav = tmp_path / "late.mkv", tmp_path / "late.mcd", tmp_path / "late.wav"
     make_movie(src, audio_start=0.2)
-    code, _, err = run(capfd, "encode", src, bit, "--preset", "fast", "--quality", "1")
+    code, _, err = run_cli(capfd, "encode", src, bit, "--preset", "fast", "--quality", "1")
     assert code == 0, err
-    code, _, err = run(capfd, "decode", bit, wav)  # an audio name takes the sound alone
+    code, _, err = run_cli(capfd, "decode", bit, wav)  # an audio name takes the sound alone
     assert code == 0, err
     audio, rate = read_audio(wav)
     assert audio.shape == (2, RATE * FRAMES // FPS)
@@ -132,7 +126,7 @@ def test_sound_that_starts_late_stays_in_sync(capfd, tmp_path):
 def test_a_frame_range_takes_its_span_of_sound(capfd, tmp_path, coded_movie):
     _, bit = coded_movie
     rec = tmp_path / "part.mkv"
-    code, _, err = run(capfd, "decode", bit, rec, "--frames", "1:3")
+    code, _, err = run_cli(capfd, "decode", bit, rec, "--frames", "1:3")
     assert code == 0, err
     (_, _, vsec), (_, _, asec) = streams_of(rec)
     assert abs(vsec - 2 / FPS) < 1e-6 and abs(asec - 2 / FPS) < 1e-3
@@ -140,13 +134,13 @@ def test_a_frame_range_takes_its_span_of_sound(capfd, tmp_path, coded_movie):
 
 def test_the_sound_is_never_dropped_silently(capfd, tmp_path, coded_movie):
     src, bit = coded_movie
-    code, _, err = run(capfd, "decode", bit, tmp_path / "rec.y4m")  # y4m holds no sound
+    code, _, err = run_cli(capfd, "decode", bit, tmp_path / "rec.y4m")  # y4m holds no sound
     assert code == 1 and "mcodec: error:" in err and "--no-audio" in err and "Traceback" not in err
-    code, _, err = run(capfd, "decode", bit, tmp_path / "rec.y4m", "--no-audio")
+    code, _, err = run_cli(capfd, "decode", bit, tmp_path / "rec.y4m", "--no-audio")
     assert code == 0, err
     assert [t for t, _, _ in streams_of(tmp_path / "rec.y4m")] == ["video"]
     silent = tmp_path / "silent.mcd"
-    code, _, err = run(capfd, "encode", src, silent, "--preset", "fast", "--quality", "1", "--no-audio")
+    code, _, err = run_cli(capfd, "encode", src, silent, "--preset", "fast", "--quality", "1", "--no-audio")
     assert code == 0, err
     c = read_container(silent.read_bytes())
     assert c.version == (1, 1) and not c.more  # one stream: a 1.1 file
@@ -155,7 +149,7 @@ def test_the_sound_is_never_dropped_silently(capfd, tmp_path, coded_movie):
 def test_several_audio_tracks_code_the_first_and_say_so(capfd, tmp_path):
     src, bit = tmp_path / "two.mkv", tmp_path / "two.mcd"
     make_movie(src, tracks=2)
-    code, _, err = run(
+    code, _, err = run_cli(
         capfd, "encode", src, bit, "--preset", "fast", "--quality", "1", "--audio-bitrate", "3"
     )
     assert code == 0, err
@@ -165,5 +159,5 @@ def test_several_audio_tracks_code_the_first_and_say_so(capfd, tmp_path):
 
 
 def test_audio_options_are_for_video(capfd, tmp_path, sample_path):
-    code, _, err = run(capfd, "encode", sample_path, tmp_path / "x.mcd", "--no-audio")
+    code, _, err = run_cli(capfd, "encode", sample_path, tmp_path / "x.mcd", "--no-audio")
     assert code == 2 and "--no-audio and --audio-bitrate are for video files" in err

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import run_cli
 
 from mcodec.codec import CodecError
 from mcodec.codec.base import Payload
@@ -184,23 +185,22 @@ def test_a_nerv_file_has_no_motion_groups(panned):
 
 def test_cli_motion(tmp_path, capfd):
     """--motion / --no-motion reach hnerv (a motion group or none); an image refuses the flag."""
-    from mcodec.cli.main import main
     from mcodec.codec.media_io import write_video
     from mcodec.entropy import read_container
 
     write_video(tmp_path / "in.mkv", pan(t=6), 25)
 
-    def run(*args):
-        with pytest.raises(SystemExit) as e:
-            main([str(a) for a in args])
-        return e.value.code, capfd.readouterr().err
-
     for flag in ("--motion", "--no-motion"):
         out = tmp_path / f"{flag}.mcd"
-        assert run("encode", tmp_path / "in.mkv", out, "--preset", "fast", "--quality", 1, flag)[0] == 0
+        code, _, _ = run_cli(
+            capfd, "encode", tmp_path / "in.mkv", out, "--preset", "fast", "--quality", 1, flag
+        )
+        assert code == 0
         chunk = read_container(out.read_bytes()).chunks[0][1]
         assert ("motion" in header(chunk)) == (flag == "--motion")
-    code, err = run("encode", tmp_path / "in.mkv", tmp_path / "n.mcd", "--codec", "nerv", "--motion")
+    code, _, err = run_cli(
+        capfd, "encode", tmp_path / "in.mkv", tmp_path / "n.mcd", "--codec", "nerv", "--motion"
+    )
     assert code == 2 and "--motion is for the hnerv codec" in err, err
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 
 from mcodec import decode_bytes, encode_bytes
 from mcodec.codec.media_io import read_video
@@ -118,22 +119,21 @@ def test_rate_aware_files_decode_with_the_unchanged_decoder(kind):
 def test_cli_rate_aware(tmp_path, capfd):
     """--rate-aware reaches the video codec (its file differs from --no-rate-aware's and decodes); an
     image refuses it with a usage error."""
-    from mcodec.cli.main import main
     from mcodec.codec.media_io import write_video
 
     write_video(tmp_path / "in.mkv", tiny_clip(t=2), Fraction(12))
 
-    def run(*args):
-        with pytest.raises(SystemExit) as e:
-            main([str(a) for a in args])
-        return e.value.code, capfd.readouterr().err
-
     for flag in ("--rate-aware", "--no-rate-aware"):
         out = tmp_path / f"{flag}.mcd"
-        assert run("encode", tmp_path / "in.mkv", out, "--preset", "fast", "--quality", 1, flag)[0] == 0
-        assert run("decode", out, tmp_path / f"{flag}.mkv")[0] == 0
+        code, _, _ = run_cli(
+            capfd, "encode", tmp_path / "in.mkv", out, "--preset", "fast", "--quality", 1, flag
+        )
+        assert code == 0
+        assert run_cli(capfd, "decode", out, tmp_path / f"{flag}.mkv")[0] == 0
     assert (tmp_path / "--rate-aware.mcd").read_bytes() != (tmp_path / "--no-rate-aware.mcd").read_bytes()
-    code, err = run("encode", SAMPLE.with_name("fruits_400x300.png"), tmp_path / "x.mcd", "--rate-aware")
+    code, _, err = run_cli(
+        capfd, "encode", SAMPLE.with_name("fruits_400x300.png"), tmp_path / "x.mcd", "--rate-aware"
+    )
     assert code == 2 and "--rate-aware is for video codecs" in err, err
 
 
