@@ -2,7 +2,8 @@
 
     python bench/video_rd.py [--clip ../shared/media/video/tree.avi] [--frames 120] [--first 0]
                              [--codec hnerv] [--quality 3 ...] [--preset fast|medium|slow]
-                             [--rate-aware on|off] [--motion on|off] [--device cpu|cuda] [--json out.json]
+                             [--rate-aware on|off] [--motion on|off] [--key-pictures on|off]
+                             [--device cpu|cuda] [--json out.json]
                              [--anchor x264,x265] [--crf N ...]
 
 Prints, per codec: bpp (file bytes), PSNR-RGB, MS-SSIM, fitting seconds, decode frames/s (CPU), and the
@@ -14,6 +15,7 @@ PSNR) and BD-PSNR (dB) against each anchor's curve, over the range where both ov
 --first skips that many frames (a clip part the encoder was not tuned on). --rate-aware: hnerv/nerv's
 rate-aware fine-tune (learned steps, rate term) on or off; the codec's default without it. --motion:
 hnerv's canvas groups for pans and zooms (nerv/motion.py) on or off; the codec's default without it.
+--key-pictures: groups drawn over their median frame coded as an image (nerv/keypicture.py) on or off.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ def main() -> None:
     ap.add_argument(
         "--motion", choices=("on", "off"), help="hnerv's pan/zoom canvas groups; default: the codec's"
     )
+    ap.add_argument(
+        "--key-pictures", choices=("on", "off"), help="groups drawn over a key picture; default: the codec's"
+    )
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json")
@@ -89,6 +94,8 @@ def main() -> None:
     options = {} if args.rate_aware is None else {"rate_aware": args.rate_aware == "on"}
     if args.motion is not None:
         options["motion"] = args.motion == "on"
+    if args.key_pictures is not None:
+        options["key_pictures"] = args.key_pictures == "on"
     t, _, h, w = frames.shape
     anchors = [a for a in args.anchor.split(",") if a]
     curves = {a: anchor_curve(a, item, args.crf) for a in anchors}
@@ -111,6 +118,7 @@ def main() -> None:
                 "preset": args.preset,
                 "rate_aware": args.rate_aware or "default",
                 "motion": args.motion or "default",
+                "key_pictures": args.key_pictures or "default",
                 "device": args.device,
                 "bytes": len(data),
                 "bpp": bpp,

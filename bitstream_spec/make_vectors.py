@@ -58,6 +58,11 @@ def codes_sha256(data: bytes) -> str:
     return hashlib.sha256(b"".join(x.astype("<i2").tobytes() for x in codes)).hexdigest()
 
 
+def keys_sha256(keys: list[bytes]) -> str:
+    """SHA-256 of a video's key pictures (VKEY image files) as decoded, uint8, one after the other."""
+    return hashlib.sha256(b"".join(decode_bytes(k)[1].numpy().tobytes() for k in keys)).hexdigest()
+
+
 def with_ancillary(data: bytes) -> bytes:
     """Insert an ancillary 'note' chunk right after HEAD."""
     head_len = struct.unpack_from("<I", data, 16)[0] + 12
@@ -107,6 +112,16 @@ def main() -> None:
     decodable["tree_64x48_hnerv_vdif.mcd"] = encode_bytes(
         (tree4[:, :, 24:72, 32:96].contiguous(), rate), "video", "hnerv", 1, preset="fast", progress=False
     )
+    # the same 4 frames, each group drawn over its key picture (6.4.2): VKEY, VGOP, VKEY, VDIF
+    decodable["tree_64x48_hnerv_key.mcd"] = encode_bytes(
+        (tree4[:, :, 24:72, 32:96].contiguous(), rate),
+        "video",
+        "hnerv",
+        1,
+        preset="fast",
+        progress=False,
+        key_pictures=True,
+    )
     nerv_codec.MAX_GROUP_FRAMES = groups_of
     # A camera panning 2 pixels right and 1 down a frame across tree's first frame: one motion group (6.4.1)
     pan = torch.stack([tree[0, :, t : t + 48, 2 * t : 2 * t + 64] for t in range(8)]).contiguous()
@@ -148,6 +163,9 @@ def main() -> None:
             table[name]["symbols_sha256"] = symbols_sha256(data)
         if container.header.media == "audio":
             table[name]["codes_sha256"] = codes_sha256(data)
+        keys = [chunk for ctype, chunk in container.chunks if ctype == "VKEY"]
+        if keys:  # the key pictures' image synthesis is float32: the frames' hash holds where theirs does
+            table[name]["keys_sha256"] = keys_sha256(keys)
         for i, stream in enumerate(container.more, 1):  # a movie's sound: its codes, exact everywhere
             alone = write_container(Container(stream.header, stream.chunks))
             table[name][f"stream{i}_codes_sha256"] = codes_sha256(alone)

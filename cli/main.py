@@ -111,6 +111,12 @@ def cli(ctx: click.Context, quiet: bool) -> None:
     help="hnerv: a group whose camera pans or zooms is drawn on one canvas its frames are sampled from "
     "(default: on)",
 )
+@click.option(
+    "--key-pictures/--no-key-pictures",
+    default=None,
+    help="video: each group (but motion groups) is drawn over its median frame, coded as an image "
+    "(default: off)",
+)
 @click.option("--no-audio", is_flag=True, help="video: leave the sound out (default: code the first track)")
 @click.option(
     "--audio-bitrate",
@@ -132,6 +138,7 @@ def encode(  # noqa: PLR0913 - one parameter per option
     max_minutes,
     rate_aware,
     motion,
+    key_pictures,
     no_audio,
     audio_bitrate,
     device,
@@ -159,6 +166,8 @@ def encode(  # noqa: PLR0913 - one parameter per option
         raise click.UsageError(f"--max-minutes is for video codecs; {used} codes {media}")
     if rate_aware is not None and media not in (None, "video"):
         raise click.UsageError(f"--rate-aware is for video codecs; {used} codes {media}")
+    if key_pictures is not None and media not in (None, "video"):
+        raise click.UsageError(f"--key-pictures is for video codecs; {used} codes {media}")
     if motion is not None and used is not None and used != "hnerv" and media in (None, "video"):
         raise click.UsageError(f"--motion is for the hnerv codec, not {used}")
     if motion is not None and media not in (None, "video"):
@@ -173,6 +182,8 @@ def encode(  # noqa: PLR0913 - one parameter per option
             options["rate_aware"] = rate_aware
         if motion is not None:
             options["motion"] = motion
+        if key_pictures is not None:
+            options["key_pictures"] = key_pictures
         options["log"] = lambda msg: _log(ctx, msg)  # the time plan, or the expected time of a slow clip
     r = encode_file(
         src,

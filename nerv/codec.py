@@ -8,7 +8,8 @@ stream of all integer symbols (decoder tensors in state-dict order, then embeddi
 tables, each tensor with its own scale index. Profile ``tables``: decoding the symbols needs no network.
 An hnerv group whose camera pans or zooms (motion.py) adds a JSON ``motion`` key (the canvas size) and 3
 float16 motion numbers per frame after the steps: its network draws the canvas, each frame is sampled
-from it (FORMAT.md 6.4.1).
+from it (FORMAT.md 6.4.1). Any other group may be drawn over a key picture, its median frame coded as an
+image file in a ``VKEY`` chunk before it (keypicture.py, FORMAT.md 6.4.2).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from mcodec.entropy.gaussian import SCALE_LEVELS
 
 from .budget import LEAST, Budget, Pacer, duration, plan_epochs
 from .fit import BATCH, PRESETS, fit_group, fit_steps, time_steps
+from .keypicture import base_logits, decode_key, encode_key, median_picture
 from .model import (
     EMBED_DIM,
     STRIDE_CHOICES,
@@ -68,6 +70,9 @@ KEY_EVERY = 4
 # hnerv: a group whose camera pans or zooms (motion.py's rule) is drawn on one canvas the frames are sampled
 # from (FORMAT.md 6.4.1); every other group is coded as before
 MOTION = True
+# every other group is drawn over a key picture, its median frame coded by the image codec (a VKEY chunk
+# before the group's; keypicture.py, FORMAT.md 6.4.2)
+KEY_PICTURES = False
 LAMBDA_Q1 = 0.01  # rate-aware: weight on estimated bits per pixel at quality 1 (MSE on [0, 1] pixels)
 LAMBDA_STEP = 3.0  # ... divided by this per quality level
 INFOS = {
@@ -216,6 +221,7 @@ class NervCodec(Codec):
         log: Callable[[str], None] | None = None,
         rate_aware: bool | None = None,
         motion: bool | None = None,
+        key_pictures: bool | None = None,
         **options,
     ) -> Payload:
         """item: a VideoSource (read group by group: memory holds one group, not the clip), or (uint8
@@ -224,7 +230,9 @@ class NervCodec(Codec):
         (budget.py). log: one-line messages for the user (the plan; the expected time of a slow clip).
         rate_aware: the fine-tune learns the steps with a rate term (fit.py; None: RATE_AWARE). Either way
         the file is the same format, decoded the same way. motion: hnerv codes a group whose camera pans or
-        zooms on a canvas (motion.py; None: MOTION); off, every group is coded as without it."""
+        zooms on a canvas (motion.py; None: MOTION); off, every group is coded as without it.
+        key_pictures: a group that is not a motion group is drawn over its key picture (keypicture.py;
+        None: KEY_PICTURES)."""
         source = item if isinstance(item, VideoSource) else _tensor_source(item)
         self.check_preset(preset)
         if epochs is not None and not all(isinstance(e, (int, float)) and 0 < e < 1e6 for e in epochs):
@@ -235,6 +243,7 @@ class NervCodec(Codec):
             raise CodecError("give epochs or a time budget, not both")
         lam = rate_lambda(quality) if (RATE_AWARE if rate_aware is None else rate_aware) else None
         use_motion = self.kind == "hnerv" and (MOTION if motion is None else motion)
+        use_keys = KEY_PICTURES if key_pictures is None else key_pictures
         t, h, w = source.frames, source.height, source.width
         rate = Fraction(source.rate).limit_denominator(1 << 20)
         ranges = group_ranges(t, h, w)
@@ -276,6 +285,12 @@ class NervCodec(Codec):
                 if moves is not None:
                     cfg = network_for(self.kind, h, w, b - a, quality, moves.canvas)
                 ref = rebuilt if DIFF_GROUPS and g % KEY_EVERY and cfg == previous else None
+                base = None
+                if use_keys and moves is None:
+                    key = encode_key(median_picture(frames), quality)
+                    # the fit draws over the picture as the decoder will have it: decoded, not the median
+                    base = base_logits(decode_key(key, h, w), cfg.height, cfg.width)
+                    chunks.append(("VKEY", key))
                 fit = fit_group(
                     frames,
                     cfg,
@@ -287,6 +302,7 @@ class NervCodec(Codec):
                     start=start,
                     ref=ref,
                     motion=moves,
+                    base=base,
                 )
                 data, rebuilt = _write_group(cfg, a, b, fit, moves, ref)
                 chunks.append(("VGOP" if ref is None else "VDIF", data))
@@ -367,6 +383,10 @@ class NervCodec(Codec):
                 decoder, inputs = _read_tensors(data, group, ref if group.diff else None)
                 first, count = group.head["first"], group.head["count"]
                 if group.end > a:  # a group before the range only passes its weights on
+                    if group.key is not None:
+                        decoder.base = base_logits(
+                            decode_key(group.key, h, w), group.cfg.height, group.cfg.width
+                        )
                     lo, hi = max(a, first) - first, min(b, first + count) - first
                     yield reconstruct(decoder, inputs[lo:hi], h, w, device, group.motion, lo)
                 ref = dict(decoder.state_dict())
@@ -375,26 +395,38 @@ class NervCodec(Codec):
 
     def groups(self, payload: Payload) -> list[tuple[bytes, CheckedGroup]]:
         """Every VGOP with its checked header (check_group), in file order, after checking that they
-        cover frames 0..T-1 in order, contiguous and without overlap (FORMAT.md 6.4). Cheap: no group's
+        cover frames 0..T-1 in order, contiguous and without overlap (FORMAT.md 6.4), each with the key
+        picture file before it if any (6.4.2: its own checks come when it is decoded). Cheap: no group's
         stream is decoded, so a frame-range decode checks them all and decodes only those it needs."""
-        out, end = [], 0
-        for i, (ctype, data) in enumerate(payload.chunks):
+        out, end, key = [], 0, None
+        for ctype, data in payload.chunks:
+            if ctype == "VKEY":
+                if key is not None:
+                    raise CodecError("two video key pictures (VKEY) for one group")
+                key = data
+                continue
             if ctype not in ("VGOP", "VDIF"):
                 raise CodecError(f"unexpected chunk {ctype}")
             group = check_group(data, payload.params, self.kind, diff=ctype == "VDIF")
+            if key is not None and group.motion is not None:
+                raise CodecError(f"video group {len(out)} is a motion group with a key picture")
+            group, key = replace(group, key=key), None
             if group.diff and (not out or out[-1][1].cfg != group.cfg):
                 raise CodecError(
-                    f"video group {i} is coded as differences from a previous group of another architecture"
+                    f"video group {len(out)} is coded as differences from a previous group of another "
+                    "architecture"
                     if out
                     else "the first video group is coded as differences (VDIF) from no group"
                 )
             if group.head["first"] != end:
                 raise CodecError(
-                    f"video group {i} starts at frame {group.head['first']}, not {end} "
+                    f"video group {len(out)} starts at frame {group.head['first']}, not {end} "
                     "(groups must be in order, contiguous and not overlap)"
                 )
             end += group.head["count"]
             out.append((data, group))
+        if key is not None:
+            raise CodecError("a video key picture (VKEY) with no group after it")
         if end != payload.params["frames"]:
             raise CodecError(f"video groups cover {end} of the clip's {payload.params['frames']} frames")
         return out
@@ -485,6 +517,7 @@ class CheckedGroup:
     n_steps: int
     motion: Motion | None = None  # a motion group's, checked (its float16 numbers follow the steps)
     diff: bool = False  # a VDIF chunk: decoder tensors coded as differences from the previous group's
+    key: bytes | None = None  # the VKEY chunk before it: the image file of the key picture it is drawn over
 
     @property
     def stream_at(self) -> int:

@@ -75,7 +75,7 @@ class _Fit:
     lam: None for today's fine-tune, else the rate-aware one's weight on bits per pixel. motion: the
     group's global motion (motion.py), or None: the decoder draws a canvas [T, 3, H', W'] from which each
     frame is sampled at its place, the target is the frames themselves [T, 3, H, W] and HNeRV's encoder
-    sees each frame drawn on the canvas."""
+    sees each frame drawn on the canvas. base: the key picture's logits the decoder draws over, or None."""
 
     def __init__(
         self,
@@ -89,6 +89,7 @@ class _Fit:
         start: FitResult | None = None,
         ref: dict[str, torch.Tensor] | None = None,
         motion: Motion | None = None,
+        base: torch.Tensor | None = None,
     ):
         _, _, self.h, self.w = frames.shape
         # a group coded as differences: the previous group's decoder tensors as the decoder rebuilds them
@@ -101,10 +102,12 @@ class _Fit:
         self.decoder = Decoder(cfg).to(device)
         # The output starts at the clip's mean colour, not at sigmoid(~0) = mid-grey: on a dark clip the
         # first steps otherwise drive every pixel down into the sigmoid's flat tail, where the gradients
-        # vanish and the fit stays a black picture (megamind's dark first 24 frames: 12.7 dB -> 24.0 dB)
+        # vanish and the fit stays a black picture (megamind's dark first 24 frames: 12.7 dB -> 24.0 dB).
+        # Over a key picture it starts at the picture itself (a head bias of 0).
         mean = self.target[..., : self.h, : self.w].mean((0, 2, 3)).clamp(0.02, 0.98)
         with torch.no_grad():
-            self.decoder.head.bias.copy_(torch.logit(mean))
+            self.decoder.head.bias.copy_(torch.logit(mean) if base is None else torch.zeros(3))
+        self.decoder.base = None if base is None else base.to(device)
         self.encoder = Encoder(cfg).to(device) if cfg.kind == "hnerv" else None
         if start is not None:  # the previous group's networks (same architecture): warm_start
             self.decoder.load_state_dict(start.decoder.state_dict())
@@ -284,6 +287,7 @@ def fit_group(
     start: FitResult | None = None,
     ref: dict[str, torch.Tensor] | None = None,
     motion: Motion | None = None,
+    base: torch.Tensor | None = None,
 ) -> FitResult:
     """frames: uint8 [T, 3, H, W] -> a fitted, quantization-aware decoder (and HNeRV embeddings).
     epochs: (fit, fine-tune) epochs, or a preset's name. on_step(phase "fit" or "qat", MSE) after each
@@ -292,14 +296,15 @@ def fit_group(
     start: the previous group's fit, to start from instead of random weights where ``warm_start`` allows.
     ref: for a group coded as differences, the decoder tensors the decoder rebuilt for the previous group
     (same architecture): the fine-tune quantizes each tensor's difference from them, as the file will.
-    motion: the group's global motion (cfg is then the canvas's network), or None. Runs in full float32
-    (full_float32)."""
+    motion: the group's global motion (cfg is then the canvas's network), or None. base: the logits of the
+    group's key picture (keypicture.base_logits, the padded size) the decoder's output is drawn over, or
+    None. Runs in full float32 (full_float32)."""
     torch.manual_seed(seed)
     epochs = PRESETS[epochs] if isinstance(epochs, str) else epochs
     init = start if start is not None and warm_start(start, cfg) else None
     # the same schedule from a warm start: at half the peak rate the later groups gained 0.7-0.9 dB
     # (tree, megamind 72 frames in groups of 24), at the full rate 1.0-1.05 dB
-    fit = _Fit(frames, cfg, bits, device, batch, lr, lam, init, ref, motion)
+    fit = _Fit(frames, cfg, bits, device, batch, lr, lam, init, ref, motion, base)
     n_fit, n_qat = fit_steps(epochs, fit.n, batch)
     total = n_fit + n_qat
     sq_err, seen = 0.0, 0

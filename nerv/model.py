@@ -175,6 +175,9 @@ class Decoder(nn.Module):
             NervBlock(cfg.channels[i], cfg.channels[i + 1], s) for i, s in enumerate(cfg.strides)
         )
         self.head = Head(cfg.channels[-1])
+        # a group's key picture (keypicture.py) as logits [1, 3, H', W'] added to the head's output, or None;
+        # not a parameter: the file carries the picture itself (a VKEY chunk), not in this state dict
+        self.register_buffer("base", None, persistent=False)
 
     def features(self, inputs: torch.Tensor) -> torch.Tensor:
         if self.cfg.kind == "hnerv":
@@ -189,7 +192,8 @@ class Decoder(nn.Module):
         x = self.features(inputs)
         for block in self.blocks:
             x = block(x)
-        return torch.sigmoid(self.head(x))
+        y = self.head(x)
+        return torch.sigmoid(y if self.base is None else y + self.base)
 
 
 class Encoder(nn.Module):

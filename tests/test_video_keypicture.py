@@ -1,0 +1,103 @@
+"""Key pictures (nerv/keypicture.py, FORMAT.md 6.4.2): a group drawn over its median frame, coded as an
+image in a VKEY chunk before the group's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import random_image, run_cli
+
+from mcodec import decode_bytes, encode_bytes
+from mcodec.codec import CodecError
+from mcodec.codec.fuzz import McdFile
+from mcodec.nerv import codec as nerv_codec
+from mcodec.nerv.keypicture import base_logits, decode_key, encode_key, median_picture
+
+VECTORS = Path(__file__).resolve().parents[1] / "bitstream_spec" / "vectors"
+
+
+def still_clip(t=4, h=48, w=64):
+    """A still background with a small square crossing it."""
+    background = random_image(3, h, w, seed=5).float()
+    background = torch.nn.functional.avg_pool2d(background[None], 5, 1, 2, count_include_pad=False)[0]
+    frames = background.expand(t, 3, h, w).clone()
+    for i in range(t):
+        frames[i, :, 8:16, 4 + 8 * i : 12 + 8 * i] = 240.0
+    return frames.round().clamp(0, 255).to(torch.uint8)
+
+
+def psnr(a, b):
+    return 10 * torch.log10(255**2 / (a.float() - b.float()).square().mean()).item()
+
+
+def test_the_base_is_the_picture_and_the_median_its_background():
+    values = torch.arange(256, dtype=torch.uint8).view(1, 16, 16).expand(3, 16, 16)
+    logits = base_logits(values, 20, 24)  # padded: the last row and column repeated
+    assert logits.shape == (1, 3, 20, 24) and torch.isfinite(logits).all()
+    back = torch.sigmoid(logits).mul(255).round().to(torch.uint8)[0]
+    assert torch.equal(back[:, :16, :16], values)  # a head of zero gives the picture back, every level
+    assert torch.equal(back[:, 16:, :16], back[:, 15:16, :16].expand(3, 4, 16))
+    frames = still_clip()
+    assert torch.equal(median_picture(frames)[:, 30:], frames[0, :, 30:])  # the square is gone
+
+
+def test_a_clip_over_its_key_picture(monkeypatch):
+    """Each group's VKEY comes before it; the fit starts from the picture, so after a few steps the clip
+    is far closer than without it; a frame range decodes the same frames."""
+    monkeypatch.setattr(nerv_codec, "MAX_GROUP_FRAMES", 2)
+    frames = still_clip()
+
+    def coded(keys: bool):
+        data = encode_bytes(
+            (frames, 25), "video", "hnerv", 2, progress=False, epochs=(2, 1), key_pictures=keys
+        )
+        return data, decode_bytes(data)[1][0]
+
+    (plain, plain_out), (keyed, keyed_out) = coded(False), coded(True)
+    types = [t for t, _ in McdFile.parse(keyed).chunks]
+    assert types == [b"VKEY", b"VGOP", b"VKEY", b"VDIF"]
+    assert [t for t, _ in McdFile.parse(plain).chunks] == [b"VGOP", b"VDIF"]
+    assert psnr(keyed_out, frames) > psnr(plain_out, frames) + 4, (
+        psnr(keyed_out, frames),
+        psnr(plain_out, frames),
+    )
+    assert torch.equal(decode_bytes(keyed, frames=(1, 3))[1][0], keyed_out[1:3])
+
+
+def test_bad_key_pictures_are_refused_in_one_line(monkeypatch):
+    monkeypatch.setattr(nerv_codec, "MAX_GROUP_FRAMES", 2)
+    frames = still_clip()
+    file = McdFile.parse(
+        encode_bytes((frames, 25), "video", "hnerv", 2, progress=False, epochs=(1, 1), key_pictures=True)
+    )
+    k0, g0, k1, g1 = file.chunks
+
+    def refused(chunks, message):
+        with pytest.raises(CodecError, match=message):
+            decode_bytes(McdFile(file.version, file.head_prefix, file.params, chunks).to_bytes())
+
+    refused([k0, k0, g0, k1, g1], "two video key pictures")
+    refused([k0, g0, g1, k1], "no group after it")
+    small = encode_key(frames[0, :, :32, :48], 2)
+    refused([(b"VKEY", small), g0, k1, g1], "48x32x3 samples, not the clip's 64x48 RGB")
+    refused(
+        [(b"VKEY", k0[1][:-20]), g0, k1, g1], "video key picture: chunk YLAT at byte .* runs past the end"
+    )
+    audio = encode_bytes((torch.zeros(1, 1600), 16000), "audio", "rvq", 6)
+    refused([(b"VKEY", audio), g0, k1, g1], "video key picture: the file holds audio, not an image")
+    monkeypatch.setattr(nerv_codec, "MAX_GROUP_FRAMES", 120)  # the vector's group: 8 frames
+    pan = McdFile.parse((VECTORS / "pan_64x48_hnerv_q1.mcd").read_bytes())
+    with pytest.raises(CodecError, match="motion group with a key picture"):
+        decode_bytes(McdFile(pan.version, pan.head_prefix, pan.params, [k0, *pan.chunks]).to_bytes())
+    assert decode_key(k0[1], 48, 64).shape == (3, 48, 64)
+
+
+def test_cli_key_pictures(tmp_path, capfd):
+    image = tmp_path / "a.png"
+    from mcodec.codec import media_io
+
+    media_io.write_image(image, random_image(3, 16, 16, seed=1))
+    code, _, err = run_cli(capfd, "encode", str(image), str(tmp_path / "a.mcd"), "--key-pictures")
+    assert code == 2 and "--key-pictures is for video codecs" in err
