@@ -104,23 +104,18 @@ def main() -> None:
     for kind in ("hnerv", "nerv"):  # 3 frames of 64x48: the smallest networks (strides 4, 4)
         clip = (tree[:, :, 24:72, 32:96].contiguous(), rate)
         decodable[f"tree_64x48_{kind}_q1.mcd"] = encode_bytes(
-            clip, "video", kind, 1, preset="fast", progress=False
+            clip, "video", kind, 1, preset="fast", progress=False, key_pictures=False
         )
     # 4 frames in groups of 2: a VGOP, then a VDIF whose decoder tensors are differences from the VGOP's
     tree4, _ = read_video(Path(str(files("mcodec") / "samples" / "tree_128x96.mkv")), max_frames=4)
     groups_of, nerv_codec.MAX_GROUP_FRAMES = nerv_codec.MAX_GROUP_FRAMES, 2
+    clip4 = (tree4[:, :, 24:72, 32:96].contiguous(), rate)
     decodable["tree_64x48_hnerv_vdif.mcd"] = encode_bytes(
-        (tree4[:, :, 24:72, 32:96].contiguous(), rate), "video", "hnerv", 1, preset="fast", progress=False
+        clip4, "video", "hnerv", 1, preset="fast", progress=False, key_pictures=False
     )
     # the same 4 frames, each group drawn over its key picture (6.4.2): VKEY, VGOP, VKEY, VDIF
     decodable["tree_64x48_hnerv_key.mcd"] = encode_bytes(
-        (tree4[:, :, 24:72, 32:96].contiguous(), rate),
-        "video",
-        "hnerv",
-        1,
-        preset="fast",
-        progress=False,
-        key_pictures=True,
+        clip4, "video", "hnerv", 1, preset="fast", progress=False, key_pictures=True
     )
     nerv_codec.MAX_GROUP_FRAMES = groups_of
     # A camera panning 2 pixels right and 1 down a frame across tree's first frame: one motion group (6.4.1)

@@ -115,7 +115,7 @@ def cli(ctx: click.Context, quiet: bool) -> None:
     "--key-pictures/--no-key-pictures",
     default=None,
     help="video: each group (but motion groups) is drawn over its median frame, coded as an image "
-    "(default: off)",
+    "(default: on)",
 )
 @click.option("--no-audio", is_flag=True, help="video: leave the sound out (default: code the first track)")
 @click.option(

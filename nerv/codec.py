@@ -72,7 +72,7 @@ KEY_EVERY = 4
 MOTION = True
 # every other group is drawn over a key picture, its median frame coded by the image codec (a VKEY chunk
 # before the group's; keypicture.py, FORMAT.md 6.4.2)
-KEY_PICTURES = False
+KEY_PICTURES = True
 LAMBDA_Q1 = 0.01  # rate-aware: weight on estimated bits per pixel at quality 1 (MSE on [0, 1] pixels)
 LAMBDA_STEP = 3.0  # ... divided by this per quality level
 INFOS = {

@@ -26,6 +26,15 @@ def run_cli(capfd, *args) -> tuple[int, str, str]:
     return e.value.code, out, err
 
 
+@pytest.fixture
+def no_key_pictures(monkeypatch):
+    """Video encodes without key pictures (FORMAT.md 6.4.2, on by default): for the tests of the other
+    video features, whose files they lay out chunk by chunk; test_video_keypicture.py tests them."""
+    from mcodec.nerv import codec
+
+    monkeypatch.setattr(codec, "KEY_PICTURES", False)
+
+
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory) -> Path:
     """An untrained 8-channel factorized model exported like the shipped one."""

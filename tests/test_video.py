@@ -14,6 +14,9 @@ from mcodec.entropy import read_container, write_container
 from mcodec.nerv.codec import group_ranges, network_for, reconstruct
 from mcodec.nerv.model import Decoder, Head, plan
 
+# files laid out chunk by chunk: without key pictures (test_video_keypicture.py)
+pytestmark = pytest.mark.usefixtures("no_key_pictures")
+
 
 def clip(t=6, h=40, w=52):
     base = random_image(3, h, w, seed=2).float()

@@ -17,6 +17,9 @@ from mcodec.nerv import motion as mo
 from mcodec.nerv.codec import NervCodec, check_group, motion_canvas
 from mcodec.nerv.model import plan
 
+# files laid out chunk by chunk: without key pictures (test_video_keypicture.py)
+pytestmark = pytest.mark.usefixtures("no_key_pictures")
+
 EPOCHS = (30, 6)
 
 

@@ -19,6 +19,9 @@ from mcodec.nerv.fit import fit_group
 from mcodec.nerv.quant import steps_for
 from mcodec.nerv.rate import coder_scale, tensor_bits
 
+# files laid out chunk by chunk: without key pictures (test_video_keypicture.py)
+pytestmark = pytest.mark.usefixtures("no_key_pictures")
+
 SAMPLE = Path(__file__).resolve().parents[1] / "api" / "samples" / "tree_128x96.mkv"
 
 

@@ -18,6 +18,9 @@ from mcodec.nerv.budget import LEAST, SHARE, Budget, Pacer, plan_epochs
 from mcodec.nerv.fit import fit_steps
 from mcodec.nerv.progress import ClipProgress
 
+# files laid out chunk by chunk: without key pictures (test_video_keypicture.py)
+pytestmark = pytest.mark.usefixtures("no_key_pictures")
+
 FEW = (3, 1)  # epochs: a real fit, short
 
 
