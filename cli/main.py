@@ -162,12 +162,14 @@ def encode(  # noqa: PLR0913 - one parameter per option
     if preset is not None and used is not None and preset not in registry.info(used).presets:
         raise click.UsageError(f"codec {used} has no --preset {preset}")
     media = registry.info(used).media if used is not None else None
-    if max_minutes is not None and media not in (None, "video"):
-        raise click.UsageError(f"--max-minutes is for video codecs; {used} codes {media}")
-    if rate_aware is not None and media not in (None, "video"):
-        raise click.UsageError(f"--rate-aware is for video codecs; {used} codes {media}")
-    if key_pictures is not None and media not in (None, "video"):
-        raise click.UsageError(f"--key-pictures is for video codecs; {used} codes {media}")
+    video_only = (
+        ("--max-minutes", max_minutes),
+        ("--rate-aware", rate_aware),
+        ("--key-pictures", key_pictures),
+    )
+    for flag, value in video_only:
+        if value is not None and media not in (None, "video"):
+            raise click.UsageError(f"{flag} is for video codecs; {used} codes {media}")
     if motion is not None and used is not None and used != "hnerv" and media in (None, "video"):
         raise click.UsageError(f"--motion is for the hnerv codec, not {used}")
     if motion is not None and media not in (None, "video"):

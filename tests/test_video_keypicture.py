@@ -10,7 +10,7 @@ import torch
 from conftest import random_image, run_cli
 
 from mcodec import decode_bytes, encode_bytes
-from mcodec.codec import CodecError
+from mcodec.codec import CodecError, media_io
 from mcodec.codec.fuzz import McdFile
 from mcodec.nerv import codec as nerv_codec
 from mcodec.nerv.keypicture import base_logits, decode_key, encode_key, median_picture
@@ -95,8 +95,6 @@ def test_bad_key_pictures_are_refused_in_one_line(monkeypatch):
 
 def test_cli_key_pictures(tmp_path, capfd):
     image = tmp_path / "a.png"
-    from mcodec.codec import media_io
-
     media_io.write_image(image, random_image(3, 16, 16, seed=1))
     code, _, err = run_cli(capfd, "encode", str(image), str(tmp_path / "a.mcd"), "--key-pictures")
     assert code == 2 and "--key-pictures is for video codecs" in err
