@@ -121,7 +121,11 @@ def main() -> None:
     # A camera panning 2 pixels right and 1 down a frame across tree's first frame: one motion group (6.4.1)
     pan = torch.stack([tree[0, :, t : t + 48, 2 * t : 2 * t + 64] for t in range(8)]).contiguous()
     decodable["pan_64x48_hnerv_q1.mcd"] = encode_bytes(
-        (pan, rate), "video", "hnerv", 1, preset="fast", progress=False
+        (pan, rate), "video", "hnerv", 1, preset="fast", progress=False, key_pictures=False
+    )
+    # the same pan drawn over its canvas picture (6.4.2): VKEY of the canvas's size, VGOP
+    decodable["pan_64x48_hnerv_key.mcd"] = encode_bytes(
+        (pan, rate), "video", "hnerv", 1, preset="fast", progress=False, key_pictures=True
     )
     speech, speech_rate = read_audio(Path(str(files("mcodec") / "samples" / "goforward_16k.flac")))
     # 1.5 s at a requested 3 kbit/s: the container's bytes make the encoder shed a stage (n_q = 3)

@@ -114,8 +114,8 @@ def cli(ctx: click.Context, quiet: bool) -> None:
 @click.option(
     "--key-pictures/--no-key-pictures",
     default=None,
-    help="video: each group (but motion groups) is drawn over its median frame, coded as an image "
-    "(default: on)",
+    help="video: each group is drawn over its median frame (a pan's or zoom's: its median canvas), coded "
+    "as an image (default: on)",
 )
 @click.option("--no-audio", is_flag=True, help="video: leave the sound out (default: code the first track)")
 @click.option(

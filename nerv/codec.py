@@ -8,8 +8,8 @@ stream of all integer symbols (decoder tensors in state-dict order, then embeddi
 tables, each tensor with its own scale index. Profile ``tables``: decoding the symbols needs no network.
 An hnerv group whose camera pans or zooms (motion.py) adds a JSON ``motion`` key (the canvas size) and 3
 float16 motion numbers per frame after the steps: its network draws the canvas, each frame is sampled
-from it (FORMAT.md 6.4.1). Any other group may be drawn over a key picture, its median frame coded as an
-image file in a ``VKEY`` chunk before it (keypicture.py, FORMAT.md 6.4.2).
+from it (FORMAT.md 6.4.1). Any group may be drawn over a key picture, its median frame (a motion group's:
+its median canvas) coded as an image file in a ``VKEY`` chunk before it (keypicture.py, FORMAT.md 6.4.2).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from mcodec.entropy.gaussian import SCALE_LEVELS
 
 from .budget import LEAST, Budget, Pacer, duration, plan_epochs
 from .fit import BATCH, PRESETS, fit_group, fit_steps, time_steps
-from .keypicture import base_logits, decode_key, encode_key, median_picture
+from .keypicture import base_logits, canvas_picture, decode_key, encode_key, median_picture
 from .model import (
     EMBED_DIM,
     STRIDE_CHOICES,
@@ -70,8 +70,8 @@ KEY_EVERY = 4
 # hnerv: a group whose camera pans or zooms (motion.py's rule) is drawn on one canvas the frames are sampled
 # from (FORMAT.md 6.4.1); every other group is coded as before
 MOTION = True
-# every other group is drawn over a key picture, its median frame coded by the image codec (a VKEY chunk
-# before the group's; keypicture.py, FORMAT.md 6.4.2)
+# every group is drawn over a key picture, its median frame (a motion group's: its median canvas) coded by
+# the image codec (a VKEY chunk before the group's; keypicture.py, FORMAT.md 6.4.2)
 KEY_PICTURES = True
 LAMBDA_Q1 = 0.01  # rate-aware: weight on estimated bits per pixel at quality 1 (MSE on [0, 1] pixels)
 LAMBDA_STEP = 3.0  # ... divided by this per quality level
@@ -231,8 +231,7 @@ class NervCodec(Codec):
         rate_aware: the fine-tune learns the steps with a rate term (fit.py; None: RATE_AWARE). Either way
         the file is the same format, decoded the same way. motion: hnerv codes a group whose camera pans or
         zooms on a canvas (motion.py; None: MOTION); off, every group is coded as without it.
-        key_pictures: a group that is not a motion group is drawn over its key picture (keypicture.py;
-        None: KEY_PICTURES)."""
+        key_pictures: each group is drawn over its key picture (keypicture.py; None: KEY_PICTURES)."""
         source = item if isinstance(item, VideoSource) else _tensor_source(item)
         self.check_preset(preset)
         if epochs is not None and not all(isinstance(e, (int, float)) and 0 < e < 1e6 for e in epochs):
@@ -286,10 +285,11 @@ class NervCodec(Codec):
                     cfg = network_for(self.kind, h, w, b - a, quality, moves.canvas)
                 ref = rebuilt if DIFF_GROUPS and g % KEY_EVERY and cfg == previous else None
                 base = None
-                if use_keys and moves is None:
-                    key = encode_key(median_picture(frames), quality)
+                if use_keys:
+                    picture = median_picture(frames) if moves is None else canvas_picture(frames, moves)
+                    key = encode_key(picture, quality)
                     # the fit draws over the picture as the decoder will have it: decoded, not the median
-                    base = base_logits(decode_key(key, h, w), cfg.height, cfg.width)
+                    base = base_logits(decode_key(key, *picture.shape[-2:]), cfg.height, cfg.width)
                     chunks.append(("VKEY", key))
                 fit = fit_group(
                     frames,
@@ -384,8 +384,9 @@ class NervCodec(Codec):
                 first, count = group.head["first"], group.head["count"]
                 if group.end > a:  # a group before the range only passes its weights on
                     if group.key is not None:
+                        size = (h, w) if group.motion is None else group.motion.canvas
                         decoder.base = base_logits(
-                            decode_key(group.key, h, w), group.cfg.height, group.cfg.width
+                            decode_key(group.key, *size), group.cfg.height, group.cfg.width
                         )
                     lo, hi = max(a, first) - first, min(b, first + count) - first
                     yield reconstruct(decoder, inputs[lo:hi], h, w, device, group.motion, lo)
@@ -408,8 +409,6 @@ class NervCodec(Codec):
             if ctype not in ("VGOP", "VDIF"):
                 raise CodecError(f"unexpected chunk {ctype}")
             group = check_group(data, payload.params, self.kind, diff=ctype == "VDIF")
-            if key is not None and group.motion is not None:
-                raise CodecError(f"video group {len(out)} is a motion group with a key picture")
             group, key = replace(group, key=key), None
             if group.diff and (not out or out[-1][1].cfg != group.cfg):
                 raise CodecError(

@@ -1,11 +1,13 @@
-"""Key pictures: a group's temporal median frame, coded by the image codec, that the network's output is
-drawn over (FORMAT.md 6.4.2).
+"""Key pictures: a group's temporal median frame (a motion group's: its median canvas), coded by the image
+codec, that the network's output is drawn over (FORMAT.md 6.4.2).
 
 A static camera's background, or any content that stays put, then costs one still picture per group
 instead of network weights relearning it: the decoder adds the picture's logit to its head before the
 sigmoid, so a network whose head outputs zero reproduces the key picture and the fit codes only what
 differs from it (the moving parts, the picture's coding error). The picture travels as a complete mcodec
-image file (its own model id, hashes and checks) in a `VKEY` chunk before its group's chunk.
+image file (its own model id, hashes and checks) in a `VKEY` chunk before its group's chunk. A pan or a
+zoom likewise costs one picture of its canvas (the scene the frames are sampled from, motion.py), the
+network coding what the still scene does not hold.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from mcodec.codec.base import CodecError
+
+from .motion import Motion, median_canvas
 
 KEY_CODEC = "meanscale"  # the image codec of the key pictures mcodec writes (a reader takes any image codec)
 KEY_STEP = 3  # key picture quality = the video quality + KEY_STEP, at most the image codec's top quality
@@ -32,6 +36,11 @@ def median_picture(frames: torch.Tensor) -> torch.Tensor:
     return frames.median(dim=0).values
 
 
+def canvas_picture(frames: torch.Tensor, motion: Motion) -> torch.Tensor:
+    """uint8 [T, 3, H, W] of a motion group -> uint8 [3, CH, CW]: its canvas (motion.median_canvas)."""
+    return median_canvas(frames.float(), motion).round().clamp(0, 255).to(torch.uint8)
+
+
 def encode_key(picture: torch.Tensor, quality: float) -> bytes:
     """A key picture (uint8 [3, H, W]) -> the bytes of an mcodec image file of it."""
     from mcodec.codec import registry
@@ -44,8 +53,8 @@ def encode_key(picture: torch.Tensor, quality: float) -> bytes:
 
 def decode_key(data: bytes, height: int, width: int) -> torch.Tensor:
     """A VKEY payload -> its picture, uint8 [3, height, width]; a one-line CodecError (or the container's
-    error) unless it is an image file of one RGB picture of the clip's size, read with every check of an
-    image file (the picture's size is checked before it is decoded)."""
+    error) unless it is an image file of one RGB picture of that size (the clip's; a motion group's: its
+    canvas), read with every check of an image file (the picture's size is checked before it is decoded)."""
     from mcodec.compress import open_stream
     from mcodec.entropy import ContainerError, read_container
 
@@ -61,12 +70,12 @@ def decode_key(data: bytes, height: int, width: int) -> torch.Tensor:
     p = payload.params
     if (p["width"], p["height"], p["channels"]) != (width, height, 3):
         raise CodecError(
-            f"video key picture: {p['width']}x{p['height']}x{p['channels']} samples, not the clip's "
-            f"{width}x{height} RGB"
+            f"video key picture: {p['width']}x{p['height']}x{p['channels']} samples, not the "
+            f"{width}x{height} RGB its group is drawn over"
         )
     picture = codec.decode(payload)
     if picture.shape != (3, height, width) or picture.dtype != torch.uint8:
-        raise CodecError("video key picture: not an RGB picture of the clip's size")
+        raise CodecError(f"video key picture: not an RGB picture of {width}x{height}")
     return picture
 
 

@@ -30,7 +30,8 @@ MIN_GAIN = 0.7  # ... and aligning consecutive frames leaves at most this fracti
 SCALE_RANGE = (1 / 8, 8.0)  # a decoder refuses a frame scale outside (and a frame off the canvas)
 MARGIN = 1.0  # canvas pixels kept left of and above the leftmost / topmost frame pixel
 BASE_SIZE = 256  # the estimate works on grey frames downscaled (by an integer factor) to at most this side
-GN_STEPS = 8  # Gauss-Newton steps per pyramid level
+GN_STEPS = 8  # Gauss-Newton steps per pyramid level (and per frame in a refine round)
+MOSAIC_SLACK = 16.0  # canvas pixels added around the mosaic for frames that the alignment moves outwards
 
 
 @dataclass(frozen=True)
@@ -131,9 +132,18 @@ def sample(canvas: torch.Tensor, motion: Motion, frames: torch.Tensor | range, h
     return out[0][None] if len(out) == 1 else torch.stack(out)  # one frame (decoding): no copy
 
 
-def place(frames: torch.Tensor, motion: Motion, index: torch.Tensor, height: int, width: int) -> torch.Tensor:
+def place(
+    frames: torch.Tensor,
+    motion: Motion,
+    index: torch.Tensor,
+    height: int,
+    width: int,
+    mode: str = "bilinear",
+    edges: str = "zeros",
+) -> torch.Tensor:
     """frames [B, C, h, w] -> [B, C, height, width]: each frame drawn on a canvas of that size at its place
-    (bilinear; zeros where the frame does not reach). The encoder's input in a motion group."""
+    (grid_sample's ``mode``; where the frame does not reach, zeros or with ``edges="border"`` its nearest
+    edge sample). The encoder's input in a motion group; its key picture (keypicture.canvas_picture)."""
     b, _, h, w = frames.shape
     dev = frames.device
     idx = index.cpu().numpy()
@@ -148,7 +158,7 @@ def place(frames: torch.Tensor, motion: Motion, index: torch.Tensor, height: int
     fx = (xx[None] - u) / s  # frame pixel of each canvas pixel
     fy = (yy[None] - v) / s
     grid = torch.stack([fx / max(w - 1, 1) * 2 - 1, fy / max(h - 1, 1) * 2 - 1], dim=-1)
-    return F.grid_sample(frames, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return F.grid_sample(frames, grid, mode=mode, padding_mode=edges, align_corners=True)
 
 
 # --- estimation (encoder only) ---------------------------------------------------------------------------
@@ -268,20 +278,116 @@ def pairs(frames: torch.Tensor) -> tuple[list[tuple[float, float, float]], float
 
 
 def to_params(steps: list[tuple[float, float, float]], height: int, width: int) -> Motion:
-    """Per-pair motion -> the group's Motion, float16 as the file carries it: the most zoomed-in frame
-    at scale 1, the frames' union MARGIN pixels from the canvas's top-left corner."""
+    """Per-pair motion -> the group's Motion, float16 as the file carries it (from_absolute)."""
     t = len(steps) + 1
     s, u, v = np.ones(t), np.zeros(t), np.zeros(t)
     for i, (ls, e, f) in enumerate(steps, 1):
         s[i] = s[i - 1] * math.exp(ls)
         u[i], v[i] = u[i - 1] + s[i - 1] * e, v[i - 1] + s[i - 1] * f
+    return from_absolute(s, u, v, height, width)
+
+
+def _normalised(s: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frame places (float64 [T] each) moved and scaled as a whole so that the most zoomed-in frame is at
+    scale 1 and the frames' union starts MARGIN pixels from the canvas's top-left corner."""
     ref = float(s.min())
     s, u, v = s / ref, u / ref, v / ref
-    first = np.array([math.log(s[0]), u[0] - u.min() + MARGIN, v[0] - v.min() + MARGIN])
-    params = np.concatenate([first[None], np.array(steps, dtype=np.float64).reshape(-1, 3)])
-    params = params.astype(np.float16)
+    return s, u - u.min() + MARGIN, v - v.min() + MARGIN
+
+
+def from_absolute(s: np.ndarray, u: np.ndarray, v: np.ndarray, height: int, width: int) -> Motion:
+    """Each frame's scale and place (float64 [T] each, any origin and unit) -> the group's Motion, float16
+    as the file carries it (per-frame steps, module docstring), normalised (_normalised)."""
+    s, u, v = _normalised(s, u, v)
+    steps = np.stack([np.log(s[1:] / s[:-1]), (u[1:] - u[:-1]) / s[:-1], (v[1:] - v[:-1]) / s[:-1]], 1)
+    params = np.concatenate([np.array([[math.log(s[0]), u[0], v[0]]]), steps]).astype(np.float16)
     s, u, v = compose(params)
     return Motion(params, canvas_extent(s, u, v, height, width), s, u, v)
+
+
+def median_canvas(frames: torch.Tensor, motion: Motion) -> torch.Tensor:
+    """float [T, C, H, W] -> [C, CH, CW] (motion.canvas): each canvas sample the median over the frames
+    that cover it (each frame drawn at its place, bicubic), so the scene once, without what crosses it;
+    samples no frame covers take the nearest frame edge's (the frames drawn with their edges extended),
+    which codes cheaper than a jump and is never shown. One channel at a time (T canvases in memory)."""
+    ch, cw = motion.canvas
+    index = torch.arange(frames.shape[0])
+    covered = place(torch.ones_like(frames[:, :1]), motion, index, ch, cw) > 0.999
+    out = []
+    for c in range(frames.shape[1]):
+        drawn = place(frames[:, c : c + 1], motion, index, ch, cw, mode="bicubic", edges="border")
+        inside = torch.where(covered, drawn, torch.nan).nanmedian(dim=0).values
+        out.append(torch.where(torch.isnan(inside), drawn.median(dim=0).values, inside))
+    return torch.cat(out)
+
+
+def _align(
+    stack: torch.Tensor, frame: torch.Tensor, place0: tuple[float, float, float]
+) -> tuple[float, float, float]:
+    """Gauss-Newton of one frame's place (ln s, u, v) on a canvas: stack [1, 4, CH, CW] holds the canvas,
+    its x and y gradients and where it is valid (1); frame: grey [H, W]. Only the frame's pixels that land
+    where the canvas is valid count."""
+    ch, cw = stack.shape[-2:]
+    h, w = frame.shape
+    yy, xx = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
+    )
+    ls, a, b = place0
+    for _ in range(GN_STEPS):
+        d = math.exp(ls)
+        qx, qy = d * xx + a, d * yy + b
+        grid = torch.stack([qx / (cw - 1) * 2 - 1, qy / (ch - 1) * 2 - 1], -1)[None].float()
+        warped = F.grid_sample(stack, grid, mode="bicubic", padding_mode="border", align_corners=True)
+        k, gx, gy = (warped[0, i].double() for i in range(3))
+        inside = (qx >= 0) & (qx <= cw - 1) & (qy >= 0) & (qy <= ch - 1) & (warped[0, 3] > 0.999)
+        if int(inside.sum()) < 16:
+            break
+        r = (k - frame.double())[inside]
+        gx, gy = gx[inside], gy[inside]
+        j = torch.stack([gx * d * xx[inside] + gy * d * yy[inside], gx, gy], 1)
+        delta = torch.linalg.solve(j.T @ j + 1e-9 * torch.eye(3, dtype=torch.float64), -(j.T @ r))
+        ls, a, b = ls + float(delta[0]), a + float(delta[1]), b + float(delta[2])
+    return ls, a, b
+
+
+def _stack(canvas: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """canvas, valid [1, 1, CH, CW] -> _align's stack; valid shrunk by 2 pixels, where the gradients and
+    the cubic taps reach outside it."""
+    valid = -F.max_pool2d(-valid.float(), 5, stride=1, padding=2)
+    return torch.cat([canvas, *_sobel(canvas), valid], 1)
+
+
+def refine(frames: torch.Tensor, motion: Motion) -> Motion:
+    """The frames' places re-measured against a canvas, by Gauss-Newton on full-resolution grey. Chained
+    pair estimates drift: on a 48-frame pan across a photo (no zoom) the pairs summed to a 4% zoom and the
+    last frames sat 6 px off the first ones' canvas, so a canvas drawn from them was a blur of misaligned
+    copies (29.2 dB for the frames sampled from it; 42.1 dB after this). A mosaic: frame by frame, each
+    frame is placed by its pair step from the previous one's new place, aligned to the mean of the frames
+    already aligned, then added to it. (Aligning every frame again to the median canvas of them all
+    changed nothing on four clips.)"""
+    t, _, h, w = frames.shape
+    g = frames.float().mean(1, keepdim=True) / 255
+    cs, cu, cv = _normalised(motion.scale, motion.u, motion.v)
+    s, u, v = cs.copy(), cu + MOSAIC_SLACK, cv + MOSAIC_SLACK
+    ch, cw = (n + 2 * int(MOSAIC_SLACK) for n in canvas_extent(cs, cu, cv, h, w))
+    acc, count = torch.zeros(1, 1, ch, cw), torch.zeros(1, 1, ch, cw)
+    ones = torch.ones(1, 1, h, w)
+    for i in range(t):
+        if i:
+            r = s[i - 1] / cs[i - 1]  # the pair step, at the previous frame's new scale
+            s[i], u[i], v[i] = (
+                s[i - 1] * cs[i] / cs[i - 1],
+                u[i - 1] + r * (cu[i] - cu[i - 1]),
+                v[i - 1] + r * (cv[i] - cv[i - 1]),
+            )
+            mosaic = acc / count.clamp_min(1)
+            ls, u[i], v[i] = _align(_stack(mosaic, count > 0), g[i, 0], (math.log(s[i]), u[i], v[i]))
+            s[i] = math.exp(ls)
+        here = Motion(motion.params, (ch, cw), s, u, v)
+        covered = (place(ones, here, torch.tensor([i]), ch, cw) > 0.999).float()
+        acc += place(g[i : i + 1], here, torch.tensor([i]), ch, cw, mode="bicubic") * covered
+        count += covered
+    return from_absolute(s, u, v, h, w)
 
 
 def estimate(frames: torch.Tensor) -> Motion | None:
@@ -296,7 +402,7 @@ def estimate(frames: torch.Tensor) -> Motion | None:
         return None  # frames too small to align, or aligning them does not explain their difference
     if not (np.isfinite(steps).all() and np.abs(steps).max() < max(h, w)):
         return None  # a wild estimate: no frame moves by more than its size
-    motion = to_params(steps, h, w)
+    motion = refine(frames, to_params(steps, h, w))
     ch, cw = motion.canvas
     if motion.travel(h, w) <= MIN_TRAVEL or ch * cw > MAX_CANVAS * h * w:
         return None

@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import random_image, run_cli
+from test_video_motion import pan
 
 from mcodec import decode_bytes, encode_bytes
 from mcodec.codec import CodecError, media_io
 from mcodec.codec.fuzz import McdFile
 from mcodec.nerv import codec as nerv_codec
-from mcodec.nerv.keypicture import base_logits, decode_key, encode_key, median_picture
+from mcodec.nerv import motion as mo
+from mcodec.nerv.keypicture import base_logits, canvas_picture, decode_key, encode_key, median_picture
 
 VECTORS = Path(__file__).resolve().parents[1] / "bitstream_spec" / "vectors"
 
@@ -80,7 +82,7 @@ def test_bad_key_pictures_are_refused_in_one_line(monkeypatch):
     refused([k0, k0, g0, k1, g1], "two video key pictures")
     refused([k0, g0, g1, k1], "no group after it")
     small = encode_key(frames[0, :, :32, :48], 2)
-    refused([(b"VKEY", small), g0, k1, g1], "48x32x3 samples, not the clip's 64x48 RGB")
+    refused([(b"VKEY", small), g0, k1, g1], "48x32x3 samples, not the 64x48 RGB its group is drawn over")
     refused(
         [(b"VKEY", k0[1][:-20]), g0, k1, g1], "video key picture: chunk YLAT at byte .* runs past the end"
     )
@@ -88,9 +90,38 @@ def test_bad_key_pictures_are_refused_in_one_line(monkeypatch):
     refused([(b"VKEY", audio), g0, k1, g1], "video key picture: the file holds audio, not an image")
     monkeypatch.setattr(nerv_codec, "MAX_GROUP_FRAMES", 120)  # the vector's group: 8 frames
     pan = McdFile.parse((VECTORS / "pan_64x48_hnerv_q1.mcd").read_bytes())
-    with pytest.raises(CodecError, match="motion group with a key picture"):
+    with pytest.raises(CodecError, match="64x48x3 samples, not the 81x57 RGB its group is drawn over"):
         decode_bytes(McdFile(pan.version, pan.head_prefix, pan.params, [k0, *pan.chunks]).to_bytes())
     assert decode_key(k0[1], 48, 64).shape == (3, 48, 64)
+
+
+def test_a_pan_over_its_canvas_picture():
+    """A motion group's key picture is its canvas (the median of the frames drawn at their places): the
+    VKEY holds a picture of the canvas's size, and after a few steps the pan is far closer than without."""
+    frames = pan()
+    moves = nerv_codec.NervCodec("hnerv")._motion(frames, 48, 64)  # the canvas padded as the encoder does
+    canvas = canvas_picture(frames, moves)
+    assert canvas.shape[-2:] == moves.canvas
+    x = canvas.float()[None] / 255  # the frames sampled from the picture itself: what the network starts at
+    again = torch.cat([mo.sample(x, moves, [i], 48, 64) for i in range(8)]).mul(255).round()
+    assert psnr(again, frames) > 35, psnr(again, frames)
+
+    def coded(keys: bool):
+        data = encode_bytes(
+            (frames, 25), "video", "hnerv", 2, progress=False, epochs=(2, 1), key_pictures=keys
+        )
+        return data, decode_bytes(data)[1][0]
+
+    (_, plain_out), (keyed, keyed_out) = coded(False), coded(True)
+    chunks = McdFile.parse(keyed).chunks
+    assert [t for t, _ in chunks] == [b"VKEY", b"VGOP"]
+    ch, cw = moves.canvas
+    assert decode_key(chunks[0][1], ch, cw).shape == (3, ch, cw)
+    assert psnr(keyed_out, frames) > psnr(plain_out, frames) + 4, (
+        psnr(keyed_out, frames),
+        psnr(plain_out, frames),
+    )
+    assert torch.equal(decode_bytes(keyed, frames=(2, 5))[1][0], keyed_out[2:5])
 
 
 def test_cli_key_pictures(tmp_path, capfd):
