@@ -30,7 +30,8 @@ MIN_GAIN = 0.7  # ... and aligning consecutive frames leaves at most this fracti
 SCALE_RANGE = (1 / 8, 8.0)  # a decoder refuses a frame scale outside (and a frame off the canvas)
 MARGIN = 1.0  # canvas pixels kept left of and above the leftmost / topmost frame pixel
 BASE_SIZE = 256  # the estimate works on grey frames downscaled (by an integer factor) to at most this side
-GN_STEPS = 8  # Gauss-Newton steps per pyramid level (and per frame in a refine round)
+GN_STEPS = 8  # Gauss-Newton steps per pyramid level (and per frame in refine)
+MEDIAN_ROWS = 32  # canvas rows per band of median_canvas
 MOSAIC_SLACK = 16.0  # canvas pixels added around the mosaic for frames that the alignment moves outwards
 
 
@@ -140,10 +141,12 @@ def place(
     width: int,
     mode: str = "bilinear",
     edges: str = "zeros",
+    top: int = 0,
 ) -> torch.Tensor:
     """frames [B, C, h, w] -> [B, C, height, width]: each frame drawn on a canvas of that size at its place
     (grid_sample's ``mode``; where the frame does not reach, zeros or with ``edges="border"`` its nearest
-    edge sample). The encoder's input in a motion group; its key picture (keypicture.canvas_picture)."""
+    edge sample), or on the band of canvas rows top..top + height - 1. The encoder's input in a motion
+    group; its key picture (median_canvas)."""
     b, _, h, w = frames.shape
     dev = frames.device
     idx = index.cpu().numpy()
@@ -151,7 +154,7 @@ def place(
     u = torch.as_tensor(motion.u[idx], dtype=torch.float32, device=dev)[:, None, None]
     v = torch.as_tensor(motion.v[idx], dtype=torch.float32, device=dev)[:, None, None]
     yy, xx = torch.meshgrid(
-        torch.arange(height, dtype=torch.float32, device=dev),
+        torch.arange(top, top + height, dtype=torch.float32, device=dev),
         torch.arange(width, dtype=torch.float32, device=dev),
         indexing="ij",
     )
@@ -309,16 +312,18 @@ def median_canvas(frames: torch.Tensor, motion: Motion) -> torch.Tensor:
     """float [T, C, H, W] -> [C, CH, CW] (motion.canvas): each canvas sample the median over the frames
     that cover it (each frame drawn at its place, bicubic), so the scene once, without what crosses it;
     samples no frame covers take the nearest frame edge's (the frames drawn with their edges extended),
-    which codes cheaper than a jump and is never shown. One channel at a time (T canvases in memory)."""
+    which codes cheaper than a jump and is never shown. In bands of MEDIAN_ROWS canvas rows: T bands in
+    memory, not T canvases (a 720p group's would be gigabytes)."""
     ch, cw = motion.canvas
     index = torch.arange(frames.shape[0])
-    covered = place(torch.ones_like(frames[:, :1]), motion, index, ch, cw) > 0.999
-    out = []
-    for c in range(frames.shape[1]):
-        drawn = place(frames[:, c : c + 1], motion, index, ch, cw, mode="bicubic", edges="border")
+    out = torch.empty(frames.shape[1], ch, cw)
+    for top in range(0, ch, MEDIAN_ROWS):
+        rows = min(MEDIAN_ROWS, ch - top)
+        covered = place(torch.ones_like(frames[:, :1]), motion, index, rows, cw, top=top) > 0.999
+        drawn = place(frames, motion, index, rows, cw, mode="bicubic", edges="border", top=top)
         inside = torch.where(covered, drawn, torch.nan).nanmedian(dim=0).values
-        out.append(torch.where(torch.isnan(inside), drawn.median(dim=0).values, inside))
-    return torch.cat(out)
+        out[:, top : top + rows] = torch.where(torch.isnan(inside), drawn.median(dim=0).values, inside)
+    return out
 
 
 def _align(
