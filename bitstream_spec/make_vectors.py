@@ -127,6 +127,15 @@ def main() -> None:
     decodable["pan_64x48_hnerv_key.mcd"] = encode_bytes(
         (pan, rate), "video", "hnerv", 1, preset="fast", progress=False, key_pictures=True
     )
+    # held frames (6.4.3): runs of equal frames, one picture each: a static group, and the pan's motion group
+    held = torch.stack([tree[i, :, 24:72, 32:96] for i in (0, 0, 1, 2, 2, 2)]).contiguous()
+    decodable["held_64x48_hnerv.mcd"] = encode_bytes(
+        (held, rate), "video", "hnerv", 1, preset="fast", progress=False, key_pictures=False
+    )
+    pan_held = (pan.repeat_interleave(2, 0), rate)  # each frame twice
+    decodable["pan_64x48_hnerv_held.mcd"] = encode_bytes(
+        pan_held, "video", "hnerv", 1, preset="fast", progress=False, key_pictures=False
+    )
     speech, speech_rate = read_audio(Path(str(files("mcodec") / "samples" / "goforward_16k.flac")))
     # 1.5 s at a requested 3 kbit/s: the container's bytes make the encoder shed a stage (n_q = 3)
     decodable["goforward_rvq_3k.mcd"] = encode_bytes((speech[:, 8000:32000], speech_rate), "audio", "rvq", 3)

@@ -10,6 +10,8 @@ An hnerv group whose camera pans or zooms (motion.py) adds a JSON ``motion`` key
 float16 motion numbers per frame after the steps: its network draws the canvas, each frame is sampled
 from it (FORMAT.md 6.4.1). Any group may be drawn over a key picture, its median frame (a motion group's:
 its median canvas) coded as an image file in a ``VKEY`` chunk before it (keypicture.py, FORMAT.md 6.4.2).
+An hnerv group whose frames repeat exactly adds a JSON ``held`` key (run lengths): one embedding per run,
+each run drawn once (held.py, FORMAT.md 6.4.3).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from mcodec.entropy.gaussian import SCALE_LEVELS
 
 from .budget import LEAST, Budget, Pacer, duration, plan_epochs
 from .fit import BATCH, PRESETS, fit_group, fit_steps, time_steps
+from .held import held_runs, picture_index, runs_of
 from .keypicture import base_logits, canvas_picture, decode_key, encode_key, median_picture
 from .model import (
     EMBED_DIM,
@@ -181,6 +184,7 @@ GROUP = Schema(
         "first": Int(0, 1 << 20),
         "motion": Schema("motion", {"height": Int(1, 1 << 14), "width": Int(1, 1 << 14)}, required=False),
         "count": Int(1, MAX_GROUP_FRAMES),
+        "held": ListOf(Int(1, MAX_GROUP_FRAMES), 1, MAX_GROUP_FRAMES, required=False),
         "bits": OneOf((BITS,)),
         "tensors": ListOf(
             Schema(
@@ -291,6 +295,7 @@ class NervCodec(Codec):
                     # the fit draws over the picture as the decoder will have it: decoded, not the median
                     base = base_logits(decode_key(key, *picture.shape[-2:]), cfg.height, cfg.width)
                     chunks.append(("VKEY", key))
+                runs = held_runs(frames) if self.kind == "hnerv" else [1] * (b - a)
                 fit = fit_group(
                     frames,
                     cfg,
@@ -303,8 +308,9 @@ class NervCodec(Codec):
                     ref=ref,
                     motion=moves,
                     base=base,
+                    pictures=picture_index(runs),
                 )
-                data, rebuilt = _write_group(cfg, a, b, fit, moves, ref)
+                data, rebuilt = _write_group(cfg, a, b, fit, moves, ref, runs)
                 chunks.append(("VGOP" if ref is None else "VDIF", data))
                 previous = cfg
                 del frames, start  # before the next group is read: one in memory, not two
@@ -389,7 +395,8 @@ class NervCodec(Codec):
                             decode_key(group.key, *size), group.cfg.height, group.cfg.width
                         )
                     lo, hi = max(a, first) - first, min(b, first + count) - first
-                    yield reconstruct(decoder, inputs[lo:hi], h, w, device, group.motion, lo)
+                    pic = group.pictures[lo:hi]
+                    yield reconstruct(decoder, inputs[pic], h, w, device, group.motion, lo, runs_of(pic))
                 ref = dict(decoder.state_dict())
 
         return decoded()
@@ -469,10 +476,18 @@ def _tensor_symbols(decoder: Decoder, learned: dict[str, torch.Tensor] | None = 
 
 
 def _write_group(
-    cfg: NervConfig, first: int, last: int, fit, motion: Motion | None = None, ref=None
+    cfg: NervConfig,
+    first: int,
+    last: int,
+    fit,
+    motion: Motion | None = None,
+    ref=None,
+    runs: list[int] | None = None,
 ) -> tuple[bytes, dict]:
     """(the group's chunk payload, the decoder tensors as a decoder rebuilds them: the next VDIF
-    group's reference). ref: this group's reference (a VDIF group), or None (VGOP)."""
+    group's reference). ref: this group's reference (a VDIF group), or None (VGOP). runs: the group's
+    runs of equal frames (held.py; its embeddings are one per run), written where any run is longer
+    than 1."""
     symbols, indexes, steps, tensors = [], [], [], []
     parts = list(_tensor_symbols(fit.decoder, fit.steps, ref))
     rebuilt = {name: rebuild(sym, st, None if ref is None else ref[name]) for name, _, st, sym in parts}
@@ -486,6 +501,8 @@ def _write_group(
         indexes.append(np.full(s.size, idx, dtype=np.uint8))
         steps.append(st.half().numpy())
     head = {"config": cfg.to_json(), "first": first, "count": last - first, "bits": BITS, "tensors": tensors}
+    if runs is not None and len(runs) < last - first:
+        head = {**head, "held": runs}
     moves = b""
     if motion is not None:  # after the steps: 3 float16 per frame (motion.py)
         head = {**head, "motion": {"height": motion.canvas[0], "width": motion.canvas[1]}}
@@ -526,6 +543,11 @@ class CheckedGroup:
     def end(self) -> int:
         return self.head["first"] + self.head["count"]
 
+    @property
+    def pictures(self) -> torch.Tensor:
+        """Each frame's picture: its index into the group's inputs (held.py)."""
+        return picture_index(self.head.get("held", [1] * self.head["count"]))
+
 
 def check_group(data: bytes, params: dict, kind: str, diff: bool = False) -> CheckedGroup:
     """A VGOP chunk's header checked against GROUP and the clip's checked ``params``, before anything is
@@ -562,9 +584,14 @@ def check_group(data: bytes, params: dict, kind: str, diff: bool = False) -> Che
     n, most = parameter_count(cfg), max_parameters(kind, height, width, count, canvas)
     if n > most:
         raise CodecError(f"VGOP header: a decoder of {n} parameters, over the {most} the encoder makes")
+    held = head.get("held")
+    if held is not None and kind != "hnerv":
+        raise CodecError(f"VGOP header: held frames in a {kind} file (only hnerv groups have them)")
+    if held is not None and sum(held) != count:
+        raise CodecError(f"VGOP header: held frames add up to {sum(held)}, not the group's {count}")
     expected = [(name, list(shape)) for name, shape in tensor_shapes(cfg).items()]
-    if kind == "hnerv":
-        expected.append(("embeddings", [cfg.embed_dim, count, *cfg.grid]))
+    if kind == "hnerv":  # one embedding per picture (a run of held frames), FORMAT.md 6.4.3
+        expected.append(("embeddings", [cfg.embed_dim, count if held is None else len(held), *cfg.grid]))
     if [(t["name"], t["shape"]) for t in head["tensors"]] != expected:
         raise CodecError("VGOP header: tensors do not match its architecture")
     for t in head["tensors"]:  # one step per index of the first dimension, or one for a vector
@@ -624,7 +651,7 @@ def _check_motion(params: np.ndarray, canvas: tuple[int, int], height: int, widt
 
 
 def _read_tensors(data: bytes, group: CheckedGroup, ref: dict | None) -> tuple[Decoder, torch.Tensor]:
-    """A checked group's decoder and its frames' inputs (HNeRV embeddings [count, d, h0, w0] or NeRV
+    """A checked group's decoder and its pictures' inputs (HNeRV embeddings [pictures, d, h0, w0], NeRV
     times [count]); ref: the previous group's decoder tensors, for a VDIF group."""
     tensors, cfg, pos = group.head["tensors"], group.cfg, group.steps_at
     steps = np.frombuffer(data, "<f2", group.n_steps, pos).astype(np.float32)
@@ -658,22 +685,29 @@ def reconstruct(
     device: str = "cpu",
     motion: Motion | None = None,
     first: int = 0,
+    runs: list[int] | None = None,
 ) -> torch.Tensor:
     """Decoder inputs (HNeRV embeddings [T, d, h0, w0], NeRV times [T]) -> uint8 frames [T, 3, height,
     width]. Each frame is computed alone, a batch of one: its bytes do not depend on which other frames
     are decoded (a frame range needs only its frames) nor, on the CPU, on the thread count. One frame's
     full-resolution tensors also stay in cache, which batches of 8 did not: 2.5x faster. motion: the
     group's, whose frame ``first + i`` input i is: the decoder draws the canvas, the frame is sampled
-    from it (motion.sample)."""
+    from it (motion.sample). runs: the frames in runs of equal inputs (held frames, held.py), each
+    drawn once (a motion group samples each frame of a run from its one canvas), or None: runs of 1."""
     decoder = decoder.to(device).eval()
+    runs = runs or [1] * inputs.shape[0]
+    starts = np.cumsum([0] + runs[:-1]).tolist()
 
-    def frame(i: int) -> torch.Tensor:
+    def frames(run: int) -> torch.Tensor:
+        i, n = starts[run], runs[run]
         x = decoder(inputs[i : i + 1].to(device))
-        if motion is None:
-            x = x[:, :, :height, :width]
-        else:
-            x = sample(x, motion, [first + i], height, width)
-        return x.clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
+        if motion is None:  # one picture, its copies as views
+            return _to_uint8(x[:, :, :height, :width]).expand(n, -1, -1, -1)
+        return torch.cat([_to_uint8(sample(x, motion, [first + j], height, width)) for j in range(i, i + n)])
 
-    out = map_per_item(frame, range(inputs.shape[0]), device)
+    out = map_per_item(frames, range(len(runs)), device)
     return torch.cat(out) if out else torch.zeros(0, 3, height, width, dtype=torch.uint8)
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return x.clamp(0, 1).mul(255).round().to(torch.uint8).cpu()

@@ -75,7 +75,8 @@ class _Fit:
     lam: None for today's fine-tune, else the rate-aware one's weight on bits per pixel. motion: the
     group's global motion (motion.py), or None: the decoder draws a canvas [T, 3, H', W'] from which each
     frame is sampled at its place, the target is the frames themselves [T, 3, H, W] and HNeRV's encoder
-    sees each frame drawn on the canvas. base: the key picture's logits the decoder draws over, or None."""
+    sees each frame drawn on the canvas. base: the key picture's logits the decoder draws over, or None.
+    pictures: each frame's picture (held.py: one embedding per run of equal frames), or None: its own."""
 
     def __init__(
         self,
@@ -90,6 +91,7 @@ class _Fit:
         ref: dict[str, torch.Tensor] | None = None,
         motion: Motion | None = None,
         base: torch.Tensor | None = None,
+        pictures: torch.Tensor | None = None,
     ):
         _, _, self.h, self.w = frames.shape
         # a group coded as differences: the previous group's decoder tensors as the decoder rebuilds them
@@ -99,6 +101,7 @@ class _Fit:
         self.n = n = self.target.shape[0]
         self.pixels = n * self.h * self.w
         self.times = (torch.arange(n, dtype=torch.float32) / n).to(device)
+        self.pic = (torch.arange(n) if pictures is None else pictures).to(device)
         self.decoder = Decoder(cfg).to(device)
         # The output starts at the clip's mean colour, not at sigmoid(~0) = mid-grey: on a dark clip the
         # first steps otherwise drive every pixel down into the sigmoid's flat tail, where the gradients
@@ -130,7 +133,7 @@ class _Fit:
         elif self.lam is not None:
             out, rate = self._rate_forward(i, noise=True)
         else:
-            inputs = self.embeddings[i] if self.encoder is not None else self.times[i]
+            inputs = self.embeddings[self.pic[i]] if self.encoder is not None else self.times[i]
             quantized = {k: self._rebuilt(k, fake_quantize(c, self.bits)) for k, c in self._coded()}
             out = self._frames(functional_call(self.decoder, quantized, (inputs,)), i)
         mse = _mse(out, x, self.h, self.w)
@@ -143,13 +146,11 @@ class _Fit:
             self._floor_log_steps()
         return mse.item()
 
-    def _input(self, i: torch.Tensor | slice) -> torch.Tensor:
+    def _input(self, i: torch.Tensor) -> torch.Tensor:
         """HNeRV encoder's input for the frames ``i``: the padded frames, or in a motion group each frame
         drawn on the canvas."""
         if self.motion is None:
             return self.target[i]
-        if isinstance(i, slice):
-            i = torch.arange(self.n)[i]
         return place(self.target[i], self.motion, i, self.cfg.height, self.cfg.width)
 
     def _frames(self, out: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
@@ -200,19 +201,22 @@ class _Fit:
         if i is None:
             return None, rate
         if self.embed is not None:
-            inputs = quantized.pop("embeddings")[:, i].transpose(0, 1)
+            inputs = quantized.pop("embeddings")[:, self.pic[i]].transpose(0, 1)
         else:
             inputs = self.times[i]
         return self._frames(functional_call(self.decoder, quantized, (inputs,)), i), rate
 
     def start_qat(self) -> None:
         """Freeze HNeRV's embeddings at their quantized values; from now on only the decoder learns.
-        Rate-aware: the embeddings go on learning, with the steps of every tensor."""
+        Rate-aware: the embeddings go on learning, with the steps of every tensor. One embedding per
+        picture: its first frame's."""
         raw = None
         if self.encoder is not None:
+            first = torch.ones_like(self.pic, dtype=torch.bool)
+            first[1:] = self.pic[1:] != self.pic[:-1]
+            firsts = first.nonzero()[:, 0]
             with torch.no_grad():
-                b = self.batch
-                raw = torch.cat([self.encoder(self._input(slice(i, i + b))) for i in range(0, self.n, b)])
+                raw = torch.cat([self.encoder(self._input(i)) for i in firsts.split(self.batch)])
             self.embed_steps = steps_for(raw.transpose(0, 1), self.bits)  # one step per embedding channel
             self.embed_symbols = quantize(raw.transpose(0, 1), self.embed_steps).transpose(0, 1)
             self.embeddings = dequantize(self.embed_symbols.transpose(0, 1), self.embed_steps).transpose(0, 1)
@@ -288,6 +292,7 @@ def fit_group(
     ref: dict[str, torch.Tensor] | None = None,
     motion: Motion | None = None,
     base: torch.Tensor | None = None,
+    pictures: torch.Tensor | None = None,
 ) -> FitResult:
     """frames: uint8 [T, 3, H, W] -> a fitted, quantization-aware decoder (and HNeRV embeddings).
     epochs: (fit, fine-tune) epochs, or a preset's name. on_step(phase "fit" or "qat", MSE) after each
@@ -298,13 +303,14 @@ def fit_group(
     (same architecture): the fine-tune quantizes each tensor's difference from them, as the file will.
     motion: the group's global motion (cfg is then the canvas's network), or None. base: the logits of the
     group's key picture (keypicture.base_logits, the padded size) the decoder's output is drawn over, or
-    None. Runs in full float32 (full_float32)."""
+    None. pictures: each frame's picture index (held.py): the embeddings are one per picture, or None: one
+    per frame. Runs in full float32 (full_float32)."""
     torch.manual_seed(seed)
     epochs = PRESETS[epochs] if isinstance(epochs, str) else epochs
     init = start if start is not None and warm_start(start, cfg) else None
     # the same schedule from a warm start: at half the peak rate the later groups gained 0.7-0.9 dB
     # (tree, megamind 72 frames in groups of 24), at the full rate 1.0-1.05 dB
-    fit = _Fit(frames, cfg, bits, device, batch, lr, lam, init, ref, motion, base)
+    fit = _Fit(frames, cfg, bits, device, batch, lr, lam, init, ref, motion, base, pictures)
     n_fit, n_qat = fit_steps(epochs, fit.n, batch)
     total = n_fit + n_qat
     sq_err, seen = 0.0, 0
