@@ -91,7 +91,7 @@ def cli(ctx: click.Context, quiet: bool) -> None:
 @click.option(
     "--preset",
     type=click.Choice(["fast", "medium", "slow"]),
-    help="encoder effort: video, how long the network is fitted (default medium); meanscale and "
+    help="encoder effort: video, how long the network is fitted (default fast); meanscale and "
     "hyperprior images, latent refinement steps (default fast: none; medium 20, slow 50); rvq audio, "
     "the beam width of the RVQ search (fast 1, default medium 4, slow 16)",
 )

@@ -226,7 +226,7 @@ def test_max_minutes_plans_and_says_so(tmp_path, capfd, one_thread):
     code, err = run("encode", tmp_path / "in.mkv", tmp_path / "v.mcd", "--max-minutes", 0.05)
     assert code == 0, err
     (line,) = [x for x in err.splitlines() if "time budget" in x]
-    assert re.search(r"hnerv: \d+ \+ \d+ epochs per group .*preset medium: 150 \+ 20.*expected", line)
+    assert re.search(r"hnerv: \d+ \+ \d+ epochs per group .*preset fast: 40 \+ 8.*expected", line)
     assert decode_bytes((tmp_path / "v.mcd").read_bytes())[1][0].shape == (3, 3, 32, 48)
     code, err = run("encode", tmp_path / "in.mkv", tmp_path / "w.mcd", "--max-minutes", 1e-5)
     assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
