@@ -64,13 +64,16 @@ def plan(
     embed_dim: int = EMBED_DIM,
     reduction: float = 1.2,
     min_width: int = MIN_WIDTH,
+    max_stride: int | None = None,
 ) -> NervConfig:
-    """The largest total stride that pads the frame by at most MAX_PAD (small grid = small embeddings),
-    split into strides from STRIDE_CHOICES; channels shrink by ``reduction`` per block."""
+    """The largest total stride (at most ``max_stride``) that pads the frame by at most MAX_PAD (small
+    grid = small embeddings), split into strides from STRIDE_CHOICES; channels shrink by ``reduction`` per
+    block."""
     best = 16
     for s in TOTAL_STRIDES:
         h, w = -(-height // s) * s, -(-width // s) * s
-        if h * w <= (1 + MAX_PAD) * height * width and s <= max(height, width):
+        fits = h * w <= (1 + MAX_PAD) * height * width and s <= max(height, width)
+        if fits and s <= (max_stride or s):
             best = s
     strides, rest = [], best
     for f in STRIDE_CHOICES:

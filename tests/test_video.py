@@ -394,7 +394,7 @@ def test_groups_coded_as_differences(monkeypatch):
     refused([(b"VDIF", g0[1]), g1], "first video group is coded as differences")
     # a wider first group (an encoder may size its groups differently; this clip is too small for
     # mcodec's to differ): the VDIF after it is refused
-    monkeypatch.setattr(nerv_codec, "network_for", lambda kind, h, w, t, q: plan(kind, h, w, 12))
+    monkeypatch.setattr(nerv_codec, "network_for", lambda kind, h, w, t, q, *a: plan(kind, h, w, 12))
     monkeypatch.setattr(nerv_codec, "max_parameters", lambda *a: 10**6)
     wide = McdFile.parse(
         encode_bytes((frames, 25), "video", "hnerv", 3, progress=False, epochs=(1, 1))

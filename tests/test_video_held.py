@@ -84,3 +84,15 @@ def test_corrupt_held_frames_are_refused_in_one_line(held):
     refuse(old, "tensors do not match")
     with pytest.raises(CodecError, match="tensors do not match"):
         NervCodec("hnerv").decode(Payload(payload.params, [("VGOP", with_header(data, old))]))
+
+
+def test_few_pictures_get_a_finer_grid():
+    """Embeddings that cost little (few pictures for the frames) buy a grid of half the stride."""
+    from mcodec.nerv.codec import FINE_GRID_SHARE, max_parameters, network_for, parameter_budget
+    from mcodec.nerv.model import parameter_count
+
+    few, every = (network_for("hnerv", 240, 320, 120, 4, pictures=p) for p in (19, 120))
+    assert (few.grid, every.grid) == ((6, 8), (3, 4))
+    assert 19 * 16 * 48 <= FINE_GRID_SHARE * parameter_budget(240, 320, 120, 4) < 120 * 16 * 48
+    assert parameter_count(few) <= max_parameters("hnerv", 240, 320, 120)  # a decoder takes it
+    assert network_for("nerv", 240, 320, 120, 4, pictures=19).grid == (3, 4)
