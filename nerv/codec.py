@@ -109,7 +109,8 @@ _SCALES = scale_table()
 # hnerv's grid: half the stride where the embeddings cost little. tree.avi's 120 frames are 19 pictures
 # (held frames); on a 6x8 grid instead of 3x4 (embeddings 6% and 24% of the budget at q4 and q2): q4
 # 0.1300 bpp / 30.78 dB -> 0.1578 / 31.61 (+0.5 dB over the curve), q2 0.0504 / 29.33 -> 0.0543 / 29.50
-# (+0.1). A clip of distinct frames keeps its grid up to q5 (embeddings 19% of the budget there).
+# (+0.1 only). At 1/8, q3 and q4 switch there, and a clip of distinct frames keeps its grid up to q5
+# (embeddings 19% of the budget), where it was not measured.
 FINE_GRID_SHARE = 0.125
 
 
