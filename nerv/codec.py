@@ -276,6 +276,7 @@ class NervCodec(Codec):
         t, h, w = source.frames, source.height, source.width
         rate = Fraction(source.rate).limit_denominator(1 << 20)
         ranges = group_ranges(t, h, w)
+        # the time planner's networks; each group's own is chosen once its frames are read (motion, runs)
         configs = [network_for(self.kind, h, w, b - a, quality) for a, b in ranges]
         per_epoch = [math.ceil((b - a) / BATCH) for a, b in ranges]
         chosen = f"{epochs[0]:g} + {epochs[1]:g} epochs" if epochs else f"preset {preset}"
@@ -298,8 +299,7 @@ class NervCodec(Codec):
         bar = ClipProgress(steps_from(0), f"{self.kind} {t} frames", progress, estimate)
         chunks, fit, rebuilt, previous = [], None, None, None
         try:
-            groups = zip(ranges, configs, source.groups(ranges), strict=True)
-            for g, ((a, b), cfg, frames) in enumerate(groups):
+            for g, ((a, b), frames) in enumerate(zip(ranges, source.groups(ranges), strict=True)):
                 on_step = bar.on_step
                 if budget is not None:  # re-plan from the steps so far; pace the group to its share
                     if g > 0 and (measured := bar.step_seconds()) is not None:

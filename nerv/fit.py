@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from .held import first_frames, runs_of
 from .model import Decoder, Encoder, NervConfig
 from .motion import Motion, place, sample
 from .quant import (
@@ -212,9 +213,7 @@ class _Fit:
         picture: its first frame's."""
         raw = None
         if self.encoder is not None:
-            first = torch.ones_like(self.pic, dtype=torch.bool)
-            first[1:] = self.pic[1:] != self.pic[:-1]
-            firsts = first.nonzero()[:, 0]
+            firsts = first_frames(runs_of(self.pic))
             with torch.no_grad():
                 raw = torch.cat([self.encoder(self._input(i)) for i in firsts.split(self.batch)])
             self.embed_steps = steps_for(raw.transpose(0, 1), self.bits)  # one step per embedding channel
