@@ -68,7 +68,8 @@ def train() -> None:
 @click.option(
     "--width",
     type=(int, int),
-    help="channels N (transforms) and M (latent); default 96 128 (factorized), 128 192 (hyperpriors)",
+    help="channels N (transforms) and M (latent); default 96 128 (factorized), 128 192 (hyperpriors); "
+    "with --init, the file's, or a larger M to widen a meanscale model's latent",
 )
 @click.option(
     "--init",
@@ -151,8 +152,14 @@ def train_image(
     # A hyperprior can also start from a factorized model (its transforms; see codec/training/image_init.py).
     archs = (FACTORIZED_ARCH,) if factorized else (HYPERPRIOR_ARCH, FACTORIZED_ARCH)
     w = load_weights(init_weights, archs) if init_weights else None
-    if w is not None:
-        width = sizes(w)[:2]  # n and m, checked
+    if w is not None:  # the file's n and m (checked), or a wider latent (codec/training/image_widen.py)
+        file_width = sizes(w)[:2]
+        if width is not None and (width[0] != file_width[0] or width[1] < file_width[1]):
+            raise CodecError(
+                f"--width {width[0]} {width[1]}: a model file of {file_width[0]} {file_width[1]} channels "
+                "starts the same widths or a wider latent (the same N, a larger M)"
+            )
+        width = width or file_width
     lambdas = lambdas_of(w.metadata, len(LAMBDAS)) if w is not None else LAMBDAS
     if lmbda is not None:
         lambdas = tuple(lmbda if q == qualities[0] else v for q, v in enumerate(lambdas, 1))

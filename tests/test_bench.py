@@ -281,3 +281,39 @@ def test_motion_clips(tmp_path):
     for motion in ("zoom", "object"):
         clip, _ = read_video(out / f"{motion}_fruits_400x300.mkv")
         assert clip.shape == (9, 3, 48, 64) and not torch.equal(clip[0], clip[8])
+
+
+def test_audio_sets_keep_the_held_back_voices_out_of_training(tmp_path):
+    """The training folder links every group (a klettres language and the asterisk voice as folders of
+    file links, which rglob walks); the held-back files are the named speech files, 2 syllables of each
+    held-out language and 6 prompts of the held-out voice, none of them under train/."""
+    media = tmp_path / "media"
+    files = ["music/a.flac", "music/b.flac", "speech/numbers.wav", "speech/cards_001.wav"]
+    files += [
+        f"speech_klettres/{lang}/syllab/{i:02d}.ogg" for lang in ("de", "he", "hu", "nl") for i in range(5)
+    ]
+    voices = {"en_US_f_Allison": 3, "fr_CA_f_June": 9}
+    files += [f"speech_asterisk/{v}/p{i}.g722" for v, n in voices.items() for i in range(n)]
+    for f in files:
+        path = media / f
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\0" * (24000 if "June" in f else 10))
+    (media / "speech_asterisk/fr_CA_f_June/beep.g722").write_bytes(b"\0" * 100)  # too short: not a prompt
+    run_bench("data/audio_sets.py", tmp_path / "sets", "--media", media)
+    train = sorted(
+        str(p.relative_to(tmp_path / "sets/train")) for p in (tmp_path / "sets/train").rglob("*.*")
+    )
+    held = sorted(p.name for p in (tmp_path / "sets/heldback").iterdir())
+    assert train == [
+        "asterisk/en_US_f_Allison/p0.g722",
+        "asterisk/en_US_f_Allison/p1.g722",
+        "asterisk/en_US_f_Allison/p2.g722",
+        *[f"klettres/de/syllab/{i:02d}.ogg" for i in range(5)],
+        "music/a.flac",
+        "music/b.flac",
+        "speech/cards_001.wav",
+    ]
+    assert held == sorted(
+        ["numbers.wav", "he_00.ogg", "he_02.ogg", "hu_00.ogg", "hu_02.ogg", "nl_00.ogg", "nl_02.ogg"]
+        + [f"fr_CA_f_June_p{i}.g722" for i in (0, 1, 3, 4, 6, 7)]
+    )

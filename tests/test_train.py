@@ -243,6 +243,70 @@ def test_a_hyperprior_warm_starts_from_a_factorized_model(capfd, tmp_path, monke
     assert state["net.h_s.4.weight"].shape[0] == 8 != ms["net.h_s.4.weight"].shape[0]  # scales only
 
 
+def test_a_meanscale_model_widens_its_latent_and_computes_the_same(capfd, tmp_path):
+    """--init FILE --width N M with a larger M: the wider model starts as the file's function (the same
+    reconstruction and, but for the new zeros' few bits, the same rate), its new latents trainable; another
+    N, a narrower M or the other variant is one line."""
+    import torch
+
+    from mcodec.codec.image.hyperprior_model import ARCH, GainedHyperprior
+    from mcodec.codec.image.latent_refine import hyper_side
+    from mcodec.codec.model_file import load_weights
+    from mcodec.codec.training.image_init import init_state
+
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(random_image(3, 72, 80, seed=0).permute(1, 2, 0).numpy()).save(data / "0.png")
+    common = ["train", "image", data, "--codec", "meanscale", "--batch", 2, "--crop", 64]
+    narrow, wide = tmp_path / "n.safetensors", tmp_path / "w.safetensors"
+    assert run(capfd, *common, "--width", 8, 8, "--out", narrow, "--steps", 2)[0] == 0
+    code, _, err = run(capfd, *common, "--width", 8, 12, "--init", narrow, "--out", wide, "--steps", 1)
+    assert code == 0, err
+    state = torch.load(tmp_path / "w.run" / "checkpoint.pt", weights_only=True)["model"]
+    assert state["net.g_a.6.weight"].shape[0] == 12 and state["net.h_s.4.weight"].shape[0] == 24
+    for width, message in (((12, 12), "a larger M"), ((8, 4), "a larger M")):
+        code, _, err = run(capfd, *common, "--width", *width, "--init", narrow, "--out", tmp_path / "x.st")
+        assert code != 0 and message in err and "Traceback" not in err, err
+    code, _, err = run(
+        capfd,
+        *common[:4],
+        "hyperprior",
+        *common[5:],
+        "--width",
+        8,
+        12,
+        "--init",
+        narrow,
+        "--out",
+        tmp_path / "h.st",
+    )
+    assert code != 0 and "where the model wants" in err and "Traceback" not in err, err
+
+    w = load_weights(narrow, (ARCH,))
+    torch.manual_seed(1)
+    x = random_image(3, 64, 64, seed=3).float()[None] / 255
+    out = []
+    for m in (8, 12):
+        model = GainedHyperprior("mean-scale-hyperprior", 8, m)
+        model.load_state_dict(init_state(model, w)[0], strict=False)
+        model.eval()
+        with torch.no_grad():
+            q = torch.tensor([5.0])
+            y = model.analysis(x, q)
+            z_bits, scales, means = hyper_side(model, model.hyper_analysis(y))
+            y_hat = torch.round(y - means) + means
+            likelihoods = model.net.gaussian_conditional._likelihood(y_hat, scales, means)
+            out.append((model.synthesis(y_hat, q), z_bits, -torch.log2(likelihoods).sum().item(), y))
+    (x8, z8, y8, _), (x12, z12, y12, y_wide) = out
+    assert torch.equal(x8, x12) and z8 == z12
+    assert torch.all(y_wide[:, 8:] == 0) and y8 <= y12 < y8 + 0.01 * y_wide[:, 8:].numel()
+    # the new latents get gradients: their synthesis weights are not zero
+    model.train()
+    loss = model(x, torch.tensor([5.0]), rounded_synthesis=True)["x_hat"].square().mean()
+    loss.backward()
+    assert model.net.g_a[6].weight.grad[8:].abs().sum() > 0
+
+
 def test_training_runs_channels_last_and_hands_back_the_usual_layout(tmp_path):
     """Steps run on NHWC tensors (faster convolutions); the trained model leaves train() in the default
     layout, so export and the float64 entropy-parameter path see the same tensors as a loaded file."""

@@ -13,7 +13,10 @@ from __future__ import annotations
 import torch
 
 from mcodec.codec.base import CodecError
+from mcodec.codec.image.model_meta import sizes
 from mcodec.codec.model_file import Weights
+
+from .image_widen import widen_state
 
 # What a hyperprior of the other variant hands over: the transforms and the gains.
 TRANSFORM_PREFIXES = ("net.g_a.", "net.g_s.", "log_gain", "log_inv_gain")
@@ -31,6 +34,8 @@ def init_state(model, w: Weights) -> tuple[dict[str, torch.Tensor], list[str]]:
     bound (1e-9) and GDN's pedestal (2^-36) into 0. A zero likelihood bound gives infinite rates, so
     training from such a start went NaN within steps."""
     learned = dict(model.named_parameters())
+    if hasattr(model, "m") and w.metadata.get("variant") == model.arch and sizes(w)[1] < model.m:
+        return widen_state(model, w.tensors, sizes(w)[1]), []
     from_factorized = hasattr(model, "net") and not any(k.startswith("net.") for k in w.tensors)
     other_variant = hasattr(model, "arch") and w.metadata.get("variant", model.arch) != model.arch
     transplant = from_factorized or other_variant
