@@ -317,3 +317,19 @@ def test_audio_sets_keep_the_held_back_voices_out_of_training(tmp_path):
         ["numbers.wav", "he_00.ogg", "he_02.ogg", "hu_00.ogg", "hu_02.ogg", "nl_00.ogg", "nl_02.ogg"]
         + [f"fr_CA_f_June_p{i}.g722" for i in (0, 1, 3, 4, 6, 7)]
     )
+
+
+def test_image_ceiling(tmp_path):
+    """Finer quantization than the top quality costs more bits and never draws the picture worse by
+    much; a latent fitted to the picture draws it at least as well as the analysis's at the top quality."""
+    out = tmp_path / "ceiling.json"
+    stdout = run_bench(
+        "image_ceiling.py", IMAGE, "--crop", 128, "--quality", 4, 8, 11, "--free-steps", 3, "--json", out
+    )
+    r = json.loads(out.read_text())
+    assert r["m"] > 0 and "fruits_400x300.png:" in stdout
+    (image,) = r["images"]
+    q4, q8, q11 = image["points"]
+    assert q4["bpp_estimated"] < q8["bpp_estimated"] < q11["bpp_estimated"]
+    assert q4["psnr_rgb"] < q8["psnr_rgb"] and q11["psnr_rgb"] > q8["psnr_rgb"] - 0.5
+    assert image["free_latent_psnr"] >= q11["psnr_rgb"] - 0.05
