@@ -105,12 +105,7 @@ def train() -> None:
     help="the model's id, kept in the model file and shown by `mcodec info`  [default: CODEC-custom]",
 )
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option(
-    "--amp",
-    is_flag=True,
-    help="bfloat16 autocast for the transforms (entropy models stay float32): faster on a GPU, and 2.5x "
-    "faster steps on a CPU with AMX",
-)
+@click.option("--amp", is_flag=True, help="bfloat16 autocast for the transforms (faster on a GPU)")
 @click.option("--force", is_flag=True, help="overwrite OUT")
 def train_image(
     data,
@@ -248,12 +243,6 @@ def train_image(
     type=click.FloatRange(0),
     help="--adversarial: weight of the feature-matching loss  [default: 0.2]",
 )
-@click.option(
-    "--amp",
-    is_flag=True,
-    help="bfloat16 autocast for the encoder and decoder (the quantizer stays float32): 1.6x faster steps on "
-    "a CPU with AMX",
-)
 @click.option("--model-id", default="rvq-custom", show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--force", is_flag=True, help="overwrite OUT")
@@ -273,7 +262,6 @@ def train_audio_command(
     adv_start,
     adv_weight,
     feat_weight,
-    amp,
     model_id,
     device,
     force,
@@ -313,7 +301,6 @@ def train_audio_command(
         max_seconds=_seconds(max_minutes),
         focus_stages=focus_stages,
         adversarial=adversarial,
-        amp=amp,
     )
     if adv_start is not None:
         cfg.adv_start = adv_start

@@ -113,21 +113,3 @@ def test_loading_without_ema_state_rebuilds_it_and_a_checkpoint_keeps_its_own():
     saved = {"embedding": embedding, "ema_sum": 2 * embedding, "ema_count": torch.full((5,), 2.0)}
     cb.load_state_dict({**saved, "initialized": torch.tensor(True)})  # a training checkpoint: as saved
     assert torch.equal(cb.ema_sum, 2 * embedding) and torch.equal(cb.ema_count, torch.full((5,), 2.0))
-
-
-def test_amp_steps_run_the_quantizer_in_float32():
-    """--amp: the encoder and decoder run in bfloat16 autocast, the RVQ's distances and codes in float32;
-    the reconstruction comes back float32 and as good as the float32 pass. (Not the same codes: among 1,024
-    codewords, bfloat16's rounding of the latent picks another of two near-equal ones for about a third of
-    the first stage's frames.)"""
-    w = load_weights(MODELS_DIR / "rvq.safetensors", ARCH)
-    model = RVQAutoencoder(*sizes(w))
-    model.load_state_dict(init_state_from(w), strict=False)
-    model.eval()  # no EMA update: both passes see the same codebooks
-    clip = _clip()
-    with torch.no_grad():
-        plain, amp = model(clip, 8), model(clip, 8, amp=True)
-    assert amp["audio_hat"].dtype == torch.float32 and amp["commit"].dtype == torch.float32
-    quality = [float(si_sdr_db(o["audio_hat"][0, 0].double(), clip[0, 0].double())) for o in (plain, amp)]
-    assert abs(quality[0] - quality[1]) < 0.5, quality
-    assert abs(float(amp["commit"]) / float(plain["commit"]) - 1) < 0.1

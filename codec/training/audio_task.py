@@ -69,7 +69,6 @@ class AudioTrainConfig:
     adv_weight: float = ADV_WEIGHT
     feat_weight: float = FEAT_WEIGHT
     adv_loss: str = "hinge"  # or "ls" (least squares)
-    amp: bool = False  # encoder and decoder in bfloat16 autocast (RVQAutoencoder.forward)
 
 
 def load_corpus(
@@ -179,7 +178,7 @@ class AudioTask:
     def step(self, net, rng: random.Random, step: int = 0) -> dict[str, float]:
         cfg = self.cfg
         x = random_batch(self.groups, cfg.batch, self.samples, rng).to(self.device)
-        out = net(x, self.stages(rng), amp=cfg.amp)
+        out = net(x, self.stages(rng))
         l1, mel = F.l1_loss(out["audio_hat"], x), self.mel_loss(out["audio_hat"][:, 0], x[:, 0])
         # the mel loss is blind to phase, and the plain L1 on the waveform too weak a pull beside it:
         # without this term a model learned noise with the right spectrum (SI-SDR -45 dB, 7.8k GPU steps)
