@@ -105,7 +105,12 @@ def train() -> None:
     help="the model's id, kept in the model file and shown by `mcodec info`  [default: CODEC-custom]",
 )
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
-@click.option("--amp", is_flag=True, help="bfloat16 autocast for the transforms (faster on a GPU)")
+@click.option(
+    "--amp",
+    is_flag=True,
+    help="bfloat16 autocast for the transforms (entropy models stay float32): faster on a GPU, and 2.5x "
+    "faster steps on a CPU with AMX",
+)
 @click.option("--force", is_flag=True, help="overwrite OUT")
 def train_image(
     data,
