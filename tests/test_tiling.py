@@ -141,7 +141,7 @@ def test_refinement_tile_by_tile(monkeypatch):
         data = encode_bytes(image, "image", "meanscale", 5, preset=preset)
         _, decoded = decode_bytes(data)
         losses[preset] = _real_loss(image, data, decoded, 5)
-    assert seen == [(1, 128, 8, 12)]
+    assert seen == [(1, 192, 8, 12)]
     assert losses["medium"] < 0.995 * losses["fast"], losses
     assert latent_refine.total_steps((1, 128, 8, 12), 20) == 20 * 6
     assert latent_refine.total_steps((1, 128, 4, 4), 20) == 20
