@@ -27,21 +27,12 @@ from PIL import Image
 
 from mcodec.codec import registry
 from mcodec.codec.image.latent_refine import LIKELIHOOD_FLOOR, hyper_side
-
-
-def extrapolated_gains(model, quality: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(gain, inverse gain) [1, M, 1, 1] at a quality that may lie past the model's top one."""
-    top = model.qualities
-    lo = min(max(int(quality) - 1, 0), top - 2)
-    t = quality - 1 - lo
-    g = (1 - t) * model.log_gain[lo] + t * model.log_gain[lo + 1]
-    ig = (1 - t) * model.log_inv_gain[lo] + t * model.log_inv_gain[lo + 1]
-    return g.exp()[None, :, None, None], ig.exp()[None, :, None, None]
+from mcodec.evaluation.metrics import psnr_rgb
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = ((a.clamp(0, 1) * 255).round() - (b * 255).round()).pow(2).mean().item()
-    return 10 * np.log10(255**2 / max(mse, 1e-12))
+    """PSNR of two [1, 3, H, W] images in [0, 1] as the 8-bit pictures a decoder writes."""
+    return psnr_rgb(*((v[0].clamp(0, 1) * 255).round().to(torch.uint8) for v in (a, b)))
 
 
 def load(path: Path, crop: int) -> torch.Tensor:
@@ -53,7 +44,7 @@ def load(path: Path, crop: int) -> torch.Tensor:
 
 
 def measure(model, x: torch.Tensor, quality: float) -> dict:
-    gain, inv_gain = extrapolated_gains(model, quality)
+    gain, inv_gain = model.gains(torch.tensor([float(quality)]), extrapolate=True)
     with torch.no_grad():
         y = model.net.g_a(x) * gain
         z_bits, scales, means = hyper_side(model, model.hyper_analysis(y))
@@ -67,7 +58,7 @@ def measure(model, x: torch.Tensor, quality: float) -> dict:
 
 def free_latent(model, x: torch.Tensor, quality: float, steps: int) -> float:
     """PSNR of the synthesis from a latent fitted to the picture (MSE, unrounded), from the analysis's."""
-    gain, inv_gain = extrapolated_gains(model, quality)
+    gain, inv_gain = model.gains(torch.tensor([float(quality)]), extrapolate=True)
     with torch.no_grad():
         y0 = model.net.g_a(x) * gain
     y = y0.clone().requires_grad_(True)

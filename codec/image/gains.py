@@ -26,10 +26,12 @@ class GainUnits(nn.Module):
         self.log_gain = nn.Parameter(init.clone())
         self.log_inv_gain = nn.Parameter(-init.clone())
 
-    def gains(self, quality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """quality: [B] float in [1, Q] -> (gain, inverse gain), each [B, M, 1, 1]."""
-        q = quality.clamp(1, self.qualities) - 1
-        lo = q.floor().long().clamp(max=max(self.qualities - 2, 0))
+    def gains(self, quality: torch.Tensor, extrapolate: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """quality: [B] float in [1, Q] -> (gain, inverse gain), each [B, M, 1, 1]. ``extrapolate``: a
+        quality outside [1, Q] continues the nearest segment's line (probes of what lies past the top);
+        otherwise it is clamped."""
+        q = (quality if extrapolate else quality.clamp(1, self.qualities)) - 1
+        lo = q.floor().long().clamp(0, max(self.qualities - 2, 0))
         hi = (lo + 1).clamp(max=self.qualities - 1)
         t = (q - lo.float())[:, None]
         g = (1 - t) * self.log_gain[lo] + t * self.log_gain[hi]
