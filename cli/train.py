@@ -57,7 +57,7 @@ def train() -> None:
 @click.option(
     "--codec",
     "codec_id",
-    type=click.Choice(["factorized", "hyperprior", "meanscale"]),
+    type=click.Choice(["factorized", "hyperprior", "meanscale", "checkerboard"]),
     default="factorized",
     show_default=True,
 )

@@ -17,13 +17,27 @@ from mcodec.codec.image.hyperprior_model import GainedHyperprior
 from mcodec.codec.training.export import export_hyperprior_model
 from mcodec.entropy import read_container, write_container
 
+CHUNKS = {
+    "hyperprior": ["ZLAT", "YLAT"],
+    "meanscale": ["ZLAT", "YLAT"],
+    "checkerboard": ["ZLAT", "YLAT", "YCTX"],
+}
 
-@pytest.fixture(scope="module", params=["hyperprior", "meanscale"])
+
+def with_busy_context(model: GainedHyperprior) -> GainedHyperprior:
+    """A checkerboard model whose context moves means and scales (a fresh one is zero: plain meanscale)."""
+    if model.context is not None:
+        for p in model.context.mix[-1].parameters():
+            torch.nn.init.normal_(p, std=0.05)
+    return model
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
 def ours(request, tmp_path_factory):
     torch.manual_seed(1)
-    arch = {"hyperprior": "scale-hyperprior", "meanscale": "mean-scale-hyperprior"}[request.param]
     path = tmp_path_factory.mktemp("hp") / f"{request.param}.safetensors"
-    export_hyperprior_model(GainedHyperprior(arch, 12, 16), path, f"{request.param}-test")
+    model = with_busy_context(GainedHyperprior(VARIANTS[request.param], 12, 16))
+    export_hyperprior_model(model, path, f"{request.param}-test")
     return request.param, path
 
 
@@ -35,7 +49,50 @@ def test_roundtrip_any_size(ours, shape):
     header, decoded = decode_bytes(data, weights=weights)
     assert decoded.shape == image.shape
     assert header.header.profile == "cpu-f64"
-    assert [t for t, _ in header.chunks] == ["ZLAT", "YLAT"]
+    assert [t for t, _ in header.chunks] == CHUNKS[codec]
+
+
+def test_checkerboard_context_in_bands_is_the_whole_latents(monkeypatch):
+    """The coder's float64 context runs in bands of rows (odd starts flip the anchor parity): the same
+    values as one pass over the whole latent, and the anchors keep the hyperprior's."""
+    import numpy as np
+
+    from mcodec.codec.image import checkerboard
+
+    torch.manual_seed(2)
+    context = with_busy_context(GainedHyperprior(VARIANTS["checkerboard"], 12, 16)).context.double().eval()
+    rng = np.random.default_rng(0)
+    anchors_at = checkerboard.anchors_of((16, 11, 9))
+    y_hat = np.where(anchors_at, np.round(rng.normal(0, 3, (16, 11, 9))), 0.0)
+    means, scales = rng.normal(0, 1, (16, 11, 9)), rng.uniform(0.05, 5, (16, 11, 9))
+    whole = checkerboard.context_parameters(context, y_hat, means, scales)
+    monkeypatch.setattr(checkerboard, "BAND_ROWS", 3)
+    banded = checkerboard.context_parameters(context, y_hat, means, scales)
+    for a, b in zip(whole, banded, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert np.array_equal(whole[0][anchors_at], means[anchors_at])
+    assert np.allclose(whole[1][anchors_at], np.maximum(scales[anchors_at], checkerboard.SCALE_FLOOR))
+    assert not np.allclose(whole[0][~anchors_at], means[~anchors_at])
+
+
+def test_a_zero_context_codes_what_meanscale_codes(tmp_path):
+    """A checkerboard model made from a meanscale file (context at zero) decodes to the same pixels."""
+    from mcodec.codec.image.hyperprior_model import ARCH
+    from mcodec.codec.model_file import load_weights
+    from mcodec.codec.training.image_init import init_state
+
+    torch.manual_seed(3)
+    plain, cb = tmp_path / "m.safetensors", tmp_path / "c.safetensors"
+    export_hyperprior_model(GainedHyperprior(VARIANTS["meanscale"], 12, 16), plain, "meanscale-test")
+    model = GainedHyperprior(VARIANTS["checkerboard"], 12, 16)
+    model.load_state_dict(init_state(model, load_weights(plain, (ARCH,)))[0], strict=False)
+    export_hyperprior_model(model, cb, "checkerboard-test")
+    image = random_image(3, 70, 90, seed=6)
+    decoded = [
+        decode_bytes(encode_bytes(image, "image", c, 6, weights=w), weights=w)[1]
+        for c, w in (("meanscale", plain), ("checkerboard", cb))
+    ]
+    assert torch.equal(*decoded)
 
 
 def test_entropy_parameter_mismatch_is_reported(ours):
@@ -141,3 +198,13 @@ def test_quantize_rounds_and_a_dead_zone_only_shrinks_magnitudes():
     assert np.all(np.abs(dz) <= np.abs(np.rint(r))) and np.all(np.sign(dz) * np.sign(r) >= 0)
     assert np.array_equal(quantize(np.array([-1.6, -0.6, 0.6, 1.6]), 0.35), [-1, 0, 0, 1])
     assert (dz == 0).sum() > (np.rint(r) == 0).sum()
+
+
+def test_gains_extrapolate_past_the_top_quality_along_the_last_step():
+    model = GainedHyperprior(VARIANTS["meanscale"], 4, 6)
+    torch.nn.init.normal_(model.log_gain)
+    q = torch.tensor([1.0, 4.5, 8.0, 10.0])
+    clamped, extrapolated = model.gains(q)[0], model.gains(q, extrapolate=True)[0]
+    assert torch.equal(clamped[:3], extrapolated[:3]) and torch.equal(clamped[3], clamped[2])
+    last_step = model.log_gain[7] - model.log_gain[6]
+    assert torch.allclose(extrapolated[3, :, 0, 0].log(), model.log_gain[7] + 2 * last_step, atol=1e-5)

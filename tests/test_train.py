@@ -453,3 +453,51 @@ def test_rounded_synthesis_trains_on_what_a_decoder_sees(capfd, tmp_path, monkey
     assert code == 0 and flags == [True], err
     code, _, err = run(capfd, *common, "--codec", "factorized", "--out", tmp_path / "f.safetensors")
     assert code == 1 and "--rounded-synthesis is for the hyperprior codecs" in err
+
+
+def test_a_checkerboard_model_starts_from_a_meanscale_file_and_its_context_learns_faster(capfd, tmp_path):
+    """--codec checkerboard --init MEANSCALE: every parameter of the file carries over, the context starts
+    at zero (the same function), and its own optimizer group runs at CONTEXT_LR_FACTOR times the rate,
+    kept on resume; the export codes and decodes as the checkerboard codec."""
+    import torch
+
+    from mcodec import decode_bytes, encode_bytes
+    from mcodec.codec.image.hyperprior_model import ARCH, GainedHyperprior
+    from mcodec.codec.model_file import load_weights
+    from mcodec.codec.training.image_init import init_state
+    from mcodec.codec.training.image_task import CONTEXT_LR_FACTOR
+
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(random_image(3, 72, 80, seed=0).permute(1, 2, 0).numpy()).save(data / "0.png")
+    common = ["train", "image", data, "--batch", 2, "--crop", 64, "--width", 8, 8]
+    plain, cb = tmp_path / "m.safetensors", tmp_path / "c.safetensors"
+    assert run(capfd, *common, "--codec", "meanscale", "--out", plain, "--steps", 2)[0] == 0
+    args = [*common, "--codec", "checkerboard", "--init", plain, "--out", cb, "--lr", 1e-3]
+    code, _, err = run(capfd, *args, "--steps", 2)
+    assert code == 0, err
+    assert "frozen" not in err  # nothing transplanted: the whole model carries over
+    ckpt = torch.load(tmp_path / "c.run" / "checkpoint.pt", weights_only=True)
+    groups = ckpt["opt"]["param_groups"]
+    assert len(groups) == 2 and groups[1]["lr"] == pytest.approx(CONTEXT_LR_FACTOR * groups[0]["lr"])
+    code, _, err = run(capfd, *args, "--steps", 3, "--force")  # resumes from the checkpoint
+    assert code == 0 and "resuming from step 2" in err, err
+    groups = torch.load(tmp_path / "c.run" / "checkpoint.pt", weights_only=True)["opt"]["param_groups"]
+    assert groups[1]["lr"] == pytest.approx(CONTEXT_LR_FACTOR * groups[0]["lr"])
+
+    w = load_weights(plain, (ARCH,))
+    x = random_image(3, 64, 64, seed=3).float()[None] / 255
+    out = []
+    for arch in ("mean-scale-hyperprior", "mean-scale-checkerboard"):
+        model = GainedHyperprior(arch, 8, 8)
+        state, frozen = init_state(model, w)
+        assert not frozen
+        model.load_state_dict(state, strict=False)
+        with torch.no_grad():
+            out.append(model.eval()(x, torch.tensor([3.0]), rounded_synthesis=True))
+    assert torch.equal(out[0]["x_hat"], out[1]["x_hat"])
+    assert torch.equal(out[0]["likelihoods"]["y"], out[1]["likelihoods"]["y"])
+
+    image = random_image(3, 40, 56, seed=5)
+    header, decoded = decode_bytes(encode_bytes(image, "image", "checkerboard", 3, weights=cb), weights=cb)
+    assert [t for t, _ in header.chunks] == ["ZLAT", "YLAT", "YCTX"] and decoded.shape == image.shape

@@ -41,7 +41,11 @@ from .latent_refine import refine_latents, total_steps
 from .model_meta import derived_buffers, sizes
 from .tensors import check_chunks, image_schema, synthesize, to_input
 
-VARIANTS = {"hyperprior": "scale-hyperprior", "meanscale": "mean-scale-hyperprior"}
+VARIANTS = {
+    "hyperprior": "scale-hyperprior",
+    "meanscale": "mean-scale-hyperprior",
+    "checkerboard": "mean-scale-checkerboard",
+}
 # encoder presets: gradient steps of latent refinement (latent_refine) per image; the decoder never knows
 REFINE_STEPS = {"fast": 0, "medium": 20, "slow": 50}
 INFOS = {
@@ -63,11 +67,22 @@ INFOS = {
         presets=tuple(REFINE_STEPS),
         default_preset="fast",
     ),
+    "checkerboard": CodecInfo(
+        "checkerboard",
+        "image",
+        (1, 8),
+        4,
+        "mean-scale hyperprior with a checkerboard context (He 2021): the latent in two halves, the "
+        "second's Gaussians drawn from the first",
+        presets=tuple(REFINE_STEPS),
+        default_preset="fast",
+    ),
 }
 
 
 class HyperpriorCodec(Codec):
     profile = "cpu-f64"
+    chunk_types = ("ZLAT", "YLAT")
     # an encoder choice (see quantize); a dead zone measured worse (bench/README.md, finished probes)
     rounding_offset = 0.5
 
@@ -95,17 +110,27 @@ class HyperpriorCodec(Codec):
         # the entropy-parameter path: float64, CPU, never moved to another device
         self.h_s64 = copy.deepcopy(model.net.h_s).double().cpu().eval()
 
-    def _entropy_parameters(self, z_symbols: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """z symbols [N, h, w] int64 -> (scale indexes [M*4h*4w] uint8, means [M, 4h, 4w] float64)."""
+    def _hyper_parameters(self, z_symbols: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """z symbols [N, h, w] int64 -> (scales, means), float64 [M, 4h, 4w] (means 0: scale hyperprior)."""
         z_hat = (z_symbols.double() + self.z_medians[:, None, None])[None]
         with thread_independent("cpu"):
             params = compile_transform(self.h_s64)(z_hat)[0]
         if self.model.mean_scale:
             scales, means = params.chunk(2, 0)
-            means = means.numpy()
-        else:
-            scales, means = params, np.zeros(params.shape)
-        return scale_indexes(scales.numpy().reshape(-1)), means
+            return scales.numpy(), means.numpy()
+        return params.numpy(), np.zeros(params.shape)
+
+    def _code_y(self, y: np.ndarray, scales: np.ndarray, means: np.ndarray) -> tuple[list, int]:
+        """y float64 [M, h, w] -> (its chunks, the CRC-32 of its scale indexes)."""
+        indexes = scale_indexes(scales.reshape(-1))
+        residual = quantize(y - means, self.rounding_offset)
+        return [("YLAT", encode_indexed(residual, indexes, self.ytables))], zlib.crc32(indexes.tobytes())
+
+    def _decode_y(self, payload: Payload, scales: np.ndarray, means: np.ndarray) -> np.ndarray:
+        """The chunks of _code_y -> y_hat float64 [M, h, w], the scale indexes checked by ep_crc32."""
+        indexes = scale_indexes(scales.reshape(-1))
+        check_parameters(zlib.crc32(indexes.tobytes()), payload.params["ep_crc32"])
+        return decode_indexed(payload.chunk("YLAT"), indexes, self.ytables).reshape(means.shape) + means
 
     def encode(
         self,
@@ -128,35 +153,24 @@ class HyperpriorCodec(Codec):
         if REFINE_STEPS[preset]:
             y = _refine(model, x, y, z, float(quality), REFINE_STEPS[preset], h, w, progress, self.lambdas)
         z_symbols = torch.round(z[0].cpu().double() - self.z_medians[:, None, None]).to(torch.int64)
-        indexes, means = self._entropy_parameters(z_symbols)
-        residual = quantize(y[0].cpu().double().numpy() - means, self.rounding_offset)
+        y_chunks, crc = self._code_y(y[0].cpu().double().numpy(), *self._hyper_parameters(z_symbols))
         params = {
             "width": w,
             "height": h,
             "channels": c,
             "quality": float(quality),
-            "ep_crc32": zlib.crc32(indexes.tobytes()),
+            "ep_crc32": crc,
         }
-        chunks = [
-            ("ZLAT", encode_factorized(z_symbols.numpy(), self.ztables)),
-            ("YLAT", encode_indexed(residual, indexes, self.ytables)),
-        ]
-        return Payload(params, chunks)
+        return Payload(params, [("ZLAT", encode_factorized(z_symbols.numpy(), self.ztables)), *y_chunks])
 
     def latent(self, payload: Payload) -> tuple[torch.Tensor, float]:
         """(y_hat float64 [M, h, w], quality): entropy decoding on the cpu-f64 path, checked by ep_crc32."""
         p = payload.params  # checked by the schema
-        check_chunks(payload, ("ZLAT", "YLAT"))
+        check_chunks(payload, self.chunk_types)
         zh, zw = -(-p["height"] // STRIDE), -(-p["width"] // STRIDE)
         z_symbols = decode_factorized(payload.chunk("ZLAT"), (self.model.n, zh, zw), self.ztables)
-        indexes, means = self._entropy_parameters(torch.from_numpy(z_symbols).to(torch.int64))
-        if zlib.crc32(indexes.tobytes()) != p["ep_crc32"]:
-            raise CodecError(
-                "entropy parameters differ from the encoder's (determinism profile cpu-f64): "
-                "the file is damaged or was made by a different model"
-            )
-        residual = decode_indexed(payload.chunk("YLAT"), indexes, self.ytables).reshape(means.shape)
-        return torch.from_numpy(residual + means), float(p["quality"])
+        y_hat = self._decode_y(payload, *self._hyper_parameters(torch.from_numpy(z_symbols).to(torch.int64)))
+        return torch.from_numpy(y_hat), float(p["quality"])
 
     def decode(self, payload: Payload, device: str = "cpu", **options) -> torch.Tensor:
         y_hat, quality = self.latent(payload)
@@ -181,6 +195,14 @@ def _refine(
         return refine_latents(model, x, y, z, quality, steps, h, w, progress=tick, lambdas=lambdas)
 
 
+def check_parameters(crc: int, stored: int) -> None:
+    if crc != stored:
+        raise CodecError(
+            "entropy parameters differ from the encoder's (determinism profile cpu-f64): "
+            "the file is damaged or was made by a different model"
+        )
+
+
 def quantize(r: np.ndarray, offset: float = 0.5) -> np.ndarray:
     """Residuals -> integers: |r| + ``offset``, rounded down (0.5: plain rounding). An offset below 0.5 is
     a dead zone, as video encoders use: more residuals go to the mean, fewer bits, more distortion. Only
@@ -203,4 +225,8 @@ def load_ours(codec_id: str, weights: Path | None = None) -> HyperpriorCodec:
     model = GainedHyperprior(VARIANTS[codec_id], *sizes(w))
     load_state(model, w, derived_buffers(model))
     lambdas = lambdas_of(w.metadata, model.qualities)
-    return HyperpriorCodec(INFOS[codec_id], model, ztables, ytables, w.model_id(codec_id), w.sha256, lambdas)
+    if model.context is not None:
+        from .checkerboard_codec import CheckerboardCodec as codec_class
+    else:
+        codec_class = HyperpriorCodec
+    return codec_class(INFOS[codec_id], model, ztables, ytables, w.model_id(codec_id), w.sha256, lambdas)

@@ -6,6 +6,9 @@ so compressai zoo checkpoints load into the same class with one quality and unit
 analysis output per channel before quantization (Cui et al. 2021); the hyper-analysis sees the scaled
 latent, so the hyperprior learns scales for every quality.
 
+The ``mean-scale-checkerboard`` variant adds a checkerboard context (``checkerboard``) on top of the
+mean-scale hyperprior: the same ``self.net`` and a ``self.context``.
+
 Shapes: x [B, 3, H, W] in [0, 1], H and W multiples of ``STRIDE``; y [B, M, H/16, W/16];
 z [B, N, H/64, W/64].
 """
@@ -15,11 +18,17 @@ from __future__ import annotations
 import torch
 from compressai.models import MeanScaleHyperprior, ScaleHyperprior
 
+from .checkerboard import CheckerboardContext, anchor_mask
 from .gains import GainUnits
 
 ARCH = "gained-hyperprior"  # model-file metadata 'arch'; 'variant' names the entry of ARCHS
 STRIDE = 64
-ARCHS = {"scale-hyperprior": ScaleHyperprior, "mean-scale-hyperprior": MeanScaleHyperprior}
+ARCHS = {
+    "scale-hyperprior": ScaleHyperprior,
+    "mean-scale-hyperprior": MeanScaleHyperprior,
+    "mean-scale-checkerboard": MeanScaleHyperprior,
+}
+CONTEXT_ARCHS = {"mean-scale-checkerboard"}
 
 
 def round_ste(v: torch.Tensor) -> torch.Tensor:
@@ -32,11 +41,12 @@ class GainedHyperprior(GainUnits):
         super().__init__()
         self.arch, self.n, self.m = arch, n, m
         self.net = ARCHS[arch](n, m)
+        self.context = CheckerboardContext(m) if arch in CONTEXT_ARCHS else None
         self.init_gains(qualities, m)
 
     @property
     def mean_scale(self) -> bool:
-        return self.arch == "mean-scale-hyperprior"
+        return self.arch != "scale-hyperprior"
 
     @property
     def entropy_bottleneck(self):
@@ -56,6 +66,15 @@ class GainedHyperprior(GainUnits):
             return scales, means
         return params, None
 
+    def with_context(
+        self, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The checkerboard variant's (scales, means) of every position, from the anchors of y rounded as
+        a decoder has them (straight-through) and the hyperprior's parameters."""
+        anchors = (round_ste(y - means) + means) * anchor_mask(y.shape[-2], y.shape[-1], y)
+        means, scales = self.context(anchors, means, scales)
+        return scales, means
+
     def synthesis(self, y_hat: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
         return self.net.g_s(y_hat * self.gains(quality)[1])
 
@@ -73,6 +92,8 @@ class GainedHyperprior(GainUnits):
             z_hat, z_likelihoods = self.net.entropy_bottleneck(z)
         scales, means = self.entropy_parameters(z_hat)
         with torch.autocast(x.device.type, enabled=False):
+            if self.context is not None:
+                scales, means = self.with_context(y, scales.float(), means.float())
             y_hat, y_likelihoods = self.net.gaussian_conditional(
                 y, scales.float(), means=None if means is None else means.float()
             )

@@ -71,6 +71,8 @@ def rd_loss(
     boundaries, where the rounded rate's straight-through gradient stalls (it measured ~1% of loss
     against several %)."""
     z_bits, scales, means = side
+    if model.context is not None:  # the checkerboard's second half: its Gaussians from y's first half
+        scales, means = model.with_context(y, scales, means)
     y_hat = round_ste(y - means) + means
     gc = model.net.gaussian_conditional
     y_bits = -torch.log2(gc._likelihood(y, scales, means).clamp_min(LIKELIHOOD_FLOOR))

@@ -10,6 +10,8 @@ import torch
 
 from mcodec.codec.atomic_write import atomic_output
 
+from .clock import set_lr
+
 
 def save_checkpoint(path: Path, model, optimizers: dict, step: int, modules: dict | None = None) -> None:
     """``modules``: training-only networks by name (saved under "modules"; the model file never has them)."""
@@ -40,6 +42,5 @@ def load_checkpoint(
             fresh.append(key)
             continue
         opt.load_state_dict(ckpt[key])
-        for group in opt.param_groups:
-            group["lr"] = lrs[key]
+        set_lr(opt, lrs[key], 1.0)
     return int(ckpt["step"]), fresh

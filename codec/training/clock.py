@@ -46,8 +46,9 @@ class TrainClock:
 
 
 def set_lr(optimizer, base_lr: float, scale: float) -> None:
+    """A group's own ``lr_factor`` (a new module learning faster than trained ones) multiplies the rate."""
     for group in optimizer.param_groups:
-        group["lr"] = base_lr * scale
+        group["lr"] = base_lr * scale * group.get("lr_factor", 1.0)
 
 
 def speed_up_cuda(device: str) -> None:

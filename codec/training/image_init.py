@@ -5,7 +5,8 @@ hyperprior of the same width: compressai's hyperprior transforms (``net.g_a``, `
 layer the factorized ones, and the gains mean the same, so only the hyperprior itself (``h_a``, ``h_s``,
 the z bottleneck) starts from scratch. That turns hours of CPU training of the transforms into minutes of
 training the small hyper networks (a warm start). The same holds between the two hyperprior variants
-(scale and mean-scale): their transforms and gains are alike, their hyper networks are not.
+(scale and mean-scale): their transforms and gains are alike, their hyper networks are not. A
+mean-scale model starts a checkerboard model whole: only the context is new, and it starts at zero.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from mcodec.codec.model_file import Weights
 
 from .image_widen import widen_state
 
+# variant of a file -> the variant a model built on it adds to (everything the file has carries over)
+EXTENDS = {"mean-scale-hyperprior": "mean-scale-checkerboard"}
 # What a hyperprior of the other variant hands over: the transforms and the gains.
 TRANSFORM_PREFIXES = ("net.g_a.", "net.g_s.", "log_gain", "log_inv_gain")
 
@@ -37,7 +40,8 @@ def init_state(model, w: Weights) -> tuple[dict[str, torch.Tensor], list[str]]:
     if hasattr(model, "m") and w.metadata.get("variant") == model.arch and sizes(w)[1] < model.m:
         return widen_state(model, w.tensors, sizes(w)[1]), []
     from_factorized = hasattr(model, "net") and not any(k.startswith("net.") for k in w.tensors)
-    other_variant = hasattr(model, "arch") and w.metadata.get("variant", model.arch) != model.arch
+    variant = w.metadata.get("variant", getattr(model, "arch", None))
+    other_variant = hasattr(model, "arch") and variant != model.arch and EXTENDS.get(variant) != model.arch
     transplant = from_factorized or other_variant
     state = {}
     for key, value in w.tensors.items():

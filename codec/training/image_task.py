@@ -22,8 +22,12 @@ from PIL import Image
 from mcodec.codec.image.lambdas import LAMBDAS
 
 from . import distributed
+from .clock import set_lr
 from .loop import train_loop
 
+# The checkerboard context, new on a trained model, learns at this multiple of the run's rate: at the
+# transforms' fine-tuning rate (1e-4) it would take most of a CPU session to move from zero.
+CONTEXT_LR_FACTOR = 10.0
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -179,8 +183,16 @@ def train(
     ``init_state``: weights to start from when there is no checkpoint yet (fine-tuning shipped weights).
     """
     aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
-    main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
-    opt = torch.optim.Adam(main_params, lr=cfg.lr)
+    rd_params = [
+        p
+        for n, p in model.named_parameters()
+        if not n.endswith(("quantiles",)) and not n.startswith("context.")
+    ]
+    groups = [{"params": rd_params}]
+    if getattr(model, "context", None) is not None:
+        groups.append({"params": list(model.context.parameters()), "lr_factor": CONTEXT_LR_FACTOR})
+    opt = torch.optim.Adam(groups, lr=cfg.lr)
+    set_lr(opt, cfg.lr, 1.0)
     aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
     task = ImageTask(model, data, cfg, opt, aux_opt, aux_params)
     optimizers = {"opt": opt, "aux_opt": aux_opt}

@@ -53,7 +53,9 @@ def train_loop(
     modules = modules or {}
     for m in modules.values():
         m.to(d.device)
-    base_lrs = {k: o.param_groups[0]["lr"] for k, o in optimizers.items()}
+    base_lrs = {
+        k: o.param_groups[0]["lr"] / o.param_groups[0].get("lr_factor", 1.0) for k, o in optimizers.items()
+    }
     step, warmup_from = 0, None
     if ckpt_path.exists():
         step, fresh = load_checkpoint(ckpt_path, model, optimizers, base_lrs, d.device, modules)
