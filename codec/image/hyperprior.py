@@ -72,8 +72,8 @@ INFOS = {
         "image",
         (1, 8),
         4,
-        "mean-scale hyperprior with a checkerboard context (He 2021): the latent in two halves, the "
-        "second's Gaussians drawn from the first",
+        "mean-scale hyperprior with a checkerboard context (He 2021), needs --weights FILE (no model "
+        "shipped: train image --codec checkerboard --init a meanscale file)",
         presets=tuple(REFINE_STEPS),
         default_preset="fast",
     ),
