@@ -30,9 +30,8 @@ def anchor_mask(h: int, w: int, like: torch.Tensor, parity: int = 0) -> torch.Te
 
 def anchors_of(shape: tuple[int, ...]) -> np.ndarray:
     """bool [M, h, w]: the anchor positions of a latent of ``shape``."""
-    _, h, w = shape
-    i, j = np.indices((h, w))
-    return np.broadcast_to((i + j) % 2 == 0, shape)
+    mask = anchor_mask(shape[1], shape[2], torch.empty(0, dtype=torch.bool))[0, 0].numpy()
+    return np.broadcast_to(mask, shape)
 
 
 class CheckerboardContext(nn.Module):

@@ -9,14 +9,13 @@ hyper-synthesis, and ``ep_crc32`` covers the scale indexes of both halves, ancho
 from __future__ import annotations
 
 import copy
-import zlib
 
 import numpy as np
 
 from mcodec.entropy import decode_indexed, encode_indexed, scale_indexes
 
 from .checkerboard import anchors_of, context_parameters
-from .hyperprior import HyperpriorCodec, check_parameters, quantize
+from .hyperprior import HyperpriorCodec, check_parameters, indexes_crc, quantize
 
 
 class CheckerboardCodec(HyperpriorCodec):
@@ -39,7 +38,7 @@ class CheckerboardCodec(HyperpriorCodec):
         y_hat[anchors] = residual + means[anchors]
         other_indexes, other_means = self._context(y_hat, anchors, scales, means)
         other = quantize(y[~anchors] - other_means, self.rounding_offset)
-        crc = zlib.crc32(other_indexes.tobytes(), zlib.crc32(indexes.tobytes()))
+        crc = indexes_crc(indexes, other_indexes)
         chunks = [
             ("YLAT", encode_indexed(residual, indexes, self.ytables)),
             ("YCTX", encode_indexed(other, other_indexes, self.ytables)),
@@ -52,7 +51,6 @@ class CheckerboardCodec(HyperpriorCodec):
         y_hat = np.zeros_like(means)
         y_hat[anchors] = decode_indexed(payload.chunk("YLAT"), indexes, self.ytables) + means[anchors]
         other_indexes, other_means = self._context(y_hat, anchors, scales, means)
-        crc = zlib.crc32(other_indexes.tobytes(), zlib.crc32(indexes.tobytes()))
-        check_parameters(crc, payload.params["ep_crc32"])
+        check_parameters(indexes_crc(indexes, other_indexes), payload.params["ep_crc32"])
         y_hat[~anchors] = decode_indexed(payload.chunk("YCTX"), other_indexes, self.ytables) + other_means
         return y_hat

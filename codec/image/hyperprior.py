@@ -124,12 +124,12 @@ class HyperpriorCodec(Codec):
         """y float64 [M, h, w] -> (its chunks, the CRC-32 of its scale indexes)."""
         indexes = scale_indexes(scales.reshape(-1))
         residual = quantize(y - means, self.rounding_offset)
-        return [("YLAT", encode_indexed(residual, indexes, self.ytables))], zlib.crc32(indexes.tobytes())
+        return [("YLAT", encode_indexed(residual, indexes, self.ytables))], indexes_crc(indexes)
 
     def _decode_y(self, payload: Payload, scales: np.ndarray, means: np.ndarray) -> np.ndarray:
         """The chunks of _code_y -> y_hat float64 [M, h, w], the scale indexes checked by ep_crc32."""
         indexes = scale_indexes(scales.reshape(-1))
-        check_parameters(zlib.crc32(indexes.tobytes()), payload.params["ep_crc32"])
+        check_parameters(indexes_crc(indexes), payload.params["ep_crc32"])
         return decode_indexed(payload.chunk("YLAT"), indexes, self.ytables).reshape(means.shape) + means
 
     def encode(
@@ -193,6 +193,14 @@ def _refine(
             bar.update(step > 0)
 
         return refine_latents(model, x, y, z, quality, steps, h, w, progress=tick, lambdas=lambdas)
+
+
+def indexes_crc(*indexes: np.ndarray) -> int:
+    """The CRC-32 of scale-index arrays (one byte each) in turn: what ``ep_crc32`` stores."""
+    crc = 0
+    for part in indexes:
+        crc = zlib.crc32(part.tobytes(), crc)
+    return crc
 
 
 def check_parameters(crc: int, stored: int) -> None:

@@ -184,9 +184,7 @@ def train(
     """
     aux_params = [p for n, p in model.named_parameters() if n.endswith("quantiles")]
     rd_params = [
-        p
-        for n, p in model.named_parameters()
-        if not n.endswith(("quantiles",)) and not n.startswith("context.")
+        p for n, p in model.named_parameters() if not n.endswith("quantiles") and not n.startswith("context.")
     ]
     groups = [{"params": rd_params}]
     if getattr(model, "context", None) is not None:
