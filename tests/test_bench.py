@@ -333,3 +333,21 @@ def test_image_ceiling(tmp_path):
     assert q4["bpp_estimated"] < q8["bpp_estimated"] < q11["bpp_estimated"]
     assert q4["psnr_rgb"] < q8["psnr_rgb"] and q11["psnr_rgb"] > q8["psnr_rgb"] - 0.5
     assert image["free_latent_psnr"] >= q11["psnr_rgb"] - 0.05
+
+
+def test_image_sets_keep_the_held_back_photos_out_of_training(tmp_path):
+    """train41 is every image but the 8 held-back lomiri photos; shared33 the images that are not lomiri's;
+    heldback the 8, in neither of the others."""
+    media = tmp_path / "media"
+    media.mkdir()
+    for name in ("baboon.png", "fruits.png", "lomiri_bridge.png", "lomiri_umang.png", "lomiri_wine.png"):
+        (media / name).write_bytes(b"\0")
+    run_bench("data/image_sets.py", tmp_path / "sets", "--media", media)
+
+    def names_in(folder):
+        return sorted(p.name for p in (tmp_path / "sets" / folder).iterdir())
+
+    assert names_in("train41") == ["baboon.png", "fruits.png", "lomiri_wine.png"]
+    assert names_in("shared33") == ["baboon.png", "fruits.png"]
+    assert names_in("heldback") == ["lomiri_bridge.png", "lomiri_umang.png"]
+    assert (tmp_path / "sets/heldback/lomiri_bridge.png").resolve() == (media / "lomiri_bridge.png").resolve()
