@@ -65,14 +65,14 @@ def test_checkerboard_context_in_bands_is_the_whole_latents(monkeypatch):
     anchors_at = checkerboard.anchors_of((16, 11, 9))
     y_hat = np.where(anchors_at, np.round(rng.normal(0, 3, (16, 11, 9))), 0.0)
     means, scales = rng.normal(0, 1, (16, 11, 9)), rng.uniform(0.05, 5, (16, 11, 9))
-    whole = checkerboard.context_parameters(context, y_hat, means, scales)
+    whole = checkerboard.context_parameters(context, y_hat, scales, means)
     monkeypatch.setattr(checkerboard, "BAND_ROWS", 3)
-    banded = checkerboard.context_parameters(context, y_hat, means, scales)
+    banded = checkerboard.context_parameters(context, y_hat, scales, means)
     for a, b in zip(whole, banded, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
-    assert np.array_equal(whole[0][anchors_at], means[anchors_at])
-    assert np.allclose(whole[1][anchors_at], np.maximum(scales[anchors_at], checkerboard.SCALE_FLOOR))
-    assert not np.allclose(whole[0][~anchors_at], means[~anchors_at])
+    assert np.array_equal(whole[1][anchors_at], means[anchors_at])
+    assert np.allclose(whole[0][anchors_at], np.maximum(scales[anchors_at], checkerboard.SCALE_FLOOR))
+    assert not np.allclose(whole[1][~anchors_at], means[~anchors_at])
 
 
 def test_a_zero_context_codes_what_meanscale_codes(tmp_path):

@@ -35,8 +35,9 @@ def anchors_of(shape: tuple[int, ...]) -> np.ndarray:
 
 
 class CheckerboardContext(nn.Module):
-    """(anchors, hyperprior means, scales) -> the means and scales of every position: the hyperprior's at
-    the anchors, corrected ones elsewhere. ``anchors`` is the decoded latent with its other positions 0."""
+    """(anchors, hyperprior scales, means) -> the scales and means of every position (the order of the
+    hyperprior's ``entropy_parameters``): the hyperprior's at the anchors, corrected ones elsewhere.
+    ``anchors`` is the decoded latent with its other positions 0."""
 
     def __init__(self, m: int, hidden: int = 64):
         super().__init__()
@@ -51,20 +52,20 @@ class CheckerboardContext(nn.Module):
         nn.init.zeros_(self.mix[-1].bias)
 
     def forward(
-        self, anchors: torch.Tensor, means: torch.Tensor, scales: torch.Tensor, parity: int = 0
+        self, anchors: torch.Tensor, scales: torch.Tensor, means: torch.Tensor, parity: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor]:
         scales = scales.clamp_min(SCALE_FLOOR)  # what the likelihood sees anyway: the start is unchanged
         features = torch.cat([self.context(anchors), means, torch.log(scales)], 1)
         d_mean, d_log_scale = self.mix(features).chunk(2, 1)
         mask = anchor_mask(anchors.shape[-2], anchors.shape[-1], anchors, parity)
-        return means + (1 - mask) * d_mean, scales * torch.exp((1 - mask) * d_log_scale)
+        return scales * torch.exp((1 - mask) * d_log_scale), means + (1 - mask) * d_mean
 
 
 BAND_ROWS = 32  # latent rows per pass of the float64 context: its 5x5 columns stay a few MB at any width
 
 
 def context_parameters(
-    context: CheckerboardContext, anchors: np.ndarray, means: np.ndarray, scales: np.ndarray
+    context: CheckerboardContext, anchors: np.ndarray, scales: np.ndarray, means: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """The coder's side of CheckerboardContext: float64 arrays [M, h, w] in and out (``context`` a float64
     CPU copy), in bands of rows with the kernel's halo, on the thread-independent path (cpu-f64)."""
@@ -74,11 +75,11 @@ def context_parameters(
         for top in range(0, h, BAND_ROWS):
             lo, hi = max(top - halo, 0), min(top + BAND_ROWS + halo, h)
             band = [
-                torch.from_numpy(np.ascontiguousarray(a[:, lo:hi]))[None] for a in (anchors, means, scales)
+                torch.from_numpy(np.ascontiguousarray(a[:, lo:hi]))[None] for a in (anchors, scales, means)
             ]
             # anchor parity must follow the whole latent's rows: a band starting on an odd row flips it
-            m, s = context(*band, parity=lo % 2)
+            s, m = context(*band, parity=lo % 2)
             keep = slice(top - lo, top - lo + min(BAND_ROWS, h - top))
             out_means[:, top : top + BAND_ROWS] = m[0, :, keep].numpy()
             out_scales[:, top : top + BAND_ROWS] = s[0, :, keep].numpy()
-    return out_means, out_scales
+    return out_scales, out_means

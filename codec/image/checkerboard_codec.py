@@ -27,7 +27,7 @@ class CheckerboardCodec(HyperpriorCodec):
 
     def _context(self, y_hat: np.ndarray, anchors: np.ndarray, scales: np.ndarray, means: np.ndarray):
         """(scale indexes, means) of the non-anchors, from the anchors of y_hat (the rest of it 0)."""
-        means, scales = context_parameters(self.context64, y_hat, means, scales)
+        scales, means = context_parameters(self.context64, y_hat, scales, means)
         return scale_indexes(scales[~anchors]), means[~anchors]
 
     def _code_y(self, y: np.ndarray, scales: np.ndarray, means: np.ndarray) -> tuple[list, int]:

@@ -72,8 +72,7 @@ class GainedHyperprior(GainUnits):
         """The checkerboard variant's (scales, means) of every position, from the anchors of y rounded as
         a decoder has them (straight-through) and the hyperprior's parameters."""
         anchors = (round_ste(y - means) + means) * anchor_mask(y.shape[-2], y.shape[-1], y)
-        means, scales = self.context(anchors, means, scales)
-        return scales, means
+        return self.context(anchors, scales, means)
 
     def synthesis(self, y_hat: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
         return self.net.g_s(y_hat * self.gains(quality)[1])
