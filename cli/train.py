@@ -72,6 +72,12 @@ def train() -> None:
     "with --init, the file's, or a larger M to widen a meanscale model's latent",
 )
 @click.option(
+    "--synthesis-width",
+    type=click.IntRange(1, 1024),
+    help="hyperpriors: hidden channels of the synthesis (the decoder's transform; default N, or the --init "
+    "file's); with --init, a larger value widens the file's synthesis, which starts as the same function",
+)
+@click.option(
     "--init",
     "init_weights",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -123,6 +129,7 @@ def train_image(
     crop,
     lr,
     width,
+    synthesis_width,
     init_weights,
     qualities,
     lmbda,
@@ -141,6 +148,7 @@ def train_image(
     from mcodec.codec.image.hyperprior_model import GainedHyperprior
     from mcodec.codec.image.lambdas import LAMBDAS, lambdas_of
     from mcodec.codec.image.model_meta import sizes
+    from mcodec.codec.image.model_meta import synthesis_width as file_synthesis_width
     from mcodec.codec.model_file import load_weights
     from mcodec.codec.training import image_init
     from mcodec.codec.training.export import export_checkpoint
@@ -172,7 +180,25 @@ def train_image(
         chosen = ", ".join(f"{q} (lambda {lambdas[q - 1]:g})" for q in sorted(set(qualities)))
         click.echo(f"training quality {chosen} only: the other qualities drift", err=True)
     width = width or ((96, 128) if factorized else (128, 192))
-    model = GainedFactorizedPrior(*width) if factorized else GainedHyperprior(VARIANTS[codec_id], *width)
+    # a hyperprior file's synthesis width carries over (its g_s has that shape), or widens (image_widen.py)
+    file_ns = file_synthesis_width(w, sizes(w)[0]) if w is not None and "variant" in w.metadata else None
+    if synthesis_width is not None and factorized:
+        raise CodecError("--synthesis-width is for the hyperprior codecs")
+    if synthesis_width is not None and w is not None and synthesis_width != file_ns:
+        if (
+            file_ns is None
+            or synthesis_width < file_ns
+            or w.metadata.get("variant") != VARIANTS[codec_id]
+            or width[1] != sizes(w)[1]
+        ):
+            raise CodecError(
+                f"--synthesis-width {synthesis_width}: a model file starts its own synthesis width or a "
+                "wider one, in a model of its variant and latent width"
+            )
+    ns = synthesis_width or file_ns
+    model = (
+        GainedFactorizedPrior(*width) if factorized else GainedHyperprior(VARIANTS[codec_id], *width, ns=ns)
+    )
     init_state, frozen = None, []
     if w is not None:
         init_state, frozen = image_init.init_state(model, w)

@@ -307,6 +307,61 @@ def test_a_meanscale_model_widens_its_latent_and_computes_the_same(capfd, tmp_pa
     assert model.net.g_a[6].weight.grad[8:].abs().sum() > 0
 
 
+def test_a_wider_synthesis_starts_as_the_files_and_its_file_decodes(capfd, tmp_path):
+    """--init FILE --synthesis-width NS above the file's: the wider synthesis gives the file's
+    reconstruction exactly, its new channels' outgoing weights get gradients; the exported file says ns
+    and encodes and decodes; a resume keeps the width; a narrower width, the factorized codec or a
+    widened latent at the same time is one line."""
+    import torch
+
+    from mcodec.codec.image.hyperprior_model import ARCH, GainedHyperprior
+    from mcodec.codec.model_file import load_weights
+    from mcodec.codec.training.image_init import init_state
+
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(random_image(3, 72, 80, seed=0).permute(1, 2, 0).numpy()).save(data / "0.png")
+    common = ["train", "image", data, "--codec", "meanscale", "--batch", 2, "--crop", 64]
+    narrow, wide = tmp_path / "n.safetensors", tmp_path / "w.safetensors"
+    assert run(capfd, *common, "--width", 8, 8, "--out", narrow, "--steps", 2)[0] == 0
+    widen = ["--init", narrow, "--synthesis-width", 12, "--out", wide]
+    code, _, err = run(capfd, *common, *widen, "--steps", 1)
+    assert code == 0, err
+    assert (
+        load_weights(wide, (ARCH,)).metadata["ns"] == "12"
+        and "ns" not in load_weights(narrow, (ARCH,)).metadata
+    )
+    code, _, err = run(capfd, *common, *widen, "--steps", 2, "--force")  # resumes the widened run
+    assert code == 0 and "resuming from step 1" in err, err
+    bit = tmp_path / "x.mcd"
+    assert run(capfd, "encode", data / "0.png", bit, "--codec", "meanscale", "--weights", wide)[0] == 0
+    assert run(capfd, "decode", bit, tmp_path / "x.png", "--weights", wide)[0] == 0
+    refusals = (
+        ("--synthesis-width", 4, "--init", narrow),
+        ("--synthesis-width", 12, "--width", 8, 12, "--init", narrow),
+        ("--synthesis-width", 12, "--codec", "factorized"),
+    )
+    for extra in refusals:
+        code, _, err = run(capfd, *common, *extra, "--out", tmp_path / "r.st", "--steps", 1)
+        assert code != 0 and "--synthesis-width" in err and "Traceback" not in err, err
+
+    w = load_weights(narrow, (ARCH,))
+    x = random_image(3, 64, 64, seed=3).float()[None] / 255
+    out = []
+    for ns in (None, 12):
+        torch.manual_seed(1)
+        model = GainedHyperprior("mean-scale-hyperprior", 8, 8, ns=ns)
+        model.load_state_dict(init_state(model, w)[0], strict=False)
+        model.eval()
+        with torch.no_grad():
+            out.append(model(x, torch.tensor([5.0]), rounded_synthesis=True)["x_hat"])
+    torch.testing.assert_close(out[0], out[1], rtol=0, atol=1e-6)
+    model.train()
+    model(x, torch.tensor([5.0]), rounded_synthesis=True)["x_hat"].square().mean().backward()
+    assert model.net.g_s[6].weight.grad[8:].abs().sum() > 0  # out of the new channels (0 at the start)
+    assert model.net.g_s[2].weight.grad[8:, :8].abs().sum() > 0
+
+
 def test_training_runs_channels_last_and_hands_back_the_usual_layout(tmp_path):
     """Steps run on NHWC tensors (faster convolutions); the trained model leaves train() in the default
     layout, so export and the float64 entropy-parameter path see the same tensors as a loaded file."""

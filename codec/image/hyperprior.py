@@ -38,7 +38,7 @@ from .conv_gemm import compile_transform
 from .hyperprior_model import ARCH, STRIDE, GainedHyperprior
 from .lambdas import LAMBDAS, lambdas_of
 from .latent_refine import refine_latents, total_steps
-from .model_meta import derived_buffers, sizes
+from .model_meta import derived_buffers, sizes, synthesis_width
 from .tensors import check_chunks, image_schema, synthesize, to_input
 
 VARIANTS = {
@@ -230,7 +230,8 @@ def load_ours(codec_id: str, weights: Path | None = None) -> HyperpriorCodec:
     if w.metadata.get("variant") != VARIANTS[codec_id]:
         raise CodecError(f"{w.path} holds a {w.metadata.get('variant')!r} model, not {VARIANTS[codec_id]!r}")
     ztables, ytables = w.tables("ztables"), w.tables("ytables")
-    model = GainedHyperprior(VARIANTS[codec_id], *sizes(w))
+    n, m, qualities = sizes(w)
+    model = GainedHyperprior(VARIANTS[codec_id], n, m, qualities, ns=synthesis_width(w, n))
     load_state(model, w, derived_buffers(model))
     lambdas = lambdas_of(w.metadata, model.qualities)
     if model.context is not None:

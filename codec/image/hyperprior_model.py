@@ -16,7 +16,10 @@ z [B, N, H/64, W/64].
 from __future__ import annotations
 
 import torch
+from compressai.layers import GDN
 from compressai.models import MeanScaleHyperprior, ScaleHyperprior
+from compressai.models.utils import deconv
+from torch import nn
 
 from .checkerboard import CheckerboardContext, anchor_mask
 from .gains import GainUnits
@@ -36,11 +39,30 @@ def round_ste(v: torch.Tensor) -> torch.Tensor:
     return v + (torch.round(v) - v).detach()
 
 
+def synthesis_transform(m: int, ns: int) -> nn.Sequential:
+    """compressai's hyperprior synthesis g_s, layer for layer, with ``ns`` hidden channels."""
+    return nn.Sequential(
+        deconv(m, ns),
+        GDN(ns, inverse=True),
+        deconv(ns, ns),
+        GDN(ns, inverse=True),
+        deconv(ns, ns),
+        GDN(ns, inverse=True),
+        deconv(ns, 3),
+    )
+
+
 class GainedHyperprior(GainUnits):
-    def __init__(self, arch: str, n: int = 128, m: int = 192, qualities: int = 8):
+    """``ns``: the synthesis's hidden channels (default n, compressai's own). The synthesis alone decides
+    how fine a reconstruction can get (the top qualities' ceiling), and it is the decoder's cost; the
+    analysis and the hyper networks keep n."""
+
+    def __init__(self, arch: str, n: int = 128, m: int = 192, qualities: int = 8, ns: int | None = None):
         super().__init__()
-        self.arch, self.n, self.m = arch, n, m
+        self.arch, self.n, self.m, self.ns = arch, n, m, ns or n
         self.net = ARCHS[arch](n, m)
+        if self.ns != n:
+            self.net.g_s = synthesis_transform(m, self.ns)
         self.context = CheckerboardContext(m) if arch in CONTEXT_ARCHS else None
         self.init_gains(qualities, m)
 

@@ -22,6 +22,11 @@ def sizes(w: Weights) -> tuple[int, int, int]:
     )
 
 
+def synthesis_width(w: Weights, n: int) -> int:
+    """The hidden channels of a hyperprior's synthesis (metadata ``ns``; files without it: n)."""
+    return w.int_meta("ns", 1, MAX_CHANNELS, default=n)
+
+
 def derived_buffers(model: nn.Module) -> Callable[[str], bool]:
     """Keys of ``model``'s state a model file does not hold: compressai's dynamic CDF buffers (``._``
     names) and empty placeholders (the Gaussian conditional's scale table)."""

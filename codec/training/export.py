@@ -86,6 +86,8 @@ def _rounded_copy(model):
 def _write_image_model(model, tables: dict[str, TableSet], out: Path, meta: dict) -> None:
     """Weights (compressai's dynamic CDF buffers and empty placeholders left out), tables, metadata."""
     meta = {"n": str(model.n), "m": str(model.m), "qualities": str(model.qualities), **meta}
+    if getattr(model, "ns", model.n) != model.n:  # a wider synthesis; files without the key have ns = n
+        meta["ns"] = str(model.ns)
     if model.qualities == len(LAMBDAS):  # the default lambdas fit; a model of other qualities says its own
         meta.setdefault("lambdas", json.dumps(LAMBDAS))
     write_model_file(out, exported_state(model), tables, meta)

@@ -14,10 +14,10 @@ from __future__ import annotations
 import torch
 
 from mcodec.codec.base import CodecError
-from mcodec.codec.image.model_meta import sizes
+from mcodec.codec.image.model_meta import sizes, synthesis_width
 from mcodec.codec.model_file import Weights
 
-from .image_widen import widen_state
+from .image_widen import widen_state, widen_synthesis
 
 # variant of a file -> the variant a model built on it adds to (everything the file has carries over)
 EXTENDS = {"mean-scale-hyperprior": "mean-scale-checkerboard"}
@@ -39,6 +39,10 @@ def init_state(model, w: Weights) -> tuple[dict[str, torch.Tensor], list[str]]:
     learned = dict(model.named_parameters())
     if hasattr(model, "m") and w.metadata.get("variant") == model.arch and sizes(w)[1] < model.m:
         return widen_state(model, w.tensors, sizes(w)[1]), []
+    if hasattr(model, "ns") and w.metadata.get("variant") == model.arch:
+        ns = synthesis_width(w, sizes(w)[0])
+        if ns < model.ns:
+            return widen_synthesis(model, w.tensors, ns), []
     from_factorized = hasattr(model, "net") and not any(k.startswith("net.") for k in w.tensors)
     variant = w.metadata.get("variant", getattr(model, "arch", None))
     other_variant = hasattr(model, "arch") and variant != model.arch and EXTENDS.get(variant) != model.arch

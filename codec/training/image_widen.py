@@ -1,5 +1,6 @@
 """A wider latent for a trained mean-scale model (``mcodec train image --init FILE --width N M``, M above
-the file's): the same function, with room to grow.
+the file's), or a wider synthesis for a trained hyperprior (``--synthesis-width NS``, ``widen_synthesis``):
+the same function, with room to grow.
 
 The top qualities of meanscale-v8 are its transforms' ceiling, not its entropy model's: with the gains
 extrapolated past quality 8 (finer and finer quantization) the reconstruction stops improving at 35.4 dB
@@ -68,5 +69,45 @@ def widen_state(model, old: dict[str, torch.Tensor], m_old: int) -> dict[str, to
             new[(slice(m, m + m_old), *cols[1:])] = value[m_old:]
         else:
             raise CodecError(f"{name}: shape {tuple(value.shape)} does not widen to {tuple(new.shape)}")
+        out[name] = new
+    return out
+
+
+def widen_synthesis(model, old: dict[str, torch.Tensor], ns_old: int) -> dict[str, torch.Tensor]:
+    """The state of ``model`` (a hyperprior whose synthesis has model.ns hidden channels) that computes what
+    ``old`` (the same model with ns_old) does: the reconstruction stays the file's while the new channels
+    start to compute.
+
+    compressai's g_s is deconv M->ns, IGDN, deconv ns->ns, IGDN, deconv ns->ns, IGDN, deconv ns->3. The new
+    channels of each layer take fresh weights from every input (so they are not 0 and their outgoing
+    weights get a gradient), and every weight out of them starts at 0: the old channels and the picture
+    never see them at first. An IGDN normalizes its old channels by the old ones only (the fresh module's
+    cross terms are 0, its diagonal the usual 0.1)."""
+    ns = model.ns
+    if not 0 < ns_old < ns:
+        raise CodecError(f"--synthesis-width: {ns} hidden channels do not widen a synthesis of {ns_old}")
+    out = {}
+    for name, new in model.named_parameters():
+        if name not in old:
+            raise CodecError(f"the model file has no {name}")
+        value, new = old[name].float(), new.detach().clone()
+        if not name.startswith("net.g_s."):
+            out[name] = value
+            continue
+        layer = int(name.split(".")[2])
+        if name.endswith(".gamma"):  # [ns, ns]: the old block; fresh cross terms represent 0
+            new[:ns_old, :ns_old] = value
+        elif layer == 6 and name.endswith(".weight"):  # deconv ns -> 3 [ns, 3, k, k]
+            new.zero_()
+            new[:ns_old] = value
+        elif layer == 6:  # the picture's bias
+            new = value
+        elif name.endswith(".weight") and layer > 0:  # deconv ns -> ns [in, out, k, k]
+            new[ns_old:, :ns_old] = 0
+            new[:ns_old, :ns_old] = value
+        elif name.endswith(".weight"):  # deconv M -> ns [M, ns, k, k]
+            new[:, :ns_old] = value
+        else:  # biases and IGDN betas [ns]
+            new[:ns_old] = value
         out[name] = new
     return out
