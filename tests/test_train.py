@@ -243,6 +243,17 @@ def test_a_hyperprior_warm_starts_from_a_factorized_model(capfd, tmp_path, monke
     assert state["net.h_s.4.weight"].shape[0] == 8 != ms["net.h_s.4.weight"].shape[0]  # scales only
 
 
+def small_meanscale(capfd, tmp_path):
+    """(the train command's common arguments on a one-image folder, a meanscale file of N = M = 8)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(random_image(3, 72, 80, seed=0).permute(1, 2, 0).numpy()).save(data / "0.png")
+    common = ["train", "image", data, "--codec", "meanscale", "--batch", 2, "--crop", 64]
+    narrow = tmp_path / "n.safetensors"
+    assert run(capfd, *common, "--width", 8, 8, "--out", narrow, "--steps", 2)[0] == 0
+    return common, narrow
+
+
 def test_a_meanscale_model_widens_its_latent_and_computes_the_same(capfd, tmp_path):
     """--init FILE --width N M with a larger M: the wider model starts as the file's function (the same
     reconstruction and, but for the new zeros' few bits, the same rate), its new latents trainable; another
@@ -254,12 +265,8 @@ def test_a_meanscale_model_widens_its_latent_and_computes_the_same(capfd, tmp_pa
     from mcodec.codec.model_file import load_weights
     from mcodec.codec.training.image_init import init_state
 
-    data = tmp_path / "data"
-    data.mkdir()
-    Image.fromarray(random_image(3, 72, 80, seed=0).permute(1, 2, 0).numpy()).save(data / "0.png")
-    common = ["train", "image", data, "--codec", "meanscale", "--batch", 2, "--crop", 64]
-    narrow, wide = tmp_path / "n.safetensors", tmp_path / "w.safetensors"
-    assert run(capfd, *common, "--width", 8, 8, "--out", narrow, "--steps", 2)[0] == 0
+    common, narrow = small_meanscale(capfd, tmp_path)
+    wide = tmp_path / "w.safetensors"
     code, _, err = run(capfd, *common, "--width", 8, 12, "--init", narrow, "--out", wide, "--steps", 1)
     assert code == 0, err
     state = torch.load(tmp_path / "w.run" / "checkpoint.pt", weights_only=True)["model"]
@@ -318,12 +325,8 @@ def test_a_wider_synthesis_starts_as_the_files_and_its_file_decodes(capfd, tmp_p
     from mcodec.codec.model_file import load_weights
     from mcodec.codec.training.image_init import init_state
 
-    data = tmp_path / "data"
-    data.mkdir()
-    Image.fromarray(random_image(3, 72, 80, seed=0).permute(1, 2, 0).numpy()).save(data / "0.png")
-    common = ["train", "image", data, "--codec", "meanscale", "--batch", 2, "--crop", 64]
-    narrow, wide = tmp_path / "n.safetensors", tmp_path / "w.safetensors"
-    assert run(capfd, *common, "--width", 8, 8, "--out", narrow, "--steps", 2)[0] == 0
+    common, narrow = small_meanscale(capfd, tmp_path)
+    wide = tmp_path / "w.safetensors"
     widen = ["--init", narrow, "--synthesis-width", 12, "--out", wide]
     code, _, err = run(capfd, *common, *widen, "--steps", 1)
     assert code == 0, err
@@ -334,7 +337,7 @@ def test_a_wider_synthesis_starts_as_the_files_and_its_file_decodes(capfd, tmp_p
     code, _, err = run(capfd, *common, *widen, "--steps", 2, "--force")  # resumes the widened run
     assert code == 0 and "resuming from step 1" in err, err
     bit = tmp_path / "x.mcd"
-    assert run(capfd, "encode", data / "0.png", bit, "--codec", "meanscale", "--weights", wide)[0] == 0
+    assert run(capfd, "encode", common[2] / "0.png", bit, "--codec", "meanscale", "--weights", wide)[0] == 0
     assert run(capfd, "decode", bit, tmp_path / "x.png", "--weights", wide)[0] == 0
     refusals = (
         ("--synthesis-width", 4, "--init", narrow),

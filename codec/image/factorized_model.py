@@ -20,20 +20,26 @@ ARCH = "gained-factorized-prior"  # model-file metadata 'arch'
 STRIDE = 16  # four stride-2 stages
 
 
+def synthesis_transform(m: int, n: int) -> nn.Sequential:
+    """compressai's synthesis g_s, the same in its factorized and hyperprior models: m latents, n hidden
+    channels."""
+    return nn.Sequential(
+        deconv(m, n),
+        GDN(n, inverse=True),
+        deconv(n, n),
+        GDN(n, inverse=True),
+        deconv(n, n),
+        GDN(n, inverse=True),
+        deconv(n, 3),
+    )
+
+
 class GainedFactorizedPrior(GainUnits):
     def __init__(self, n: int = 96, m: int = 128, qualities: int = 8):
         super().__init__()
         self.n, self.m = n, m
         self.g_a = nn.Sequential(conv(3, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, m))
-        self.g_s = nn.Sequential(
-            deconv(m, n),
-            GDN(n, inverse=True),
-            deconv(n, n),
-            GDN(n, inverse=True),
-            deconv(n, n),
-            GDN(n, inverse=True),
-            deconv(n, 3),
-        )
+        self.g_s = synthesis_transform(m, n)
         self.entropy_bottleneck = EntropyBottleneck(m)
         self.init_gains(qualities, m)
 

@@ -16,12 +16,10 @@ z [B, N, H/64, W/64].
 from __future__ import annotations
 
 import torch
-from compressai.layers import GDN
 from compressai.models import MeanScaleHyperprior, ScaleHyperprior
-from compressai.models.utils import deconv
-from torch import nn
 
 from .checkerboard import CheckerboardContext, anchor_mask
+from .factorized_model import synthesis_transform
 from .gains import GainUnits
 
 ARCH = "gained-hyperprior"  # model-file metadata 'arch'; 'variant' names the entry of ARCHS
@@ -37,19 +35,6 @@ CONTEXT_ARCHS = {"mean-scale-checkerboard"}
 def round_ste(v: torch.Tensor) -> torch.Tensor:
     """Rounded values with the identity's gradient (straight-through)."""
     return v + (torch.round(v) - v).detach()
-
-
-def synthesis_transform(m: int, ns: int) -> nn.Sequential:
-    """compressai's hyperprior synthesis g_s, layer for layer, with ``ns`` hidden channels."""
-    return nn.Sequential(
-        deconv(m, ns),
-        GDN(ns, inverse=True),
-        deconv(ns, ns),
-        GDN(ns, inverse=True),
-        deconv(ns, ns),
-        GDN(ns, inverse=True),
-        deconv(ns, 3),
-    )
 
 
 class GainedHyperprior(GainUnits):
