@@ -107,6 +107,14 @@ def train() -> None:
     "rate on noisy y (mixed quantization); best as a fine-tune of a model trained without it",
 )
 @click.option(
+    "--channel-shuffle",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="the chance that a crop's colour channels are put in a random order (colour augmentation: keeps "
+    "the entropy models from narrowing around the training photos' hues)",
+)
+@click.option(
     "--model-id",
     help="the model's id, kept in the model file and shown by `mcodec info`  [default: CODEC-custom]",
 )
@@ -134,6 +142,7 @@ def train_image(
     qualities,
     lmbda,
     rounded_synthesis,
+    channel_shuffle,
     model_id,
     device,
     amp,
@@ -221,6 +230,7 @@ def train_image(
         qualities=tuple(sorted(set(qualities))),
         lambdas=lambdas,
         rounded_synthesis=rounded_synthesis,
+        channel_shuffle=channel_shuffle,
     )
     if not run_training(model, data, run_dir, cfg, device=device, init_state=init_state):
         return  # a torchrun worker: rank 0 exports

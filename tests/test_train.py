@@ -559,3 +559,34 @@ def test_a_checkerboard_model_starts_from_a_meanscale_file_and_its_context_learn
     image = random_image(3, 40, 56, seed=5)
     header, decoded = decode_bytes(encode_bytes(image, "image", "checkerboard", 3, weights=cb), weights=cb)
     assert [t for t, _ in header.chunks] == ["ZLAT", "YLAT", "YCTX"] and decoded.shape == image.shape
+
+
+def test_channel_shuffle_reorders_the_colours_of_about_that_share_of_crops(capfd, tmp_path, monkeypatch):
+    """--channel-shuffle P: each crop's RGB channels are put in a random order with probability P (all six
+    orders turn up), exactly (values unchanged); at 0 every crop keeps its colours."""
+    import random
+
+    import torch
+
+    from mcodec.codec.training import image_task
+
+    image = torch.stack([torch.full((40, 48), v, dtype=torch.uint8) for v in (10, 20, 30)])
+    for p, reordered in ((0.0, (0, 0)), (0.5, (0.3, 0.55)), (1.0, (0.75, 0.92))):
+        batch = image_task.random_batch([image], 600, 32, random.Random(1), channel_shuffle=p)
+        orders = [tuple(round(v) for v in (crop.mean((1, 2)) * 255).tolist()) for crop in batch]
+        assert all(sorted(o) == [10, 20, 30] for o in orders)
+        share = sum(o != (10, 20, 30) for o in orders) / len(orders)  # 5/6 of shuffles change the order
+        assert reordered[0] <= share <= reordered[1], (p, share)
+        assert len(set(orders)) == (6 if p else 1)
+
+    seen = []  # the option reaches the crops
+    real_batch = image_task.random_batch
+    monkeypatch.setattr(image_task, "random_batch", lambda *a: seen.append(a[-1]) or real_batch(*a))
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(random_image(3, 72, 80, seed=0).permute(1, 2, 0).numpy()).save(data / "0.png")
+    out = tmp_path / "m.safetensors"
+    args = ["train", "image", data, "--codec", "meanscale", "--batch", 2, "--crop", 64, "--width", 8, 8]
+    code, _, err = run(capfd, *args, "--out", out, "--steps", 1, "--channel-shuffle", 0.25)
+    assert code == 0, err
+    assert seen == [0.25]

@@ -50,6 +50,9 @@ class TrainConfig:
     qualities: tuple[int, ...] = ()
     lambdas: tuple[float, ...] = LAMBDAS
     rounded_synthesis: bool = False  # hyperpriors: GainedHyperprior.forward's mixed quantization
+    # the chance that a crop's RGB channels are permuted at random: hues the training photos lack, so the
+    # learned priors do not narrow around their colours (0 draws nothing: earlier runs replay exactly)
+    channel_shuffle: float = 0.0
 
 
 def load_images(folder: Path, min_side: int) -> list[torch.Tensor]:
@@ -70,8 +73,12 @@ def load_images(folder: Path, min_side: int) -> list[torch.Tensor]:
     return images
 
 
-def random_batch(images: list[torch.Tensor], batch: int, crop: int, rng: random.Random) -> torch.Tensor:
-    """[batch, 3, crop, crop] float in [0, 1], random crops with random horizontal flips."""
+def random_batch(
+    images: list[torch.Tensor], batch: int, crop: int, rng: random.Random, channel_shuffle: float = 0.0
+) -> torch.Tensor:
+    """[batch, 3, crop, crop] float in [0, 1], random crops with random horizontal flips, and with
+    probability ``channel_shuffle`` a random order of the colour channels (an exact change of hue: no
+    resampling, no clipping)."""
     out = []
     for _ in range(batch):
         im = images[rng.randrange(len(images))]
@@ -80,6 +87,10 @@ def random_batch(images: list[torch.Tensor], batch: int, crop: int, rng: random.
         patch = im[:, top : top + crop, left : left + crop]
         if rng.random() < 0.5:
             patch = patch.flip(-1)
+        if channel_shuffle and rng.random() < channel_shuffle:
+            order = [0, 1, 2]
+            rng.shuffle(order)
+            patch = patch[order]
         out.append(patch)
     return torch.stack(out).float() / 255.0
 
@@ -131,7 +142,8 @@ class ImageTask:
 
     def step(self, net, rng: random.Random, step: int = 0) -> dict[str, float]:
         cfg, device = self.cfg, self.d.device
-        x = random_batch(self.images, cfg.batch, cfg.crop, rng).to(device, memory_format=torch.channels_last)
+        x = random_batch(self.images, cfg.batch, cfg.crop, rng, cfg.channel_shuffle)
+        x = x.to(device, memory_format=torch.channels_last)
         n = len(cfg.lambdas)
         draws = [rng.choice(cfg.qualities) if cfg.qualities else rng.randint(1, n) for _ in range(cfg.batch)]
         quality = torch.tensor(draws, device=device, dtype=torch.float32)
