@@ -351,3 +351,33 @@ def test_image_sets_keep_the_held_back_photos_out_of_training(tmp_path):
     assert names_in("shared33") == ["baboon.png", "fruits.png"]
     assert names_in("heldback") == ["lomiri_bridge.png", "lomiri_umang.png"]
     assert (tmp_path / "sets/heldback/lomiri_bridge.png").resolve() == (media / "lomiri_bridge.png").resolve()
+
+
+def test_image_ab(tmp_path):
+    """The base against itself is exactly 0%; a copy whose synthesis is disturbed draws worse at every
+    quality and needs more bits for the same PSNR; the side share is the ZLAT chunk's, a small part."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    base = REPO / "codec" / "models" / "meanscale.safetensors"
+    worse = tmp_path / "worse.safetensors"
+    with safe_open(base, "pt") as f:
+        tensors, meta = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+    w = tensors["net.g_s.0.weight"]
+    tensors["net.g_s.0.weight"] = w + 0.05 * w.float().std() * torch.randn(
+        w.shape, generator=torch.Generator().manual_seed(0)
+    ).to(w.dtype)
+    save_file(tensors, worse, meta)
+    out = tmp_path / "ab.json"
+    stdout = run_bench(
+        "image_ab.py", base, base, worse, "--data", IMAGE, "--crop", 128, "--quality", 1, 4, 8, "--json", out
+    )
+    r = json.loads(out.read_text())
+    same, disturbed = r["models"][1:]
+    assert r["pictures"] == ["fruits_400x300"] and same["mean_bd_rate"] == 0.0
+    assert disturbed["mean_bd_rate"] > 1.0, disturbed["bd_rate"]
+    a, b = (m["points"]["fruits_400x300"] for m in (r["models"][0], disturbed))
+    assert all(p["psnr"] > q["psnr"] for p, q in zip(a, b, strict=True))
+    assert 0 < r["models"][0]["side_share"] < 0.2
+    assert len(table_rows(stdout, str(worse))) == 1 and "per picture: fruits_400x300" in stdout
