@@ -1,12 +1,14 @@
 """A/B of image model files of one codec: real bytes and PSNR-RGB per picture and quality, BD-rate of each
 model against the first, per picture and on average.
 
-    python bench/image_ab.py BASE.safetensors NEW.safetensors... --data DIR_OR_IMAGES [--codec meanscale]
-                             [--crop 512] [--quality 1 ... 8] [--json out.json]
+    python bench/image_ab.py BASE.safetensors [NEW.safetensors...] --data DIR_OR_IMAGES [--codec meanscale]
+                             [--preset fast [medium ...]] [--crop 512] [--quality 1 ... 8] [--json out.json]
 
 Every point is a file written by ``encode_bytes`` and read back by ``decode_bytes``, as `mcodec eval` does,
 so the rates are real bytes. ``--crop N`` codes the centre N x N of each picture (0: the whole picture):
-512 crops make a held-back check of eight photos take about a minute per model on 2 cores. The side
+512 crops make a held-back check of eight photos take about a minute per model on 2 cores. Each model
+runs at each ``--preset`` (the encoder's latent refinement), the first model at the first preset being the
+base: one file at ``--preset fast medium`` measures what refinement buys. The side
 column is the hyperprior's share of the bytes (the ZLAT chunk), where a drift in the learned priors shows
 first. A picture whose curves cannot be compared (they do not overlap, or a curve is not monotonic) gets
 no BD-rate and is named. This is the check behind a model card's "held-back BD-rate against vN";
@@ -51,9 +53,9 @@ def pictures(sources: list[Path], crop: int) -> list[tuple[str, torch.Tensor]]:
     return out
 
 
-def measure(x: torch.Tensor, codec: str, weights: Path, quality: int) -> dict:
+def measure(x: torch.Tensor, codec: str, weights: Path, quality: int, preset: str) -> dict:
     """One real file: its bytes, the ZLAT (hyperprior side) bytes, bpp and PSNR-RGB of the decoded picture."""
-    data = encode_bytes(x, "image", codec, quality, weights=weights)
+    data = encode_bytes(x, "image", codec, quality, weights=weights, preset=preset)
     _, y = decode_bytes(data, weights=weights)
     pixels = x.shape[-1] * x.shape[-2]
     side = sum(n for t, n in chunk_sizes(data) if t == "ZLAT")
@@ -78,6 +80,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("models", nargs="+", type=Path, help="model files; the first is the base")
     ap.add_argument("--data", nargs="+", type=Path, required=True, help="image files or folders")
     ap.add_argument("--codec", default="meanscale")
+    ap.add_argument(
+        "--preset", nargs="+", default=["fast"], help="encoder presets, each run with every model"
+    )
     ap.add_argument("--crop", type=int, default=512, help="centre crop side (0: the whole picture)")
     ap.add_argument("--quality", type=int, nargs="+", default=list(range(1, 9)))
     ap.add_argument("--json", type=Path)
@@ -85,11 +90,13 @@ def main(argv: list[str] | None = None) -> dict:
     pics = pictures(args.data, args.crop)
     if not pics:
         sys.exit("image_ab: no images in --data")
-    points = {}  # (model index, picture) -> [point per quality]
-    for i, m in enumerate(args.models):
+    rows = [(m, p) for m in args.models for p in args.preset]  # the base first
+    labels = [f"{m} {p}" if len(args.preset) > 1 else str(m) for m, p in rows]
+    points = {}  # (row index, picture) -> [point per quality]
+    for i, (m, preset) in enumerate(rows):
         for name, x in pics:
-            points[i, name] = [measure(x, args.codec, m, q) for q in args.quality]
-            print(f"{m} {name}", file=sys.stderr, flush=True)
+            points[i, name] = [measure(x, args.codec, m, q, preset) for q in args.quality]
+            print(f"{labels[i]} {name}", file=sys.stderr, flush=True)
 
     names = [n for n, _ in pics]
     print(
@@ -98,28 +105,29 @@ def main(argv: list[str] | None = None) -> dict:
     print("| model | " + " | ".join(f"q{q} bpp / dB" for q in args.quality) + " | side | BD-rate vs base |")
     print("|---" * (len(args.quality) + 3) + "|")
     report = {"pictures": names, "qualities": args.quality, "models": []}
-    for i, m in enumerate(args.models):
-        rows = [points[i, n] for n in names]
-        bpp = np.mean([[p["bpp"] for p in r] for r in rows], 0)
-        db = np.mean([[p["psnr"] for p in r] for r in rows], 0)
-        side = sum(p["side_bytes"] for r in rows for p in r) / sum(p["bytes"] for r in rows for p in r)
+    for i, (m, preset) in enumerate(rows):
+        curves = [points[i, n] for n in names]
+        bpp = np.mean([[p["bpp"] for p in c] for c in curves], 0)
+        db = np.mean([[p["psnr"] for p in c] for c in curves], 0)
+        side = sum(p["side_bytes"] for c in curves for p in c) / sum(p["bytes"] for c in curves for p in c)
         bds = {n: picture_bd(points[0, n], points[i, n]) for n in names}
         comparable = [v for v in bds.values() if not math.isnan(v)]
         mean_bd = float(np.mean(comparable)) if comparable else math.nan
         cells = " | ".join(f"{b:.3f} / {d:.2f}" for b, d in zip(bpp, db, strict=True))
-        print(f"| {m} | {cells} | {side:.1%} | {mean_bd:+.2f}% |")
+        print(f"| {labels[i]} | {cells} | {side:.1%} | {mean_bd:+.2f}% |")
         report["models"].append(
             {
                 "file": str(m),
+                "preset": preset,
                 "points": {n: points[i, n] for n in names},
                 "side_share": side,
                 "bd_rate": bds,
                 "mean_bd_rate": mean_bd,
             }
         )
-    for entry in report["models"][1:]:
+    for label, entry in zip(labels[1:], report["models"][1:], strict=True):
         per = ", ".join(f"{n} {v:+.1f}" for n, v in entry["bd_rate"].items())
-        print(f"\n{Path(entry['file']).name} vs {args.models[0].name}, per picture: {per}")
+        print(f"\n{label} vs {labels[0]}, per picture: {per}")
         skipped = [n for n, v in entry["bd_rate"].items() if math.isnan(v)]
         if skipped:
             print(f"  not comparable (curves do not overlap or are not monotonic): {', '.join(skipped)}")
