@@ -10,8 +10,9 @@ so the rates are real bytes. ``--crop N`` codes the centre N x N of each picture
 runs at each ``--preset`` (the encoder's latent refinement), the first model at the first preset being the
 base: one file at ``--preset fast medium`` measures what refinement buys. The side
 column is the hyperprior's share of the bytes (the ZLAT chunk), where a drift in the learned priors shows
-first. A picture whose curves cannot be compared (they do not overlap, or a curve is not monotonic) gets
-no BD-rate and is named. This is the check behind a model card's "held-back BD-rate against vN";
+first. BD-rate runs on each curve's front: a point that costs more bytes than a better-looking one is
+left out and counted (nobody would pick it); a picture whose curves do not overlap gets no BD-rate and is
+named. This is the check behind a model card's "held-back BD-rate against vN";
 `image_rd.py` gives the figures against JPEG, WebP and AVIF.
 """
 
@@ -62,17 +63,27 @@ def measure(x: torch.Tensor, codec: str, weights: Path, quality: int, preset: st
     return {"bytes": len(data), "side_bytes": side, "bpp": len(data) * 8 / pixels, "psnr": psnr_rgb(x, y)}
 
 
-def picture_bd(base: list[dict], test: list[dict]) -> float:
-    """BD-rate (%) of test against base on one picture's points; nan where the curves cannot be compared."""
+def front(points: list[dict]) -> list[dict]:
+    """The points no other point beats: a quality that costs more bytes than a better-looking one (a
+    non-monotonic curve, seen at q1 of a nearly flat synthetic gradient) is one nobody would pick."""
+    out = []
+    for p in sorted(points, key=lambda p: (p["bpp"], -p["psnr"])):
+        if not out or p["psnr"] > out[-1]["psnr"]:
+            out.append(p)
+    return out
+
+
+def picture_bd(base: list[dict], test: list[dict]) -> tuple[float, int]:
+    """BD-rate (%) of test against base on one picture's points (their fronts), and how many dominated
+    points were left out; nan where the curves do not overlap."""
+    a, b = front(base), front(test)
+    dropped = len(base) + len(test) - len(a) - len(b)
     try:
         return bd_rate(
-            [p["bpp"] for p in base],
-            [p["psnr"] for p in base],
-            [p["bpp"] for p in test],
-            [p["psnr"] for p in test],
-        )
+            [p["bpp"] for p in a], [p["psnr"] for p in a], [p["bpp"] for p in b], [p["psnr"] for p in b]
+        ), dropped
     except ValueError:
-        return math.nan
+        return math.nan, dropped
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -110,7 +121,9 @@ def main(argv: list[str] | None = None) -> dict:
         bpp = np.mean([[p["bpp"] for p in c] for c in curves], 0)
         db = np.mean([[p["psnr"] for p in c] for c in curves], 0)
         side = sum(p["side_bytes"] for c in curves for p in c) / sum(p["bytes"] for c in curves for p in c)
-        bds = {n: picture_bd(points[0, n], points[i, n]) for n in names}
+        bds, dropped = {}, {}
+        for n in names:
+            bds[n], dropped[n] = picture_bd(points[0, n], points[i, n])
         comparable = [v for v in bds.values() if not math.isnan(v)]
         mean_bd = float(np.mean(comparable)) if comparable else math.nan
         cells = " | ".join(f"{b:.3f} / {d:.2f}" for b, d in zip(bpp, db, strict=True))
@@ -122,6 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "points": {n: points[i, n] for n in names},
                 "side_share": side,
                 "bd_rate": bds,
+                "dominated_points": dropped,
                 "mean_bd_rate": mean_bd,
             }
         )
@@ -130,7 +144,10 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"\n{label} vs {labels[0]}, per picture: {per}")
         skipped = [n for n, v in entry["bd_rate"].items() if math.isnan(v)]
         if skipped:
-            print(f"  not comparable (curves do not overlap or are not monotonic): {', '.join(skipped)}")
+            print(f"  not comparable (the curves do not overlap): {', '.join(skipped)}")
+        pruned = [f"{n} ({k})" for n, k in entry["dominated_points"].items() if k]
+        if pruned:
+            print(f"  dominated points left out (more bytes, no better PSNR): {', '.join(pruned)}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     return report
