@@ -32,18 +32,14 @@ from mcodec.codec.media_io.images import read_image
 from mcodec.entropy.container import chunk_sizes
 from mcodec.evaluation.bdrate import bd_rate
 from mcodec.evaluation.metrics import psnr_rgb
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+from mcodec.evaluation.runner import list_files
 
 
 def pictures(sources: list[Path], crop: int) -> list[tuple[str, torch.Tensor]]:
-    """(name, [3, H, W] uint8) for each image file given or in each folder given, centre-cropped to
-    crop x crop where it is larger (crop 0: whole)."""
-    files = []
-    for s in sources:
-        files += sorted(p for p in s.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if s.is_dir() else [s]
+    """(name, [3, H, W] uint8) for each file given or in each folder given (the files `mcodec eval` and
+    image_rd.py read), centre-cropped to crop x crop where it is larger (crop 0: whole)."""
     out = []
-    for f in files:
+    for f in list_files(sources):
         x = read_image(f)
         h, w = x.shape[-2:]
         if crop:
