@@ -81,6 +81,9 @@ def main() -> None:
     ap.add_argument(
         "--key-pictures", choices=("on", "off"), help="groups drawn over a key picture; default: the codec's"
     )
+    ap.add_argument(
+        "--block-motion", choices=("on", "off"), help="key pictures moved in blocks; default: the codec's"
+    )
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json")
@@ -96,6 +99,8 @@ def main() -> None:
         options["motion"] = args.motion == "on"
     if args.key_pictures is not None:
         options["key_pictures"] = args.key_pictures == "on"
+    if args.block_motion is not None:
+        options["block_motion"] = args.block_motion == "on"
     t, _, h, w = frames.shape
     anchors = [a for a in args.anchor.split(",") if a]
     curves = {a: anchor_curve(a, item, args.crf) for a in anchors}
@@ -119,6 +124,7 @@ def main() -> None:
                 "rate_aware": args.rate_aware or "default",
                 "motion": args.motion or "default",
                 "key_pictures": args.key_pictures or "default",
+                "block_motion": args.block_motion or "default",
                 "device": args.device,
                 "bytes": len(data),
                 "bpp": bpp,

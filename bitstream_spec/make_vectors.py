@@ -136,6 +136,15 @@ def main() -> None:
     decodable["pan_64x48_hnerv_held.mcd"] = encode_bytes(
         pan_held, "video", "hnerv", 1, preset="fast", progress=False, key_pictures=False
     )
+    # block motion (6.4.4): tree's first frame, its right half sliding up 3 pixels a frame; the group is drawn
+    # over its middle frame moved in 16 x 16 blocks: VKEY, VGOP with "blocks"
+    still = tree[0, :, 24:72, 32:96]
+    sliding = torch.stack(
+        [torch.cat([still[:, :, :32], tree[0, :, 3 * t : 3 * t + 48, 64:96]], 2) for t in range(4)]
+    )
+    decodable["slide_64x48_hnerv_blocks.mcd"] = encode_bytes(
+        (sliding.contiguous(), rate), "video", "hnerv", 1, preset="fast", progress=False, key_pictures=True
+    )
     speech, speech_rate = read_audio(Path(str(files("mcodec") / "samples" / "goforward_16k.flac")))
     # 1.5 s at a requested 3 kbit/s: the container's bytes make the encoder shed a stage (n_q = 3)
     decodable["goforward_rvq_3k.mcd"] = encode_bytes((speech[:, 8000:32000], speech_rate), "audio", "rvq", 3)

@@ -117,6 +117,12 @@ def cli(ctx: click.Context, quiet: bool) -> None:
     help="video: each group is drawn over its median frame (a pan's or zoom's: its median canvas), coded "
     "as an image (default: on)",
 )
+@click.option(
+    "--block-motion/--no-block-motion",
+    default=None,
+    help="video: a group whose content moves inside the frame is drawn over one of its frames moved block by "
+    "block (default: on)",
+)
 @click.option("--no-audio", is_flag=True, help="video: leave the sound out (default: code the first track)")
 @click.option(
     "--audio-bitrate",
@@ -139,6 +145,7 @@ def encode(  # noqa: PLR0913 - one parameter per option
     rate_aware,
     motion,
     key_pictures,
+    block_motion,
     no_audio,
     audio_bitrate,
     device,
@@ -166,6 +173,7 @@ def encode(  # noqa: PLR0913 - one parameter per option
         ("--max-minutes", max_minutes),
         ("--rate-aware", rate_aware),
         ("--key-pictures", key_pictures),
+        ("--block-motion", block_motion),
     )
     for flag, value in video_only:
         if value is not None and media not in (None, "video"):
@@ -186,6 +194,8 @@ def encode(  # noqa: PLR0913 - one parameter per option
             options["motion"] = motion
         if key_pictures is not None:
             options["key_pictures"] = key_pictures
+        if block_motion is not None:
+            options["block_motion"] = block_motion
         options["log"] = lambda msg: _log(ctx, msg)  # the time plan, or the expected time of a slow clip
     r = encode_file(
         src,

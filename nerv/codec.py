@@ -11,7 +11,9 @@ float16 motion numbers per frame after the steps: its network draws the canvas, 
 from it (FORMAT.md 6.4.1). Any group may be drawn over a key picture, its median frame (a motion group's:
 its median canvas) coded as an image file in a ``VKEY`` chunk before it (keypicture.py, FORMAT.md 6.4.2).
 An hnerv group whose frames repeat exactly adds a JSON ``held`` key (run lengths): one embedding per run,
-each run drawn once (held.py, FORMAT.md 6.4.3).
+each run drawn once (held.py, FORMAT.md 6.4.3). A group over a key picture whose content moves inside the
+frame adds a JSON ``blocks`` key: its key picture is then one of its frames, moved block by block for each
+picture by vectors coded with its other integers (blocks.py, FORMAT.md 6.4.4).
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ from mcodec.codec.schema import Int, ListOf, Number, OneOf, Schema, Text, media_
 from mcodec.entropy import decode_indexed, encode_indexed, gaussian_tables, scale_indexes, scale_table
 from mcodec.entropy.gaussian import SCALE_LEVELS
 
+from . import blocks as block_motion
 from .budget import LEAST, Budget, Pacer, duration, plan_epochs
 from .fit import BATCH, PRESETS, fit_group, fit_steps, time_steps
-from .held import held_runs, picture_index, runs_of
+from .held import first_frames, held_runs, picture_index, runs_of
 from .keypicture import base_logits, canvas_picture, decode_key, encode_key, median_picture
 from .model import (
     EMBED_DIM,
@@ -76,6 +79,9 @@ MOTION = True
 # every group is drawn over a key picture, its median frame (a motion group's: its median canvas) coded by
 # the image codec (a VKEY chunk before the group's; keypicture.py, FORMAT.md 6.4.2)
 KEY_PICTURES = True
+# ... and a group whose content moves inside the frame is drawn over one of its frames moved block by block
+# (blocks.py's rule; FORMAT.md 6.4.4)
+BLOCK_MOTION = True
 # The default preset: fast. On tree.avi's 120 frames medium (3.5x the fit steps) moved each point up its
 # curve (+11% bytes for +0.3..0.6 dB) rather than the curve up (BD-PSNR vs x264 -1.08 dB at medium, -1.04
 # at fast), and took 20-24 minutes a point on one core where the target is 10 minutes on two.
@@ -211,6 +217,15 @@ GROUP = Schema(
         "motion": Schema("motion", {"height": Int(1, 1 << 14), "width": Int(1, 1 << 14)}, required=False),
         "count": Int(1, MAX_GROUP_FRAMES),
         "held": ListOf(Int(1, MAX_GROUP_FRAMES), 1, MAX_GROUP_FRAMES, required=False),
+        "blocks": Schema(
+            "blocks",
+            {
+                "size": OneOf((block_motion.BLOCK,)),
+                "low": Int(-2 * block_motion.MAX_VECTOR, 2 * block_motion.MAX_VECTOR),
+                "counts": ListOf(Int(0, 1 << 30), 1, 4 * block_motion.MAX_VECTOR + 1),
+            },
+            required=False,
+        ),
         "bits": OneOf((BITS,)),
         "tensors": ListOf(
             Schema(
@@ -218,7 +233,7 @@ GROUP = Schema(
                 {
                     "name": Text(64),
                     "shape": ListOf(Int(1, 1 << 40), 1, 4),
-                    "idx": Int(0, SCALE_LEVELS - 1),
+                    "idx": Int(0, SCALE_LEVELS),  # SCALE_LEVELS: block motion's own table (vectors)
                     "steps": Int(1, 1 << 40),
                 },
             ),
@@ -252,6 +267,7 @@ class NervCodec(Codec):
         rate_aware: bool | None = None,
         motion: bool | None = None,
         key_pictures: bool | None = None,
+        block_motion: bool | None = None,
         **options,
     ) -> Payload:
         """item: a VideoSource (read group by group: memory holds one group, not the clip), or (uint8
@@ -261,7 +277,9 @@ class NervCodec(Codec):
         rate_aware: the fine-tune learns the steps with a rate term (fit.py; None: RATE_AWARE). Either way
         the file is the same format, decoded the same way. motion: hnerv codes a group whose camera pans or
         zooms on a canvas (motion.py; None: MOTION); off, every group is coded as without it.
-        key_pictures: each group is drawn over its key picture (keypicture.py; None: KEY_PICTURES)."""
+        key_pictures: each group is drawn over its key picture (keypicture.py; None: KEY_PICTURES).
+        block_motion: a group over a key picture may move it block by block (blocks.py; None:
+        BLOCK_MOTION)."""
         source = item if isinstance(item, VideoSource) else _tensor_source(item)
         self.check_preset(preset)
         if epochs is not None and not all(isinstance(e, (int, float)) and 0 < e < 1e6 for e in epochs):
@@ -273,6 +291,7 @@ class NervCodec(Codec):
         lam = rate_lambda(quality) if (RATE_AWARE if rate_aware is None else rate_aware) else None
         use_motion = self.kind == "hnerv" and (MOTION if motion is None else motion)
         use_keys = KEY_PICTURES if key_pictures is None else key_pictures
+        use_blocks = use_keys and (BLOCK_MOTION if block_motion is None else block_motion)
         t, h, w = source.frames, source.height, source.width
         rate = Fraction(source.rate).limit_denominator(1 << 20)
         ranges = group_ranges(t, h, w)
@@ -315,12 +334,19 @@ class NervCodec(Codec):
                 canvas = None if moves is None else moves.canvas
                 cfg = network_for(self.kind, h, w, b - a, quality, canvas, len(runs))
                 ref = rebuilt if DIFF_GROUPS and g % KEY_EVERY and cfg == previous else None
-                base = None
+                base = moved = vectors = None
                 if use_keys:
                     picture = median_picture(frames) if moves is None else canvas_picture(frames, moves)
                     key = encode_key(picture, quality)
                     # the fit draws over the picture as the decoder will have it: decoded, not the median
-                    base = base_logits(decode_key(key, *picture.shape[-2:]), cfg.height, cfg.width)
+                    decoded = decode_key(key, *picture.shape[-2:])
+                    chosen = None
+                    if use_blocks and moves is None:
+                        chosen = _block_motion(frames, runs, decoded, quality)
+                    if chosen is None:
+                        base = base_logits(decoded, cfg.height, cfg.width)
+                    else:
+                        key, vectors, moved = chosen
                     chunks.append(("VKEY", key))
                 fit = fit_group(
                     frames,
@@ -335,8 +361,9 @@ class NervCodec(Codec):
                     motion=moves,
                     base=base,
                     pictures=picture_index(runs),
+                    moved=moved,
                 )
-                data, rebuilt = _write_group(cfg, a, b, fit, moves, ref, runs)
+                data, rebuilt = _write_group(cfg, a, b, fit, moves, ref, runs, vectors)
                 chunks.append(("VGOP" if ref is None else "VDIF", data))
                 previous = cfg
                 del frames, start  # before the next group is read: one in memory, not two
@@ -412,17 +439,21 @@ class NervCodec(Codec):
             key = max(i for i in range(needed[0] + 1) if not groups[i][1].diff)  # where the chain starts
             ref = None
             for data, group in groups[key : needed[-1] + 1]:
-                decoder, inputs = _read_tensors(data, group, ref if group.diff else None)
+                decoder, inputs, vectors = _read_tensors(data, group, ref if group.diff else None)
                 first, count = group.head["first"], group.head["count"]
                 if group.end > a:  # a group before the range only passes its weights on
-                    if group.key is not None:
-                        size = (h, w) if group.motion is None else group.motion.canvas
-                        decoder.base = base_logits(
-                            decode_key(group.key, *size), group.cfg.height, group.cfg.width
-                        )
                     lo, hi = max(a, first) - first, min(b, first + count) - first
                     pic = group.pictures[lo:hi]
-                    yield reconstruct(decoder, inputs[pic], h, w, device, group.motion, lo, runs_of(pic))
+                    moved = None
+                    if group.key is not None:
+                        size = (h, w) if group.motion is None else group.motion.canvas
+                        picture = decode_key(group.key, *size)
+                        if vectors is None:
+                            decoder.base = base_logits(picture, group.cfg.height, group.cfg.width)
+                        else:
+                            moved = (picture, vectors[pic])
+                    runs = runs_of(pic)
+                    yield reconstruct(decoder, inputs[pic], h, w, device, group.motion, lo, runs, moved)
                 ref = dict(decoder.state_dict())
 
         return decoded()
@@ -442,6 +473,8 @@ class NervCodec(Codec):
             if ctype not in ("VGOP", "VDIF"):
                 raise CodecError(f"unexpected chunk {ctype}")
             group = check_group(data, payload.params, self.kind, diff=ctype == "VDIF")
+            if "blocks" in group.head and key is None:
+                raise CodecError("a video group with block motion has no key picture (VKEY) before it")
             group, key = replace(group, key=key), None
             if group.diff and (not out or out[-1][1].cfg != group.cfg):
                 raise CodecError(
@@ -462,6 +495,25 @@ class NervCodec(Codec):
         if end != payload.params["frames"]:
             raise CodecError(f"video groups cover {end} of the clip's {payload.params['frames']} frames")
         return out
+
+
+def _block_motion(
+    frames: torch.Tensor, runs: list[int], median: torch.Tensor, quality: float
+) -> tuple[bytes, torch.Tensor, torch.Tensor] | None:
+    """A group's key picture moved block by block (blocks.py), if it pays: (the VKEY payload of its middle
+    picture, the vectors [P, by, bx, 2], the moved pictures uint8 [P, 3, h, w]) when those leave at most
+    blocks.GAIN of the squared error the decoded median frame ``median`` leaves, else None."""
+    pictures = frames[first_frames(runs)]
+    median_error = block_motion.squared_error(median, pictures, runs)
+    middle = pictures[len(pictures) // 2]
+    key = encode_key(middle, quality)
+    decoded = decode_key(key, *middle.shape[-2:])
+    vectors = block_motion.group_vectors(decoded, pictures)
+    moved = torch.stack([block_motion.warp(decoded, v) for v in vectors])
+    moved_error = block_motion.squared_error(moved, pictures, runs)
+    if moved_error > block_motion.GAIN * median_error:
+        return None
+    return key, vectors, moved
 
 
 def _paced(bar: ClipProgress, pacer: Pacer, later_steps: int) -> Callable[[str, float], bool]:
@@ -509,19 +561,28 @@ def _write_group(
     motion: Motion | None = None,
     ref=None,
     runs: list[int] | None = None,
+    vectors: torch.Tensor | None = None,
 ) -> tuple[bytes, dict]:
     """(the group's chunk payload, the decoder tensors as a decoder rebuilds them: the next VDIF
     group's reference). ref: this group's reference (a VDIF group), or None (VGOP). runs: the group's
     runs of equal frames (held.py; its embeddings are one per run), written where any run is longer
-    than 1."""
+    than 1. vectors: a block-motion group's [P, by, bx, 2] (blocks.py), coded after the embeddings."""
     symbols, indexes, steps, tensors = [], [], [], []
     parts = list(_tensor_symbols(fit.decoder, fit.steps, ref))
     rebuilt = {name: rebuild(sym, st, None if ref is None else ref[name]) for name, _, st, sym in parts}
     if fit.embed_symbols is not None:  # embeddings: one step per channel, coded like a [d, ...] tensor
         parts.append(("embeddings", None, fit.embed_steps, fit.embed_symbols.transpose(0, 1).contiguous()))
+    tables = _TABLES
+    if vectors is not None:  # differences from the previous picture's, under their histogram's table
+        moves = block_motion.to_symbols(vectors)
+        low, counts = block_motion.histogram(moves)
+        tables = block_motion.with_vector_table(_TABLES, low, counts)
+        parts.append(("vectors", None, torch.ones(2), torch.from_numpy(moves)))
     for name, _, st, sym in parts:
         s = sym.numpy().reshape(-1)
         idx = int(scale_indexes(np.array([max(float(np.std(s)), MIN_STD)]), _SCALES)[0])
+        if name == "vectors":
+            idx = SCALE_LEVELS
         tensors.append({"name": name, "shape": list(sym.shape), "idx": idx, "steps": int(st.numel())})
         symbols.append(s)
         indexes.append(np.full(s.size, idx, dtype=np.uint8))
@@ -529,12 +590,14 @@ def _write_group(
     head = {"config": cfg.to_json(), "first": first, "count": last - first, "bits": BITS, "tensors": tensors}
     if runs is not None and len(runs) < last - first:
         head = {**head, "held": runs}
+    if vectors is not None:
+        head = {**head, "blocks": {"size": block_motion.BLOCK, "low": low, "counts": counts}}
     moves = b""
     if motion is not None:  # after the steps: 3 float16 per frame (motion.py)
         head = {**head, "motion": {"height": motion.canvas[0], "width": motion.canvas[1]}}
         moves = motion.params.astype("<f2").tobytes()
     header = json.dumps(head, separators=(",", ":")).encode()
-    stream = encode_indexed(np.concatenate(symbols), np.concatenate(indexes), _TABLES)
+    stream = encode_indexed(np.concatenate(symbols), np.concatenate(indexes), tables)
     steps = np.concatenate(steps).astype("<f2").tobytes()
     return struct.pack("<I", len(header)) + header + steps + moves + stream, rebuilt
 
@@ -616,10 +679,17 @@ def check_group(data: bytes, params: dict, kind: str, diff: bool = False) -> Che
     if held is not None and sum(held) != count:
         raise CodecError(f"VGOP header: held frames add up to {sum(held)}, not the group's {count}")
     expected = [(name, list(shape)) for name, shape in tensor_shapes(cfg).items()]
+    pictures = count if held is None else len(held)
     if kind == "hnerv":  # one embedding per picture (a run of held frames), FORMAT.md 6.4.3
-        expected.append(("embeddings", [cfg.embed_dim, count if held is None else len(held), *cfg.grid]))
+        expected.append(("embeddings", [cfg.embed_dim, pictures, *cfg.grid]))
+    if "blocks" in head:  # block motion, FORMAT.md 6.4.4
+        if "motion" in head:
+            raise CodecError("VGOP header: block motion in a motion group")
+        expected.append(("vectors", [2, pictures, *block_motion.grid(height, width)]))
     if [(t["name"], t["shape"]) for t in head["tensors"]] != expected:
         raise CodecError("VGOP header: tensors do not match its architecture")
+    if any((t["idx"] == SCALE_LEVELS) != (t["name"] == "vectors") for t in head["tensors"]):
+        raise CodecError(f"VGOP header: table {SCALE_LEVELS} is the block vectors' and theirs only")
     for t in head["tensors"]:  # one step per index of the first dimension, or one for a vector
         if t["steps"] != (t["shape"][0] if len(t["shape"]) >= 2 else 1):
             raise CodecError(f"VGOP header: tensor {t['name']} has {t['steps']} steps")
@@ -676,21 +746,31 @@ def _check_motion(params: np.ndarray, canvas: tuple[int, int], height: int, widt
     return motion
 
 
-def _read_tensors(data: bytes, group: CheckedGroup, ref: dict | None) -> tuple[Decoder, torch.Tensor]:
-    """A checked group's decoder and its pictures' inputs (HNeRV embeddings [pictures, d, h0, w0], NeRV
-    times [count]); ref: the previous group's decoder tensors, for a VDIF group."""
+def _read_tensors(
+    data: bytes, group: CheckedGroup, ref: dict | None
+) -> tuple[Decoder, torch.Tensor, torch.Tensor | None]:
+    """A checked group's decoder, its pictures' inputs (HNeRV embeddings [pictures, d, h0, w0], NeRV
+    times [count]) and a block-motion group's vectors [pictures, by, bx, 2] (else None); ref: the previous
+    group's decoder tensors, for a VDIF group."""
     tensors, cfg, pos = group.head["tensors"], group.cfg, group.steps_at
     steps = np.frombuffer(data, "<f2", group.n_steps, pos).astype(np.float32)
     if not np.isfinite(steps).all():
         raise CodecError("corrupt video group (a quantization step is not finite)")
     counts = [math.prod(t["shape"]) for t in tensors]
     indexes = np.concatenate([np.full(c, t["idx"], np.uint8) for c, t in zip(counts, tensors, strict=True)])
-    symbols = decode_indexed(data[group.stream_at :], indexes, _TABLES)
-    values, s_pos, st_pos = [], 0, 0
+    tables = _TABLES
+    if "blocks" in group.head:
+        blocks = group.head["blocks"]
+        tables = block_motion.with_vector_table(_TABLES, blocks["low"], blocks["counts"])
+    symbols = decode_indexed(data[group.stream_at :], indexes, tables)
+    values, s_pos, st_pos, vectors = [], 0, 0, None
     for t, c in zip(tensors, counts, strict=True):
         sym = torch.from_numpy(symbols[s_pos : s_pos + c].astype(np.int64)).view(t["shape"])
         st = torch.from_numpy(steps[st_pos : st_pos + t["steps"]].copy())
-        values.append(rebuild(sym, st, None if ref is None else ref.get(t["name"])))
+        if t["name"] == "vectors":  # block motion (FORMAT.md 6.4.4; check_group puts it last): integers
+            vectors = _vectors(sym, st)
+        else:
+            values.append(rebuild(sym, st, None if ref is None else ref.get(t["name"])))
         s_pos, st_pos = s_pos + c, st_pos + t["steps"]
     decoder = Decoder(cfg)
     names = list(tensor_shapes(cfg))
@@ -700,7 +780,18 @@ def _read_tensors(data: bytes, group: CheckedGroup, ref: dict | None) -> tuple[D
         inputs = values[-1].transpose(0, 1).contiguous()
     else:
         inputs = torch.arange(count, dtype=torch.float32) / count
-    return decoder, inputs
+    return decoder, inputs, vectors
+
+
+def _vectors(symbols: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    """A block-motion group's coded integers [2, P, by, bx] -> its vectors [P, by, bx, 2], refused unless
+    its steps are 1 and every component is within blocks.MAX_VECTOR."""
+    if not bool((steps == 1).all()):
+        raise CodecError("corrupt video group (block motion vectors with a step other than 1)")
+    vectors = block_motion.from_symbols(symbols)
+    if vectors.numel() and int(vectors.abs().max()) > block_motion.MAX_VECTOR:
+        raise CodecError(f"corrupt video group (a block vector beyond {block_motion.MAX_VECTOR} pixels)")
+    return vectors
 
 
 def reconstruct(
@@ -712,6 +803,7 @@ def reconstruct(
     motion: Motion | None = None,
     first: int = 0,
     runs: list[int] | None = None,
+    moved: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Decoder inputs (HNeRV embeddings [T, d, h0, w0], NeRV times [T]) -> uint8 frames [T, 3, height,
     width]. Each frame is computed alone, a batch of one: its bytes do not depend on which other frames
@@ -719,14 +811,20 @@ def reconstruct(
     full-resolution tensors also stay in cache, which batches of 8 did not: 2.5x faster. motion: the
     group's, whose frame ``first + i`` input i is: the decoder draws the canvas, the frame is sampled
     from it (motion.sample). runs: the frames in runs of equal inputs (held frames, held.py), each
-    drawn once (a motion group samples each frame of a run from its one canvas), or None: runs of 1."""
+    drawn once (a motion group samples each frame of a run from its one canvas), or None: runs of 1.
+    moved: a block-motion group's (key picture uint8 [3, height, width], vectors of each frame [T, by, bx,
+    2]): each frame is drawn over the key moved by its vectors (blocks.warp), not over ``decoder.base``."""
     decoder = decoder.to(device).eval()
     runs = runs or [1] * inputs.shape[0]
     starts = np.cumsum([0] + runs[:-1]).tolist()
 
     def frames(run: int) -> torch.Tensor:
         i, n = starts[run], runs[run]
-        x = decoder(inputs[i : i + 1].to(device))
+        base = None
+        if moved is not None:
+            picture = block_motion.warp(moved[0], moved[1][i])
+            base = base_logits(picture, decoder.cfg.height, decoder.cfg.width).to(device)
+        x = decoder(inputs[i : i + 1].to(device), base)
         if motion is None:  # one picture, its copies as views
             return _to_uint8(x[:, :, :height, :width]).expand(n, -1, -1, -1)
         return torch.cat([_to_uint8(sample(x, motion, [first + j], height, width)) for j in range(i, i + n)])

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from .held import first_frames, runs_of
+from .keypicture import base_logits
 from .model import Decoder, Encoder, NervConfig
 from .motion import Motion, place, sample
 from .quant import (
@@ -77,7 +78,9 @@ class _Fit:
     group's global motion (motion.py), or None: the decoder draws a canvas [T, 3, H', W'] from which each
     frame is sampled at its place, the target is the frames themselves [T, 3, H, W] and HNeRV's encoder
     sees each frame drawn on the canvas. base: the key picture's logits the decoder draws over, or None.
-    pictures: each frame's picture (held.py: one embedding per run of equal frames), or None: its own."""
+    pictures: each frame's picture (held.py: one embedding per run of equal frames), or None: its own.
+    moved: a block-motion group's base per picture (blocks.py), uint8 [P, 3, h, w], drawn over instead of
+    ``base`` (made into logits a batch at a time: a float copy would be the size of the target)."""
 
     def __init__(
         self,
@@ -93,8 +96,10 @@ class _Fit:
         motion: Motion | None = None,
         base: torch.Tensor | None = None,
         pictures: torch.Tensor | None = None,
+        moved: torch.Tensor | None = None,
     ):
         _, _, self.h, self.w = frames.shape
+        self.moved = None if moved is None else moved.to(device)
         # a group coded as differences: the previous group's decoder tensors as the decoder rebuilds them
         self.ref = {k: v.to(device) for k, v in (ref or {}).items()}
         self.bits, self.batch, self.lam, self.motion, self.cfg = bits, batch, lam, motion, cfg
@@ -110,7 +115,8 @@ class _Fit:
         # Over a key picture it starts at the picture itself (a head bias of 0).
         mean = self.target[..., : self.h, : self.w].mean((0, 2, 3)).clamp(0.02, 0.98)
         with torch.no_grad():
-            self.decoder.head.bias.copy_(torch.logit(mean) if base is None else torch.zeros(3))
+            drawn_over = base is not None or moved is not None
+            self.decoder.head.bias.copy_(torch.zeros(3) if drawn_over else torch.logit(mean))
         self.decoder.base = None if base is None else base.to(device)
         self.encoder = Encoder(cfg).to(device) if cfg.kind == "hnerv" else None
         if start is not None:  # the previous group's networks (same architecture): warm_start
@@ -130,13 +136,13 @@ class _Fit:
         rate = None
         if not qat:
             inputs = self.encoder(self._input(i)) if self.encoder is not None else self.times[i]
-            out = self._frames(self.decoder(inputs), i)
+            out = self._frames(self.decoder(inputs, self._base(i)), i)
         elif self.lam is not None:
             out, rate = self._rate_forward(i, noise=True)
         else:
             inputs = self.embeddings[self.pic[i]] if self.encoder is not None else self.times[i]
             quantized = {k: self._rebuilt(k, fake_quantize(c, self.bits)) for k, c in self._coded()}
-            out = self._frames(functional_call(self.decoder, quantized, (inputs,)), i)
+            out = self._frames(functional_call(self.decoder, quantized, (inputs, self._base(i))), i)
         mse = _mse(out, x, self.h, self.w)
         loss = mse if rate is None else mse + self.lam * rate / self.pixels
         self.opt.zero_grad()
@@ -146,6 +152,12 @@ class _Fit:
         if self.log_steps:
             self._floor_log_steps()
         return mse.item()
+
+    def _base(self, i: torch.Tensor) -> torch.Tensor | None:
+        """A block-motion group's bases (logits) of the frames ``i``, or None: the decoder's own."""
+        if self.moved is None:
+            return None
+        return base_logits(self.moved[self.pic[i]], self.cfg.height, self.cfg.width)
 
     def _input(self, i: torch.Tensor) -> torch.Tensor:
         """HNeRV encoder's input for the frames ``i``: the padded frames, or in a motion group each frame
@@ -205,7 +217,7 @@ class _Fit:
             inputs = quantized.pop("embeddings")[:, self.pic[i]].transpose(0, 1)
         else:
             inputs = self.times[i]
-        return self._frames(functional_call(self.decoder, quantized, (inputs,)), i), rate
+        return self._frames(functional_call(self.decoder, quantized, (inputs, self._base(i))), i), rate
 
     def start_qat(self) -> None:
         """Freeze HNeRV's embeddings at their quantized values; from now on only the decoder learns.
@@ -292,6 +304,7 @@ def fit_group(
     motion: Motion | None = None,
     base: torch.Tensor | None = None,
     pictures: torch.Tensor | None = None,
+    moved: torch.Tensor | None = None,
 ) -> FitResult:
     """frames: uint8 [T, 3, H, W] -> a fitted, quantization-aware decoder (and HNeRV embeddings).
     epochs: (fit, fine-tune) epochs, or a preset's name. on_step(phase "fit" or "qat", MSE) after each
@@ -303,13 +316,14 @@ def fit_group(
     motion: the group's global motion (cfg is then the canvas's network), or None. base: the logits of the
     group's key picture (keypicture.base_logits, the padded size) the decoder's output is drawn over, or
     None. pictures: each frame's picture index (held.py): the embeddings are one per picture, or None: one
-    per frame. Runs in full float32 (full_float32)."""
+    per frame. moved: a block-motion group's moved key pictures, uint8 [P, 3, h, w] (blocks.py), drawn over
+    instead of ``base``. Runs in full float32 (full_float32)."""
     torch.manual_seed(seed)
     epochs = PRESETS[epochs] if isinstance(epochs, str) else epochs
     init = start if start is not None and warm_start(start, cfg) else None
     # the same schedule from a warm start: at half the peak rate the later groups gained 0.7-0.9 dB
     # (tree, megamind 72 frames in groups of 24), at the full rate 1.0-1.05 dB
-    fit = _Fit(frames, cfg, bits, device, batch, lr, lam, init, ref, motion, base, pictures)
+    fit = _Fit(frames, cfg, bits, device, batch, lr, lam, init, ref, motion, base, pictures, moved)
     n_fit, n_qat = fit_steps(epochs, fit.n, batch)
     total = n_fit + n_qat
     sq_err, seen = 0.0, 0

@@ -85,10 +85,11 @@ def decode_key(data: bytes, height: int, width: int) -> torch.Tensor:
 
 
 def base_logits(picture: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """A key picture (uint8 [3, h, w]) -> the float32 logits [1, 3, height, width] added to the decoder's
-    head: ln(p / (1 - p)) with p = (v + 1/2) / 256 (never 0 or 1), the picture's last row and column
-    repeated to the padded size."""
+    """A key picture (uint8 [3, h, w], or a batch [B, 3, h, w]) -> the float32 logits [1 or B, 3, height,
+    width] added to the decoder's head: ln(p / (1 - p)) with p = (v + 1/2) / 256 (never 0 or 1), the
+    picture's last row and column repeated to the padded size."""
     p = (picture.float() + 0.5) / 256
-    logits = (torch.log(p) - torch.log1p(-p))[None]
+    logits = torch.log(p) - torch.log1p(-p)
+    logits = logits[None] if logits.dim() == 3 else logits
     h, w = picture.shape[-2:]
     return F.pad(logits, (0, width - w, 0, height - h), mode="replicate")

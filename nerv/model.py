@@ -190,13 +190,15 @@ class Decoder(nn.Module):
             -1, self.cfg.channels[0], h0, w0
         )
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """inputs: HNeRV embeddings [B, d, h0, w0] or NeRV frame times t [B]."""
+    def forward(self, inputs: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+        """inputs: HNeRV embeddings [B, d, h0, w0] or NeRV frame times t [B]. base: logits [B, 3, H', W'] to
+        draw these frames over (a block-motion group's moved key pictures), instead of ``self.base``."""
         x = self.features(inputs)
         for block in self.blocks:
             x = block(x)
         y = self.head(x)
-        return torch.sigmoid(y if self.base is None else y + self.base)
+        base = self.base if base is None else base
+        return torch.sigmoid(y if base is None else y + base)
 
 
 class Encoder(nn.Module):

@@ -243,7 +243,8 @@ def _set(path, value):
         (_set(("bits",), 16), "bits = 16 is not one of 8"),
         (_set(("tensors", 0, "steps"), 1), "tensor stem.0.weight has 1 steps"),
         (_set(("tensors", 0, "shape"), [64, 2**40]), "tensors do not match"),
-        (_set(("tensors", 0, "idx"), 64), r"tensors\[0\]\.idx = 64 outside 0\.\.63"),
+        (_set(("tensors", 0, "idx"), 65), r"tensors\[0\]\.idx = 65 outside 0\.\.64"),
+        (_set(("tensors", 0, "idx"), 64), "table 64 is the block vectors. and theirs only"),
         (lambda head: head.pop("tensors"), "tensors is missing"),
     ],
 )

@@ -71,9 +71,18 @@ def test_bad_key_pictures_are_refused_in_one_line(monkeypatch):
     monkeypatch.setattr(nerv_codec, "MAX_GROUP_FRAMES", 2)
     frames = still_clip()
     file = McdFile.parse(
-        encode_bytes((frames, 25), "video", "hnerv", 2, progress=False, epochs=(1, 1), key_pictures=True)
+        encode_bytes(
+            (frames, 25),
+            "video",
+            "hnerv",
+            2,
+            progress=False,
+            epochs=(1, 1),
+            key_pictures=True,
+            block_motion=False,
+        )
     )
-    k0, g0, k1, g1 = file.chunks
+    k0, g0, k1, g1 = file.chunks  # median key pictures (test_video_blocks.py: a moved one)
 
     def refused(chunks, message):
         with pytest.raises(CodecError, match=message):
