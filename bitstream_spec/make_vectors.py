@@ -113,7 +113,9 @@ def main() -> None:
     decodable["tree_64x48_hnerv_vdif.mcd"] = encode_bytes(
         clip4, "video", "hnerv", 1, preset="fast", progress=False, key_pictures=False
     )
-    # the same 4 frames, each group drawn over its key picture (6.4.2): VKEY, VGOP, VKEY, VDIF
+    # the same 4 frames, each group drawn over its key picture (6.4.2): VKEY, VGOP, VKEY, VDIF (networks:
+    # groups drawn from keys alone, 6.4.5, left out here)
+    bare, nerv_codec.BARE_BLOCKS = nerv_codec.BARE_BLOCKS, False
     decodable["tree_64x48_hnerv_key.mcd"] = encode_bytes(
         clip4, "video", "hnerv", 1, preset="fast", progress=False, key_pictures=True
     )
@@ -145,6 +147,17 @@ def main() -> None:
     decodable["slide_64x48_hnerv_blocks.mcd"] = encode_bytes(
         (sliding.contiguous(), rate), "video", "hnerv", 1, preset="fast", progress=False, key_pictures=True
     )
+    nerv_codec.BARE_BLOCKS = bare
+    # keys alone (6.4.5): the slide over 10 frames drawn from pictures 2 and 7 coded as images, no network:
+    # VKEY, VKEY, VBLK (the encoder's choice forced: on so small a clip it depends on the fit)
+    sliding = torch.stack(
+        [torch.cat([still[:, :, :32], tree[0, :, 3 * t : 3 * t + 48, 64:96]], 2) for t in range(10)]
+    )
+    cheaper, nerv_codec._cheaper = nerv_codec._cheaper, lambda fitted, keys_alone, lam, pixels: keys_alone[0]
+    decodable["slide_64x48_hnerv_bare.mcd"] = encode_bytes(
+        (sliding.contiguous(), rate), "video", "hnerv", 1, preset="fast", progress=False
+    )
+    nerv_codec._cheaper = cheaper
     speech, speech_rate = read_audio(Path(str(files("mcodec") / "samples" / "goforward_16k.flac")))
     # 1.5 s at a requested 3 kbit/s: the container's bytes make the encoder shed a stage (n_q = 3)
     decodable["goforward_rvq_3k.mcd"] = encode_bytes((speech[:, 8000:32000], speech_rate), "audio", "rvq", 3)

@@ -121,7 +121,8 @@ def cli(ctx: click.Context, quiet: bool) -> None:
     "--block-motion/--no-block-motion",
     default=None,
     help="video: a group whose content moves inside the frame is drawn over one of its frames moved block by "
-    "block (default: on)",
+    "block, and any group but a pan's or zoom's is drawn from key pictures alone (a frame in 12, each other "
+    "frame's blocks moved from those around it, no network) where that costs less (default: on)",
 )
 @click.option("--no-audio", is_flag=True, help="video: leave the sound out (default: code the first track)")
 @click.option(

@@ -17,11 +17,19 @@ to fine (a quarter-resolution full search, then +-REFINE pixels at full resoluti
 always a candidate). A group uses block motion when its moved key leaves at most GAIN of the squared
 error its median frame leaves (megamind, 24-frame groups: the median frame 23.6-24.5 dB, the middle frame
 moved in 16 x 16 blocks 32.3-33.2 dB).
+
+Such a group may instead be drawn over several keys, one every SPACING pictures (``between_keys``): each
+other picture's block comes from the key before it, the key after it or their mean, like a classical
+codec's B pictures, with a vector from each key and a mode per block (FORMAT.md 6.4.4, several keys). One
+key 24 pictures away leaves what it never saw (a turned head, a cut) for the network to learn; keys 4
+pictures away on both sides leave little.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -40,6 +48,19 @@ COARSE = 4  # the coarse search's downscale
 # 0.0040); the bits are the differences' entropy under their histogram, what the file's table nearly gives
 RATE_BIAS = 64.0
 GAIN = 0.7  # block motion when the moved key's squared error is at most this share of the median frame's
+# A group drawn from keys alone (FORMAT.md 6.4.5, ``between_keys``): a key every SPACING pictures, coded at
+# the video quality + KEY_STEP, each other picture's block moved from the key before it, the key after it or
+# their mean (MODES), its vectors charged KEYS_RATE_BIAS: no network then pays for what they leave.
+# megamind's first 48 frames, the pictures alone (real bytes), then x264 medium's rate at that PSNR: keys
+# every 12 at image q1 0.0347 bpp / 30.54 dB (1.9x x264's), q2 0.0395 / 31.35 (1.9x), q4 0.0524 / 32.34
+# (2.2x), q6 0.0714 / 32.81 (2.9x); at q1 every 8 0.0425 / 30.91 (2.2x), every 16 0.0300 / 29.84 (1.8x),
+# every 24 0.0242 / 28.88 (1.7x), one key 0.0134 / 27.45 (1.1x, below x264's lowest point). At q1, every
+# 8: bias 64 0.0498 / 31.25 (2.5x), 256 0.0425 / 30.91 (2.2x), 512 0.0390 / 30.50 (2.2x), 1024 (2.4x).
+# The fitted network over one moved key (below) gave 0.0682 / 31.81 (3.2x) at video q1.
+SPACING = 12
+KEYS_RATE_BIAS = 256.0
+MODES = 3  # a block's base: 0 the key before it, 1 the key after it, 2 their mean
+KEY_STEP = 0  # (a fitted group's one key: + keypicture.KEY_STEP)
 
 
 def grid(height: int, width: int) -> tuple[int, int]:
@@ -64,9 +85,11 @@ def _blocks(x: torch.Tensor, size: int) -> torch.Tensor:
     return x.unfold(-2, size, size).unfold(-2, size, size)
 
 
-def search(key: torch.Tensor, frame: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+def search(
+    key: torch.Tensor, frame: torch.Tensor, previous: torch.Tensor | None = None, bias: float = RATE_BIAS
+) -> torch.Tensor:
     """The vectors [by, bx, 2] (int64) that move the uint8 key [3, h, w] onto the uint8 frame, each block's
-    change from ``previous`` (the previous picture's vectors, or 0) charged RATE_BIAS per pixel."""
+    change from ``previous`` (the previous picture's vectors, or 0) charged ``bias`` per pixel."""
     h, w = frame.shape[-2:]
     by, bx = grid(h, w)
     ph, pw = by * BLOCK - h, bx * BLOCK - w
@@ -103,7 +126,7 @@ def search(key: torch.Tensor, frame: torch.Tensor, previous: torch.Tensor | None
     ]
     for v in candidates:
         cand = windows[:, top + v[..., 0], left + v[..., 1]].permute(1, 2, 0, 3, 4)
-        cost = (cand - target).abs().sum((-3, -2, -1)) + RATE_BIAS * (v - prev).abs().sum(-1)
+        cost = (cand - target).abs().sum((-3, -2, -1)) + bias * (v - prev).abs().sum(-1)
         better = cost < best
         best = torch.where(better, cost, best)
         out[better] = v[better]
@@ -117,6 +140,98 @@ def group_vectors(key: torch.Tensor, pictures: torch.Tensor) -> torch.Tensor:
         previous = search(key, p, previous)
         out.append(previous)
     return torch.stack(out)
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """A block-motion group's motion: vectors [P, by, bx, 2] from its one key, or, with several keys,
+    vectors [P, by, bx, 4] (from the key before, then the key after), the blocks' modes [P, by, bx] and the
+    keys' pictures ``positions``."""
+
+    vectors: torch.Tensor
+    modes: torch.Tensor | None = None
+    positions: list[int] | None = None
+
+    def base(self, keys: list[torch.Tensor], picture: int) -> torch.Tensor:
+        """Picture ``picture``'s base (uint8 [3, h, w]) from the group's decoded keys, in order."""
+        if self.modes is None:
+            return warp(keys[0], self.vectors[picture])
+        i, j = references(picture, self.positions)
+        return predict(keys[i], keys[j], self.vectors[picture], self.modes[picture])
+
+
+def key_positions(pictures: int) -> list[int]:
+    """The pictures a group of this many keeps as keys when it has several: one per SPACING, centred."""
+    n = math.ceil(pictures / SPACING)
+    return [(2 * i + 1) * pictures // (2 * n) for i in range(n)]
+
+
+def references(position: int, keys: list[int]) -> tuple[int, int]:
+    """Picture ``position``'s two keys (indexes into the sorted ``keys``): the last at or before it and the
+    first at or after it; before the first key both are the first, after the last both are the last."""
+    before = max(bisect_right(keys, position) - 1, 0)
+    after = min(bisect_left(keys, position), len(keys) - 1)
+    return before, after
+
+
+def _per_pixel(values: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    return values.repeat_interleave(BLOCK, 0).repeat_interleave(BLOCK, 1)[:h, :w]
+
+
+def predict(
+    before: torch.Tensor, after: torch.Tensor, vectors: torch.Tensor, modes: torch.Tensor
+) -> torch.Tensor:
+    """A picture's base from its two keys (uint8 [3, h, w]), its vectors [by, bx, 4] (dy, dx from the key
+    before, then from the key after) and its blocks' modes [by, bx] (MODES): uint8 [3, h, w]. The mean is
+    (a + b + 1) // 2 in integers."""
+    h, w = before.shape[-2:]
+    a, b = warp(before, vectors[..., :2]), warp(after, vectors[..., 2:])
+    mean = ((a.int() + b.int() + 1) >> 1).to(torch.uint8)
+    m = _per_pixel(modes, h, w)
+    return torch.where(m == 0, a, torch.where(m == 1, b, mean))
+
+
+def _block_errors(picture: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+    """Squared error of each block [by, bx] (float64)."""
+    h, w = frame.shape[-2:]
+    by, bx = grid(h, w)
+    e = (picture.double() - frame.double()).square().sum(0)
+    return _blocks(F.pad(e, (0, bx * BLOCK - w, 0, by * BLOCK - h)), BLOCK).sum((-2, -1))
+
+
+def between_keys(
+    keys: list[torch.Tensor], positions: list[int], pictures: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each uint8 picture [P, 3, h, w] drawn from the decoded keys at ``positions``: (vectors [P, by, bx, 4],
+    modes [P, by, bx], the bases uint8 [P, 3, h, w]). A key picture is its own base (zero vectors, mode 0);
+    each block takes the mode of least squared error; a vector no mode uses (a picture with one reference's
+    second, the other key's of a block of mode 0 or 1) is the previous picture's: its differences are 0.
+    (megamind's first 48 frames, keys every 8 at image q1: 0.0305 bpp of vectors and modes, 0.0287 once
+    the unused vectors cost nothing.)"""
+    h, w = pictures.shape[-2:]
+    by, bx = grid(h, w)
+    last = torch.zeros(by, bx, 4, dtype=torch.long)
+    vectors, modes, bases = [], [], []
+    for p, picture in enumerate(pictures):
+        i, j = references(p, positions)
+        v, m = last.clone(), torch.zeros(by, bx, dtype=torch.long)
+        if p in positions:
+            v[..., :2] = 0
+        else:
+            v[..., :2] = search(keys[i], picture, last[..., :2], KEYS_RATE_BIAS)
+            if i != j:
+                v[..., 2:] = search(keys[j], picture, last[..., 2:], KEYS_RATE_BIAS)
+                a, b = warp(keys[i], v[..., :2]), warp(keys[j], v[..., 2:])
+                mean = ((a.int() + b.int() + 1) >> 1).to(torch.uint8)
+                m = torch.stack([_block_errors(x, picture) for x in (a, b, mean)]).argmin(0)
+                # a vector its block's mode leaves unused stays the previous picture's: a 0 to code
+                v = torch.where((m == 0)[..., None] & torch.tensor([False, False, True, True]), last, v)
+                v = torch.where((m == 1)[..., None] & torch.tensor([True, True, False, False]), last, v)
+        vectors.append(v)
+        modes.append(m)
+        bases.append(predict(keys[i], keys[j], v, m))
+        last = v
+    return torch.stack(vectors), torch.stack(modes), torch.stack(bases)
 
 
 def squared_error(bases: torch.Tensor, pictures: torch.Tensor, weights: list[int]) -> float:

@@ -13,7 +13,8 @@ its median canvas) coded as an image file in a ``VKEY`` chunk before it (keypict
 An hnerv group whose frames repeat exactly adds a JSON ``held`` key (run lengths): one embedding per run,
 each run drawn once (held.py, FORMAT.md 6.4.3). A group over a key picture whose content moves inside the
 frame adds a JSON ``blocks`` key: its key picture is then one of its frames, moved block by block for each
-picture by vectors coded with its other integers (blocks.py, FORMAT.md 6.4.4).
+picture by vectors coded with its other integers (blocks.py, FORMAT.md 6.4.4), or several of its frames
+(a VKEY chunk each), each block of the others moved from the key before, the key after or both.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ from mcodec.codec.media_io.video_source import VideoSource
 from mcodec.codec.schema import Int, ListOf, Number, OneOf, Schema, Text, media_fields
 from mcodec.entropy import decode_indexed, encode_indexed, gaussian_tables, scale_indexes, scale_table
 from mcodec.entropy.gaussian import SCALE_LEVELS
+from mcodec.entropy.tables import TableSet
 
 from . import blocks as block_motion
+from .blocks import Blocks
 from .budget import LEAST, Budget, Pacer, duration, plan_epochs
 from .fit import BATCH, PRESETS, fit_group, fit_steps, time_steps
 from .held import first_frames, held_runs, picture_index, runs_of
@@ -82,12 +85,21 @@ KEY_PICTURES = True
 # ... and a group whose content moves inside the frame is drawn over one of its frames moved block by block
 # (blocks.py's rule; FORMAT.md 6.4.4)
 BLOCK_MOTION = True
+# ... and any other group (but a motion group's) is drawn from keys every blocks.SPACING pictures alone, with
+# no network (a VBLK chunk), where that costs less: its squared error and bits, at CHOICE_LAMBDA, against
+# the fitted group's as decoded
+BARE_BLOCKS = True
 # The default preset: fast. On tree.avi's 120 frames medium (3.5x the fit steps) moved each point up its
 # curve (+11% bytes for +0.3..0.6 dB) rather than the curve up (BD-PSNR vs x264 -1.08 dB at medium, -1.04
 # at fast), and took 20-24 minutes a point on one core where the target is 10 minutes on two.
 DEFAULT_PRESET = "fast"
 LAMBDA_Q1 = 0.01  # rate-aware: weight on estimated bits per pixel at quality 1 (MSE on [0, 1] pixels)
 LAMBDA_STEP = 3.0  # ... divided by this per quality level
+# The choice between a fitted group and one drawn from keys alone weighs bits per pixel by the slope of the
+# keys-alone curve at every quality (megamind, 48 frames, q1..q4: MSE falls ~0.01 per bpp), not by the
+# fit's lambda, which falls 3x a level: with it q3 and q4 kept fitted groups of 0.116 and 0.182 bpp for
+# 32.55 and 33.60 dB, where keys alone gave 0.045 / 31.88 and 0.052 / 32.34 (x264 medium: 40.1 dB at 0.116)
+CHOICE_LAMBDA = LAMBDA_Q1
 INFOS = {
     "hnerv": CodecInfo(
         "hnerv",
@@ -198,6 +210,11 @@ PARAMS = Schema(
     "video params",
     {**media_fields("video"), "quality": Number(*QUALITIES), "preset": Text(32, required=False)},
 )
+_BLOCKS = {  # a block-motion group's (FORMAT.md 6.4.4)
+    "size": OneOf((block_motion.BLOCK,)),
+    "low": Int(-2 * block_motion.MAX_VECTOR, 2 * block_motion.MAX_VECTOR),
+    "counts": ListOf(Int(0, 1 << 30), 1, 4 * block_motion.MAX_VECTOR + 1),
+}
 # A VGOP's JSON header, field by field; check_group adds what depends on the clip and the architecture.
 GROUP = Schema(
     "VGOP header",
@@ -217,15 +234,7 @@ GROUP = Schema(
         "motion": Schema("motion", {"height": Int(1, 1 << 14), "width": Int(1, 1 << 14)}, required=False),
         "count": Int(1, MAX_GROUP_FRAMES),
         "held": ListOf(Int(1, MAX_GROUP_FRAMES), 1, MAX_GROUP_FRAMES, required=False),
-        "blocks": Schema(
-            "blocks",
-            {
-                "size": OneOf((block_motion.BLOCK,)),
-                "low": Int(-2 * block_motion.MAX_VECTOR, 2 * block_motion.MAX_VECTOR),
-                "counts": ListOf(Int(0, 1 << 30), 1, 4 * block_motion.MAX_VECTOR + 1),
-            },
-            required=False,
-        ),
+        "blocks": Schema("blocks", _BLOCKS, required=False),
         "bits": OneOf((BITS,)),
         "tensors": ListOf(
             Schema(
@@ -239,6 +248,24 @@ GROUP = Schema(
             ),
             1,
             64,
+        ),
+    },
+)
+
+# A VBLK's (FORMAT.md 6.4.5): a group drawn from its keys alone; check_bare adds what depends on the clip.
+BARE = Schema(
+    "VBLK header",
+    {
+        "first": Int(0, 1 << 20),
+        "count": Int(1, MAX_GROUP_FRAMES),
+        "held": ListOf(Int(1, MAX_GROUP_FRAMES), 1, MAX_GROUP_FRAMES, required=False),
+        "blocks": Schema(
+            "blocks",
+            {
+                **_BLOCKS,
+                "keys": ListOf(Int(0, MAX_GROUP_FRAMES - 1), 1, MAX_GROUP_FRAMES),
+                "modes": ListOf(Int(0, 1 << 30), block_motion.MODES, block_motion.MODES),
+            },
         ),
     },
 )
@@ -278,7 +305,8 @@ class NervCodec(Codec):
         the file is the same format, decoded the same way. motion: hnerv codes a group whose camera pans or
         zooms on a canvas (motion.py; None: MOTION); off, every group is coded as without it.
         key_pictures: each group is drawn over its key picture (keypicture.py; None: KEY_PICTURES).
-        block_motion: a group over a key picture may move it block by block (blocks.py; None:
+        block_motion: a group over a key picture may move it block by block, and a group (not a motion
+        group's) may be drawn from keys alone where that costs less (BARE_BLOCKS; blocks.py; None:
         BLOCK_MOTION)."""
         source = item if isinstance(item, VideoSource) else _tensor_source(item)
         self.check_preset(preset)
@@ -334,20 +362,19 @@ class NervCodec(Codec):
                 canvas = None if moves is None else moves.canvas
                 cfg = network_for(self.kind, h, w, b - a, quality, canvas, len(runs))
                 ref = rebuilt if DIFF_GROUPS and g % KEY_EVERY and cfg == previous else None
-                base = moved = vectors = None
+                keys, base, moved, vectors = [], None, None, None
                 if use_keys:
                     picture = median_picture(frames) if moves is None else canvas_picture(frames, moves)
-                    key = encode_key(picture, quality)
+                    keys = [encode_key(picture, quality)]
                     # the fit draws over the picture as the decoder will have it: decoded, not the median
-                    decoded = decode_key(key, *picture.shape[-2:])
+                    decoded = decode_key(keys[0], *picture.shape[-2:])
                     chosen = None
                     if use_blocks and moves is None:
                         chosen = _block_motion(frames, runs, decoded, quality)
                     if chosen is None:
                         base = base_logits(decoded, cfg.height, cfg.width)
                     else:
-                        key, vectors, moved = chosen
-                    chunks.append(("VKEY", key))
+                        keys[0], vectors, moved = chosen
                 fit = fit_group(
                     frames,
                     cfg,
@@ -363,9 +390,14 @@ class NervCodec(Codec):
                     pictures=picture_index(runs),
                     moved=moved,
                 )
-                data, rebuilt = _write_group(cfg, a, b, fit, moves, ref, runs, vectors)
-                chunks.append(("VGOP" if ref is None else "VDIF", data))
-                previous = cfg
+                data, built = _write_group(cfg, a, b, fit, moves, ref, runs, vectors)
+                group = [*(("VKEY", k) for k in keys), ("VGOP" if ref is None else "VDIF", data)]
+                if use_blocks and BARE_BLOCKS and moves is None:
+                    fitted = (group, _decoded_error(group, (h, w), self.kind, ref, frames))
+                    group = _cheaper(fitted, _bare(frames, a, runs, quality), CHOICE_LAMBDA, (b - a) * h * w)
+                chunks.extend(group)
+                # a VBLK group passes no decoder on: the next group's is a VGOP
+                rebuilt, previous = (built, cfg) if group[-1][0] != "VBLK" else (None, None)
                 del frames, start  # before the next group is read: one in memory, not two
         finally:
             bar.close()
@@ -439,43 +471,38 @@ class NervCodec(Codec):
             key = max(i for i in range(needed[0] + 1) if not groups[i][1].diff)  # where the chain starts
             ref = None
             for data, group in groups[key : needed[-1] + 1]:
-                decoder, inputs, vectors = _read_tensors(data, group, ref if group.diff else None)
-                first, count = group.head["first"], group.head["count"]
-                if group.end > a:  # a group before the range only passes its weights on
-                    lo, hi = max(a, first) - first, min(b, first + count) - first
-                    pic = group.pictures[lo:hi]
-                    moved = None
-                    if group.key is not None:
-                        size = (h, w) if group.motion is None else group.motion.canvas
-                        picture = decode_key(group.key, *size)
-                        if vectors is None:
-                            decoder.base = base_logits(picture, group.cfg.height, group.cfg.width)
-                        else:
-                            moved = (picture, vectors[pic])
-                    runs = runs_of(pic)
-                    yield reconstruct(decoder, inputs[pic], h, w, device, group.motion, lo, runs, moved)
-                ref = dict(decoder.state_dict())
+                out, ref = _decode_group(data, group, ref, (h, w), device, (a, b))
+                if out is not None:
+                    yield out
 
         return decoded()
 
-    def groups(self, payload: Payload) -> list[tuple[bytes, CheckedGroup]]:
-        """Every VGOP with its checked header (check_group), in file order, after checking that they
-        cover frames 0..T-1 in order, contiguous and without overlap (FORMAT.md 6.4), each with the key
-        picture file before it if any (6.4.2: its own checks come when it is decoded). Cheap: no group's
+    def groups(self, payload: Payload) -> list[tuple[bytes, CheckedGroup | BareGroup]]:
+        """Every VGOP, VDIF or VBLK with its checked header (check_group, check_bare), in file order, after
+        checking that they cover frames 0..T-1 in order, contiguous and without overlap (FORMAT.md 6.4),
+        each with the key picture files before it (6.4.2: their own checks come when they are decoded;
+        a VBLK takes its keys', 6.4.5, any other group one or none). Cheap: no group's
         stream is decoded, so a frame-range decode checks them all and decodes only those it needs."""
-        out, end, key = [], 0, None
+        out, end, keys = [], 0, []
         for ctype, data in payload.chunks:
             if ctype == "VKEY":
-                if key is not None:
-                    raise CodecError("two video key pictures (VKEY) for one group")
-                key = data
+                if len(keys) >= MAX_GROUP_FRAMES:
+                    raise CodecError(f"over {MAX_GROUP_FRAMES} video key pictures (VKEY) before a group")
+                keys.append(data)
                 continue
-            if ctype not in ("VGOP", "VDIF"):
+            if ctype not in ("VGOP", "VDIF", "VBLK"):
                 raise CodecError(f"unexpected chunk {ctype}")
-            group = check_group(data, payload.params, self.kind, diff=ctype == "VDIF")
-            if "blocks" in group.head and key is None:
+            if ctype == "VBLK":
+                group = check_bare(data, payload.params)
+            else:
+                group = check_group(data, payload.params, self.kind, diff=ctype == "VDIF")
+            if "blocks" in group.head and not keys:
                 raise CodecError("a video group with block motion has no key picture (VKEY) before it")
-            group, key = replace(group, key=key), None
+            if keys and len(keys) != group.key_count:
+                raise CodecError(
+                    f"{len(keys)} video key pictures (VKEY) for a group that takes {group.key_count}"
+                )
+            group, keys = replace(group, keys=tuple(keys)), []
             if group.diff and (not out or out[-1][1].cfg != group.cfg):
                 raise CodecError(
                     f"video group {len(out)} is coded as differences from a previous group of another "
@@ -490,7 +517,7 @@ class NervCodec(Codec):
                 )
             end += group.head["count"]
             out.append((data, group))
-        if key is not None:
+        if keys:
             raise CodecError("a video key picture (VKEY) with no group after it")
         if end != payload.params["frames"]:
             raise CodecError(f"video groups cover {end} of the clip's {payload.params['frames']} frames")
@@ -514,6 +541,79 @@ def _block_motion(
     if moved_error > block_motion.GAIN * median_error:
         return None
     return key, vectors, moved
+
+
+Coded = tuple[list[tuple[str, bytes]], float]  # a group's chunks, and the squared error they decode to
+
+
+def _bare(frames: torch.Tensor, first: int, runs: list[int], quality: float) -> Coded:
+    """The group drawn from keys alone (FORMAT.md 6.4.5): its pictures at blocks.key_positions coded by the
+    image codec at the video quality + blocks.KEY_STEP, every other picture moved block by block from the
+    keys around it (blocks.between_keys)."""
+    pictures = frames[first_frames(runs)]
+    positions = block_motion.key_positions(len(pictures))
+    keys = [encode_key(pictures[p], quality, block_motion.KEY_STEP) for p in positions]
+    decoded = [decode_key(k, *pictures.shape[-2:]) for k in keys]
+    vectors, modes, bases = block_motion.between_keys(decoded, positions, pictures)
+    data = _write_bare(first, len(frames), runs, Blocks(vectors, modes, positions))
+    return [*(("VKEY", k) for k in keys), ("VBLK", data)], block_motion.squared_error(bases, pictures, runs)
+
+
+def _decoded_error(
+    group: list[tuple[str, bytes]], size: tuple[int, int], kind: str, ref: dict | None, frames: torch.Tensor
+) -> float:
+    """The squared error of a fitted group's chunks (its keys, then its VGOP or VDIF) as a reader decodes
+    them; ref: the previous group's decoder tensors (a VDIF)."""
+    (ctype, data), keys = group[-1], [k for _, k in group[:-1]]
+    params = {"height": size[0], "width": size[1]}
+    checked = replace(check_group(data, params, kind, diff=ctype == "VDIF"), keys=tuple(keys))
+    decoded = _decode_group(data, checked, ref, size, "cpu", (checked.head["first"], checked.end))[0]
+    return block_motion.squared_error(decoded, frames, [1] * len(frames))
+
+
+def _cheaper(fitted: Coded, bare: Coded, lam: float, pixels: int) -> list[tuple[str, bytes]]:
+    """The chunks of the coding that costs less: MSE (of 0..1 samples) + lam x bits per pixel."""
+
+    def cost(coded: Coded) -> float:
+        chunks, error = coded
+        return error / (255**2 * 3 * pixels) + lam * 8 * sum(len(d) for _, d in chunks) / pixels
+
+    return min(fitted, bare, key=cost)[0]
+
+
+def _decode_group(
+    data: bytes,
+    group: CheckedGroup | BareGroup,
+    ref: dict | None,
+    size: tuple[int, int],
+    device: str,
+    span: tuple[int, int],
+) -> tuple[torch.Tensor | None, dict | None]:
+    """A checked group's frames within the clip's frames span (a, b), uint8 [n, 3, H, W] (None for a group
+    that ends before a: it only passes its decoder on), and the decoder tensors it passes on (None after a
+    VBLK). ref: the decoder tensors the previous group passed on (a VDIF's reference)."""
+    (h, w), (a, b) = size, span
+    first, count = group.head["first"], group.head["count"]
+    lo, hi = max(a, first) - first, min(b, first + count) - first
+    pic = group.pictures[lo:hi]
+    if isinstance(group, BareGroup):
+        if group.end <= a:
+            return None, None
+        keys = [decode_key(k, h, w) for k in group.keys]
+        blocks = _read_bare(data, group, h, w)
+        return torch.stack([blocks.base(keys, int(p)) for p in pic]), None
+    decoder, inputs, vectors = _read_tensors(data, group, ref if group.diff else None)
+    out = None
+    if group.end > a:
+        moved = None
+        if group.key is not None:
+            picture = decode_key(group.key, *((h, w) if group.motion is None else group.motion.canvas))
+            if vectors is None:
+                decoder.base = base_logits(picture, group.cfg.height, group.cfg.width)
+            else:
+                moved = _moved([picture], Blocks(vectors), pic)
+        out = reconstruct(decoder, inputs[pic], h, w, device, group.motion, lo, runs_of(pic), moved)
+    return out, dict(decoder.state_dict())
 
 
 def _paced(bar: ClipProgress, pacer: Pacer, later_steps: int) -> Callable[[str, float], bool]:
@@ -582,7 +682,7 @@ def _write_group(
         s = sym.numpy().reshape(-1)
         idx = int(scale_indexes(np.array([max(float(np.std(s)), MIN_STD)]), _SCALES)[0])
         if name == "vectors":
-            idx = SCALE_LEVELS
+            idx = VECTOR_TABLE
         tensors.append({"name": name, "shape": list(sym.shape), "idx": idx, "steps": int(st.numel())})
         symbols.append(s)
         indexes.append(np.full(s.size, idx, dtype=np.uint8))
@@ -600,6 +700,98 @@ def _write_group(
     stream = encode_indexed(np.concatenate(symbols), np.concatenate(indexes), tables)
     steps = np.concatenate(steps).astype("<f2").tobytes()
     return struct.pack("<I", len(header)) + header + steps + moves + stream, rebuilt
+
+
+VECTOR_TABLE, MODE_TABLE = (
+    SCALE_LEVELS,
+    SCALE_LEVELS + 1,
+)  # block motion's own tables (FORMAT.md 6.4.4, 6.4.5)
+
+
+def _write_bare(first: int, count: int, runs: list[int], blocks: Blocks) -> bytes:
+    """A VBLK chunk's payload (FORMAT.md 6.4.5): u32 header length, the JSON header, then one stream of the
+    vectors' differences (table VECTOR_TABLE, from their histogram) and the blocks' modes (MODE_TABLE)."""
+    moves = block_motion.to_symbols(blocks.vectors)
+    modes = blocks.modes.numpy()
+    low, counts = block_motion.histogram(moves)
+    mode_counts = np.bincount(modes.reshape(-1), minlength=block_motion.MODES).tolist()
+    b = {
+        "size": block_motion.BLOCK,
+        "low": low,
+        "counts": counts,
+        "keys": blocks.positions,
+        "modes": mode_counts,
+    }
+    head = {"first": first, "count": count, "blocks": b}
+    if len(runs) < count:
+        head["held"] = runs
+    header = json.dumps(head, separators=(",", ":")).encode()
+    symbols = np.concatenate([moves.reshape(-1), modes.reshape(-1)])
+    indexes = np.repeat(np.array([VECTOR_TABLE, MODE_TABLE], np.uint8), [moves.size, modes.size])
+    stream = encode_indexed(symbols, indexes, _bare_tables(b))
+    return struct.pack("<I", len(header)) + header + stream
+
+
+def _bare_tables(blocks: dict) -> TableSet:
+    """The Gaussian tables, then the vectors' (VECTOR_TABLE) and the modes' (MODE_TABLE) from a VBLK
+    header's histograms."""
+    tables = block_motion.with_vector_table(_TABLES, blocks["low"], blocks["counts"])
+    return block_motion.with_vector_table(tables, 0, blocks["modes"])
+
+
+@dataclass(frozen=True)
+class BareGroup:
+    """A VBLK chunk (FORMAT.md 6.4.5), its header checked: a group drawn from its key pictures alone."""
+
+    head: dict
+    stream_at: int
+    keys: tuple[bytes, ...] = ()
+    diff = False  # the groups' common face (CheckedGroup's): no decoder, so no chain
+    cfg = None
+    motion = None
+
+    @property
+    def end(self) -> int:
+        return self.head["first"] + self.head["count"]
+
+    @property
+    def pictures(self) -> torch.Tensor:
+        return picture_index(self.head.get("held", [1] * self.head["count"]))
+
+    @property
+    def key_count(self) -> int:
+        return len(self.head["blocks"]["keys"])
+
+
+def check_bare(data: bytes, params: dict) -> BareGroup:
+    """A VBLK chunk's header checked against BARE and the clip's ``params`` before anything is allocated."""
+    head, pos = _parse(data)
+    BARE.check(head)
+    count, held, keys = head["count"], head.get("held"), head["blocks"]["keys"]
+    if count > max_group_frames(params["height"], params["width"]):
+        raise CodecError(f"VBLK header: count = {count} over the frames a group holds")
+    if held is not None and sum(held) != count:
+        raise CodecError(f"VBLK header: held frames add up to {sum(held)}, not the group's {count}")
+    pictures = count if held is None else len(held)
+    if keys != sorted(set(keys)) or keys[-1] >= pictures:
+        raise CodecError(f"VBLK header: keys {keys} are not increasing pictures of the group's {pictures}")
+    return BareGroup(head, pos)
+
+
+def _read_bare(data: bytes, group: BareGroup, height: int, width: int) -> Blocks:
+    """A checked VBLK group's motion: vectors [P, by, bx, 4], modes [P, by, bx], its keys' pictures."""
+    blocks, pictures = group.head["blocks"], len(group.pictures)
+    by, bx = block_motion.grid(height, width)
+    n = 4 * pictures * by * bx
+    indexes = np.repeat(np.array([VECTOR_TABLE, MODE_TABLE], np.uint8), [n, pictures * by * bx])
+    symbols = decode_indexed(data[group.stream_at :], indexes, _bare_tables(blocks))
+    vectors = _vectors(
+        torch.from_numpy(symbols[:n].astype(np.int64)).view(4, pictures, by, bx), torch.ones(4)
+    )
+    modes = torch.from_numpy(symbols[n:].astype(np.int64)).view(pictures, by, bx)
+    if modes.numel() and not 0 <= int(modes.min()) <= int(modes.max()) < block_motion.MODES:
+        raise CodecError("corrupt video group (a block mode other than 0, 1 or 2)")
+    return Blocks(vectors, modes, blocks["keys"])
 
 
 def _parse(data: bytes) -> tuple[dict, int]:
@@ -622,7 +814,13 @@ class CheckedGroup:
     n_steps: int
     motion: Motion | None = None  # a motion group's, checked (its float16 numbers follow the steps)
     diff: bool = False  # a VDIF chunk: decoder tensors coded as differences from the previous group's
-    key: bytes | None = None  # the VKEY chunk before it: the image file of the key picture it is drawn over
+    keys: tuple[bytes, ...] = ()  # the VKEY chunks before it: image files of the key pictures it draws over
+
+    @property
+    def key(self) -> bytes | None:
+        return self.keys[0] if self.keys else None
+
+    key_count = 1  # the VKEY chunks it takes, if any (a VBLK group's: its keys)
 
     @property
     def stream_at(self) -> int:
@@ -688,8 +886,8 @@ def check_group(data: bytes, params: dict, kind: str, diff: bool = False) -> Che
         expected.append(("vectors", [2, pictures, *block_motion.grid(height, width)]))
     if [(t["name"], t["shape"]) for t in head["tensors"]] != expected:
         raise CodecError("VGOP header: tensors do not match its architecture")
-    if any((t["idx"] == SCALE_LEVELS) != (t["name"] == "vectors") for t in head["tensors"]):
-        raise CodecError(f"VGOP header: table {SCALE_LEVELS} is the block vectors' and theirs only")
+    if any((t["idx"] == VECTOR_TABLE) != (t["name"] == "vectors") for t in head["tensors"]):
+        raise CodecError(f"VGOP header: table {VECTOR_TABLE} is the block vectors' and theirs only")
     for t in head["tensors"]:  # one step per index of the first dimension, or one for a vector
         if t["steps"] != (t["shape"][0] if len(t["shape"]) >= 2 else 1):
             raise CodecError(f"VGOP header: tensor {t['name']} has {t['steps']} steps")
@@ -783,8 +981,13 @@ def _read_tensors(
     return decoder, inputs, vectors
 
 
+def _moved(keys: list[torch.Tensor], blocks: Blocks, pictures: torch.Tensor) -> Callable[[int], torch.Tensor]:
+    """reconstruct's ``moved`` for frames whose pictures are ``pictures``: input i's base."""
+    return lambda i: blocks.base(keys, int(pictures[i]))
+
+
 def _vectors(symbols: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-    """A block-motion group's coded integers [2, P, by, bx] -> its vectors [P, by, bx, 2], refused unless
+    """A block-motion group's coded integers [C, P, by, bx] -> its vectors [P, by, bx, C], refused unless
     its steps are 1 and every component is within blocks.MAX_VECTOR."""
     if not bool((steps == 1).all()):
         raise CodecError("corrupt video group (block motion vectors with a step other than 1)")
@@ -803,7 +1006,7 @@ def reconstruct(
     motion: Motion | None = None,
     first: int = 0,
     runs: list[int] | None = None,
-    moved: tuple[torch.Tensor, torch.Tensor] | None = None,
+    moved: Callable[[int], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Decoder inputs (HNeRV embeddings [T, d, h0, w0], NeRV times [T]) -> uint8 frames [T, 3, height,
     width]. Each frame is computed alone, a batch of one: its bytes do not depend on which other frames
@@ -812,8 +1015,8 @@ def reconstruct(
     group's, whose frame ``first + i`` input i is: the decoder draws the canvas, the frame is sampled
     from it (motion.sample). runs: the frames in runs of equal inputs (held frames, held.py), each
     drawn once (a motion group samples each frame of a run from its one canvas), or None: runs of 1.
-    moved: a block-motion group's (key picture uint8 [3, height, width], vectors of each frame [T, by, bx,
-    2]): each frame is drawn over the key moved by its vectors (blocks.warp), not over ``decoder.base``."""
+    moved: a block-motion group's base of input i (uint8 [3, height, width], its keys moved by its vectors,
+    blocks.Blocks.base): each frame is drawn over it, not over ``decoder.base``."""
     decoder = decoder.to(device).eval()
     runs = runs or [1] * inputs.shape[0]
     starts = np.cumsum([0] + runs[:-1]).tolist()
@@ -822,7 +1025,7 @@ def reconstruct(
         i, n = starts[run], runs[run]
         base = None
         if moved is not None:
-            picture = block_motion.warp(moved[0], moved[1][i])
+            picture = moved(i)
             base = base_logits(picture, decoder.cfg.height, decoder.cfg.width).to(device)
         x = decoder(inputs[i : i + 1].to(device), base)
         if motion is None:  # one picture, its copies as views

@@ -23,7 +23,7 @@ KEY_CODEC = "meanscale"  # the image codec of the key pictures mcodec writes (a 
 KEY_STEP = 3  # key picture quality = the video quality + KEY_STEP, at most the image codec's top quality
 
 
-def key_quality(quality: float, top: float) -> float:
+def key_quality(quality: float, top: float, step: float = KEY_STEP) -> float:
     """The image quality of a group's key picture at this video quality: higher qualities lean on a
     sharper picture, and one picture is cheap against a group's network (tree.avi, 24 frames: image
     quality 6 gave +0.4 dB over 4 for +3% bytes). A higher step does not pay where the picture is
@@ -32,7 +32,7 @@ def key_quality(quality: float, top: float) -> float:
     x264 (-4.16 dB against -3.95). The picture itself is the limit there: meanscale-v8 draws that median
     frame at 26.8 dB at q5 and 27.4 at q8, and no finer quantization takes it past 27.5 dB
     (bench/image_ceiling.py), where x264 reaches 30.8 dB over the whole clip at the same rate."""
-    return min(top, quality + KEY_STEP)
+    return min(top, quality + step)
 
 
 def median_picture(frames: torch.Tensor) -> torch.Tensor:
@@ -46,13 +46,14 @@ def canvas_picture(frames: torch.Tensor, motion: Motion) -> torch.Tensor:
     return median_canvas(frames.float(), motion).round().clamp(0, 255).to(torch.uint8)
 
 
-def encode_key(picture: torch.Tensor, quality: float) -> bytes:
-    """A key picture (uint8 [3, H, W]) -> the bytes of an mcodec image file of it."""
+def encode_key(picture: torch.Tensor, quality: float, step: float = KEY_STEP) -> bytes:
+    """A key picture (uint8 [3, H, W]) -> the bytes of an mcodec image file of it, at image quality
+    ``quality + step`` (key_quality)."""
     from mcodec.codec import registry
     from mcodec.compress import encode_bytes  # the api imports the codecs: not at module level
 
     return encode_bytes(
-        picture, "image", KEY_CODEC, key_quality(quality, registry.info(KEY_CODEC).qualities[1])
+        picture, "image", KEY_CODEC, key_quality(quality, registry.info(KEY_CODEC).qualities[1], step)
     )
 
 

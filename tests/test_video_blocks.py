@@ -11,6 +11,7 @@ from mcodec.codec.base import Payload
 from mcodec.nerv import blocks
 from mcodec.nerv import codec as nerv_codec
 from mcodec.nerv.codec import NervCodec
+from mcodec.nerv.keypicture import decode_key
 
 
 def picture(h: int, w: int, seed: int) -> torch.Tensor:
@@ -58,9 +59,16 @@ def test_search_finds_a_translation_and_the_symbols_are_differences():
 
 @pytest.fixture(scope="module")
 def coded():
+    """The 6-frame slide with a network over the moved key (the keys-alone coding of a VBLK, which the
+    encoder prefers for so plain a clip, left out), and without block motion."""
     frames = moving()
     codec = NervCodec("hnerv")
-    on = codec.encode((frames, 25), 2, progress=False, epochs=(20, 4))
+    mp = pytest.MonkeyPatch()
+    mp.setattr(nerv_codec, "BARE_BLOCKS", False)
+    try:
+        on = codec.encode((frames, 25), 2, progress=False, epochs=(20, 4))
+    finally:
+        mp.undo()
     off = codec.encode((frames, 25), 2, progress=False, epochs=(20, 4), block_motion=False)
     return frames, codec, on, off
 
@@ -102,7 +110,10 @@ def test_block_motion_headers_are_checked(coded):
         **head,
         "tensors": [{**t, "idx": 3} if t["name"] == "vectors" else t for t in head["tensors"]],
     }
-    refused([("VKEY", key), ("VGOP", with_header(group, gaussian))], "the block vectors' and theirs only")
+    refused(
+        [("VKEY", key), ("VGOP", with_header(group, gaussian))],
+        "the block vectors' and theirs only",
+    )
     steps = torch.ones(2)
     assert torch.equal(
         nerv_codec._vectors(torch.zeros(2, 1, 1, 1, dtype=torch.long), steps), torch.zeros(1, 1, 1, 2)
@@ -120,3 +131,94 @@ def test_block_motion_is_a_video_option(tmp_path, capfd):
     media_io.write_image(image, picture(16, 16, seed=0))
     code, _, err = run_cli(capfd, "encode", image, tmp_path / "x.mcd", "--no-block-motion")
     assert code != 0 and "--block-motion is for video codecs" in err
+
+
+def test_pictures_between_keys_take_the_key_before_after_or_their_mean():
+    """Keys at pictures 1 and 4 of 6: a key picture is its own base; a picture equal to the key after it
+    moved takes mode 1 where the shift pays; pictures outside the keys take the nearest key alone (mode 0)."""
+    first, second = picture(48, 64, seed=5), picture(48, 64, seed=6)
+    shift = torch.tensor([2, -3]).expand(3, 4, 2)
+    pictures = torch.stack([first, first, second, blocks.warp(second, shift), second, second])
+    vectors, modes, bases = blocks.between_keys([first, second], [1, 4], pictures)
+    assert blocks.key_positions(48) == [6, 18, 30, 42] and blocks.key_positions(8) == [4]
+    assert [blocks.references(p, [1, 4]) for p in range(6)] == [
+        (0, 0),
+        (0, 0),
+        (0, 1),
+        (0, 1),
+        (1, 1),
+        (1, 1),
+    ]
+    assert vectors.shape == (6, 3, 4, 4) and modes.shape == (6, 3, 4)
+    assert torch.equal(bases[1], first) and torch.equal(bases[4], second)
+    # the first two rows of blocks (the last, smoother, keeps the previous vector: cheaper than the shift)
+    assert torch.equal(bases[3, :, :32], pictures[3, :, :32])
+    assert (modes[3, :2] == 1).all() and (modes[[0, 1, 4, 5]] == 0).all()
+    assert torch.equal(vectors[3, :2, :, 2:], shift[:2])
+    motion = blocks.Blocks(vectors, modes, [1, 4])
+    assert all(torch.equal(motion.base([first, second], p), bases[p]) for p in range(6))
+    mean = blocks.predict(first, second, torch.zeros(3, 4, 4, dtype=torch.long), torch.full((3, 4), 2))
+    assert torch.equal(mean, ((first.int() + second.int() + 1) // 2).to(torch.uint8))
+
+
+@pytest.fixture(scope="module")
+def several():
+    """A 16-frame slide drawn from keys alone (a VBLK, the encoder's choice forced), keys 4 and 12."""
+    frames = moving(t=16)
+    codec = NervCodec("hnerv")
+    mp = pytest.MonkeyPatch()
+    mp.setattr(nerv_codec, "_cheaper", lambda fitted, bare, lam, pixels: bare[0])
+    try:
+        on = codec.encode((frames, 25), 2, progress=False, epochs=(2, 1))
+    finally:
+        mp.undo()
+    return frames, codec, on
+
+
+def test_a_group_drawn_from_keys_alone_round_trips(several):
+    frames, codec, on = several
+    assert [c for c, _ in on.chunks] == ["VKEY", "VKEY", "VBLK"]
+    head = header(on.chunks[-1][1])
+    assert head["blocks"]["keys"] == [4, 12] and sum(head["blocks"]["modes"]) == 16 * 3 * 4
+    assert sum(head["blocks"]["counts"]) == 4 * 16 * 3 * 4
+    decoded = codec.decode(on)[0]
+    # exactly the bases the encoder built from the decoded keys
+    keys = [decode_key(k, 48, 64) for _, k in on.chunks[:2]]
+    assert torch.equal(decoded, blocks.between_keys(keys, [4, 12], frames)[2])
+    assert torch.equal(codec.decode(on, frames=(9, 14))[0], decoded[9:14])
+
+
+def test_the_encoder_keeps_the_cheaper_coding():
+    """MSE of 0..1 samples + lambda x bits per pixel: fewer bytes win at equal error, less error at equal
+    bytes."""
+    small, large = [("VKEY", b"x" * 10)], [("VKEY", b"x" * 1000)]
+    pixels, unit = 1000, 255**2 * 3 * 1000
+    assert nerv_codec._cheaper((large, 0.0), (small, 0.0), 0.01, pixels) is small
+    assert (
+        nerv_codec._cheaper((small, 0.5 * unit), (large, 0.1 * unit), 0.01, pixels) is large
+    )  # 0.5 > 0.1 + 0.08
+    assert nerv_codec._cheaper((small, 0.1 * unit), (large, 0.1 * unit), 0.01, pixels) is small
+
+
+def test_bare_groups_are_checked(several):
+    _, codec, on = several
+    k0, k1, (_, group) = on.chunks
+    head = header(group)
+
+    def refused(chunks, match):
+        with pytest.raises(CodecError, match=match):
+            codec.decode(Payload(on.params, chunks))
+
+    def blocks_with(**fields):
+        return ("VBLK", with_header(group, {**head, "blocks": {**head["blocks"], **fields}}))
+
+    refused([k0, ("VBLK", group)], "1 video key pictures .VKEY. for a group that takes 2")
+    refused([k0, k1, k1, ("VBLK", group)], "3 video key pictures")
+    refused([("VBLK", group)], "block motion has no key picture")
+    refused([k0, k1, blocks_with(keys=[12, 4])], "not increasing")
+    refused([k0, k1, blocks_with(keys=[4, 16])], "not increasing")
+    refused([k0, k1, blocks_with(modes=[1, 2])], "modes")
+    refused([k0, k1, ("VBLK", with_header(group, {**head, "count": 15}))], "cover 15 of the clip's 16")
+    refused([k0, k1, ("VDIF", group)], "VGOP header")  # a VBLK payload is no VGOP's
+    with pytest.raises(ValueError, match="multiple of 4"):  # the entropy decoder's one-line error
+        codec.decode(Payload(on.params, [k0, k1, ("VBLK", group[:-3])]))
