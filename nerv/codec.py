@@ -739,8 +739,23 @@ def _bare_tables(blocks: dict) -> TableSet:
     return block_motion.with_vector_table(tables, 0, blocks["modes"])
 
 
+class _Frames:
+    """A group's frames, from its checked JSON header ``head``."""
+
+    head: dict
+
+    @property
+    def end(self) -> int:
+        return self.head["first"] + self.head["count"]
+
+    @property
+    def pictures(self) -> torch.Tensor:
+        """Each frame's picture: its index into the group's inputs or pictures (held.py)."""
+        return picture_index(self.head.get("held", [1] * self.head["count"]))
+
+
 @dataclass(frozen=True)
-class BareGroup:
+class BareGroup(_Frames):
     """A VBLK chunk (FORMAT.md 6.4.5), its header checked: a group drawn from its key pictures alone."""
 
     head: dict
@@ -749,14 +764,6 @@ class BareGroup:
     diff = False  # the groups' common face (CheckedGroup's): no decoder, so no chain
     cfg = None
     motion = None
-
-    @property
-    def end(self) -> int:
-        return self.head["first"] + self.head["count"]
-
-    @property
-    def pictures(self) -> torch.Tensor:
-        return picture_index(self.head.get("held", [1] * self.head["count"]))
 
     @property
     def key_count(self) -> int:
@@ -807,7 +814,7 @@ def _parse(data: bytes) -> tuple[dict, int]:
 
 
 @dataclass(frozen=True)
-class CheckedGroup:
+class CheckedGroup(_Frames):
     head: dict  # the JSON header, every field checked
     cfg: NervConfig
     steps_at: int  # offset of the float16 steps in the chunk
@@ -825,15 +832,6 @@ class CheckedGroup:
     @property
     def stream_at(self) -> int:
         return self.steps_at + 2 * self.n_steps + (0 if self.motion is None else 6 * self.head["count"])
-
-    @property
-    def end(self) -> int:
-        return self.head["first"] + self.head["count"]
-
-    @property
-    def pictures(self) -> torch.Tensor:
-        """Each frame's picture: its index into the group's inputs (held.py)."""
-        return picture_index(self.head.get("held", [1] * self.head["count"]))
 
 
 def check_group(data: bytes, params: dict, kind: str, diff: bool = False) -> CheckedGroup:
