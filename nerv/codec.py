@@ -13,8 +13,9 @@ its median canvas) coded as an image file in a ``VKEY`` chunk before it (keypict
 An hnerv group whose frames repeat exactly adds a JSON ``held`` key (run lengths): one embedding per run,
 each run drawn once (held.py, FORMAT.md 6.4.3). A group over a key picture whose content moves inside the
 frame adds a JSON ``blocks`` key: its key picture is then one of its frames, moved block by block for each
-picture by vectors coded with its other integers (blocks.py, FORMAT.md 6.4.4), or several of its frames
-(a VKEY chunk each), each block of the others moved from the key before, the key after or both.
+picture by vectors coded with its other integers (blocks.py, FORMAT.md 6.4.4). A group may instead be
+drawn from some of its frames alone, a VKEY chunk each, then a VBLK chunk with no network: each block of
+the other frames moved from the key before it, the key after it or both (FORMAT.md 6.4.5).
 """
 
 from __future__ import annotations
