@@ -20,7 +20,9 @@ def _real_loss(image: torch.Tensor, data: bytes, decoded: torch.Tensor, quality:
 
 @pytest.mark.parametrize("quality", [2, 7])
 def test_refined_files_cost_less_and_decode_unchanged(quality):
-    image = read_image(SAMPLE)[:, 64:192, 96:288].contiguous()
+    # 256 x 384: on a smaller crop the gain at low qualities is within a few tenths of a percent (128 x 192
+    # at q2: -0.1% to -0.45% by model and thread count), on this one -1.3% (meanscale-v12 and v13)
+    image = read_image(SAMPLE)[:, :256, :384].contiguous()
     losses = {}
     for preset in ("fast", "medium"):
         data = encode_bytes(image, "image", "meanscale", quality, preset=preset)
