@@ -86,10 +86,16 @@ def _blocks(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def search(
-    key: torch.Tensor, frame: torch.Tensor, previous: torch.Tensor | None = None, bias: float = RATE_BIAS
+    key: torch.Tensor,
+    frame: torch.Tensor,
+    previous: torch.Tensor | None = None,
+    bias: float = RATE_BIAS,
+    per_bit: float | None = None,
 ) -> torch.Tensor:
     """The vectors [by, bx, 2] (int64) that move the uint8 key [3, h, w] onto the uint8 frame, each block's
-    change from ``previous`` (the previous picture's vectors, or 0) charged ``bias`` per pixel."""
+    change from ``previous`` (the previous picture's vectors, or 0) charged ``bias`` per pixel; with
+    ``per_bit``, the full-resolution match is the squared error + per_bit x the change's rough bits
+    (vector_bits) instead."""
     h, w = frame.shape[-2:]
     by, bx = grid(h, w)
     ph, pw = by * BLOCK - h, bx * BLOCK - w
@@ -126,7 +132,10 @@ def search(
     ]
     for v in candidates:
         cand = windows[:, top + v[..., 0], left + v[..., 1]].permute(1, 2, 0, 3, 4)
-        cost = (cand - target).abs().sum((-3, -2, -1)) + bias * (v - prev).abs().sum(-1)
+        if per_bit is None:
+            cost = (cand - target).abs().sum((-3, -2, -1)) + bias * (v - prev).abs().sum(-1)
+        else:
+            cost = (cand - target).square().sum((-3, -2, -1)) + per_bit * vector_bits(v - prev)
         better = cost < best
         best = torch.where(better, cost, best)
         out[better] = v[better]
@@ -156,6 +165,8 @@ class Blocks:
         """Picture ``picture``'s base (uint8 [3, h, w]) from the group's decoded keys, in order."""
         if self.modes is None:
             return warp(keys[0], self.vectors[picture])
+        if picture in self.positions:  # a key picture is itself
+            return keys[self.positions.index(picture)]
         i, j = references(picture, self.positions)
         return predict(keys[i], keys[j], self.vectors[picture], self.modes[picture])
 
@@ -199,39 +210,125 @@ def _block_errors(picture: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
     return _blocks(F.pad(e, (0, bx * BLOCK - w, 0, by * BLOCK - h)), BLOCK).sum((-2, -1))
 
 
+# A block's mode is the one of least squared error + SSE_PER_BIT x MODE_WEIGHT x its bits (_mode_bits): the
+# encoder's choice between a fitted group and this one (nerv/codec.py CHOICE_LAMBDA) prices a bit at 0.01 of
+# a squared error of 0..1 samples per pixel, that is 0.01 x 255^2 x 3 of a block's sum over RGB.
+SSE_PER_BIT = 0.01 * 255**2 * 3
+MODE_WEIGHT = 1.0
+VECTOR_WEIGHT: float | None = None
+
+
+def vector_bits(change: torch.Tensor) -> torch.Tensor:
+    """Rough bits [...] of vectors' changes [..., 2] from the previous picture's: ~0.5 when 0, else 4 + 2 log2
+    of the change's length in pixels (megamind's histograms)."""
+    length = change.abs().sum(-1).double()
+    return torch.where(length == 0, 0.5, 4 + 2 * torch.log2(length.clamp_min(1)))
+
+
+def _mode_bits(change: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+    """Rough bits [3, by, bx] of each mode of each block: its change from the previous picture's mode
+    ``previous`` [by, bx] (~0.3 bits when kept, ~3.5 when not, as in megamind's histograms) and the vectors
+    it uses, from their changes [by, bx, 4] (vector_bits)."""
+    vec = vector_bits(change.view(*change.shape[:2], 2, 2))
+    used = torch.stack([vec[..., 0], vec[..., 1], vec.sum(-1)])
+    kept = torch.arange(MODES)[:, None, None] == previous
+    return used + torch.where(kept, 0.3, 3.5)
+
+
 def between_keys(
     keys: list[torch.Tensor], positions: list[int], pictures: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Each uint8 picture [P, 3, h, w] drawn from the decoded keys at ``positions``: (vectors [P, by, bx, 4],
-    modes [P, by, bx], the bases uint8 [P, 3, h, w]). A key picture is its own base (zero vectors, mode 0);
+    modes [P, by, bx], the bases uint8 [P, 3, h, w]). A key picture is its own base (vectors 0, mode 0);
     each block takes the mode of least squared error; a vector no mode uses (a picture with one reference's
-    second, the other key's of a block of mode 0 or 1) is the previous picture's: its differences are 0.
-    (megamind's first 48 frames, keys every 8 at image q1: 0.0305 bpp of vectors and modes, 0.0287 once
-    the unused vectors cost nothing.)"""
+    second, the other key's of a block of mode 0 or 1) is the previous picture's, which the file then does
+    not carry (``used_vectors``). After a key its neighbours are the nearest pictures of both its sides, so
+    their vectors start again from 0 (kept from before the key, megamind's first 48 frames lost 0.16 dB)."""
     h, w = pictures.shape[-2:]
     by, bx = grid(h, w)
     last = torch.zeros(by, bx, 4, dtype=torch.long)
-    vectors, modes, bases = [], [], []
+    vectors, modes, bases = [], [torch.zeros(by, bx, dtype=torch.long)], []
     for p, picture in enumerate(pictures):
         i, j = references(p, positions)
         v, m = last.clone(), torch.zeros(by, bx, dtype=torch.long)
         if p in positions:
-            v[..., :2] = 0
+            v.zero_()
         else:
-            v[..., :2] = search(keys[i], picture, last[..., :2], KEYS_RATE_BIAS)
+            per_bit = None if VECTOR_WEIGHT is None else VECTOR_WEIGHT * SSE_PER_BIT
+            v[..., :2] = search(keys[i], picture, last[..., :2], KEYS_RATE_BIAS, per_bit)
             if i != j:
-                v[..., 2:] = search(keys[j], picture, last[..., 2:], KEYS_RATE_BIAS)
+                v[..., 2:] = search(keys[j], picture, last[..., 2:], KEYS_RATE_BIAS, per_bit)
                 a, b = warp(keys[i], v[..., :2]), warp(keys[j], v[..., 2:])
                 mean = ((a.int() + b.int() + 1) >> 1).to(torch.uint8)
-                m = torch.stack([_block_errors(x, picture) for x in (a, b, mean)]).argmin(0)
+                errors = torch.stack([_block_errors(x, picture) for x in (a, b, mean)])
+                m = (errors + _mode_bits(v - last, modes[-1]) * (MODE_WEIGHT * SSE_PER_BIT)).argmin(0)
                 # a vector its block's mode leaves unused stays the previous picture's: a 0 to code
                 v = torch.where((m == 0)[..., None] & torch.tensor([False, False, True, True]), last, v)
                 v = torch.where((m == 1)[..., None] & torch.tensor([True, True, False, False]), last, v)
         vectors.append(v)
         modes.append(m)
-        bases.append(predict(keys[i], keys[j], v, m))
+        bases.append(keys[i] if p in positions else predict(keys[i], keys[j], v, m))
         last = v
-    return torch.stack(vectors), torch.stack(modes), torch.stack(bases)
+    return torch.stack(vectors), torch.stack(modes[1:]), torch.stack(bases)
+
+
+# What a VBLK group's file carries of its motion (FORMAT.md 6.4.5): only what the reader cannot infer. A
+# picture's modes when it has two references (else all 0), as the change from the previous picture's modes
+# mod MODES (blocks keep their mode over pictures); then only the vectors a mode uses, as differences from
+# the previous picture's (a key picture's are 0), their dy and then their dx, dx under one table where dy
+# is 0 and another where it is not. megamind's first 48 frames, keys every 12 at image q1, bits per pixel:
+# vectors 0.0144 -> 0.0105, modes 0.0061 -> 0.0023 (every vector and mode, under one table each, before).
+
+
+def coded_pictures(positions: list[int], pictures: int) -> np.ndarray:
+    """bool [P]: the pictures whose modes the file carries (not keys, two different references)."""
+    return np.array([p not in positions and len(set(references(p, positions))) == 2 for p in range(pictures)])
+
+
+def used_vectors(modes: np.ndarray, positions: list[int]) -> np.ndarray:
+    """bool [P, 2, by, bx]: the vectors (from the key before, from the key after) the blocks' modes
+    [P, by, bx] use; a key picture uses none, a picture with one reference only the first."""
+    other = np.array([p not in positions for p in range(len(modes))])[:, None, None]
+    two = coded_pictures(positions, len(modes))[:, None, None]
+    return np.stack([other & (modes != 1), two & (modes != 0)], 1)
+
+
+def bare_symbols(vectors: torch.Tensor, modes: torch.Tensor, positions: list[int]) -> list[np.ndarray]:
+    """A VBLK group's integers: [the mode changes, the dy, the dx] of its vectors [P, by, bx, 4] and modes
+    [P, by, bx] (between_keys'). A ValueError if a vector the modes leave unused is not the previous
+    picture's (the file could not carry it)."""
+    m = modes.numpy()
+    coded = coded_pictures(positions, len(m))
+    changes = (m - np.concatenate([np.zeros_like(m[:1]), m[:-1]])) % MODES
+    v = vectors.numpy().reshape(*m.shape, 2, 2).transpose(0, 3, 1, 2, 4)  # [P, 2, by, bx, (dy, dx)]
+    diffs = np.diff(v, axis=0, prepend=np.zeros_like(v[:1]))
+    used, key = used_vectors(m, positions), np.isin(np.arange(len(m)), positions)
+    moved = (diffs[~key] != 0).any(-1) & ~used[~key]
+    if moved.any() or v[key].any() or m[~coded].any():
+        raise ValueError("an unused vector moved, a key picture's is not 0, or an uncoded mode is not 0")
+    return [changes[coded], diffs[used][:, 0], diffs[used][:, 1]]
+
+
+def bare_modes(changes: np.ndarray, positions: list[int], pictures: int, by: int, bx: int) -> np.ndarray:
+    """The modes [P, by, bx] from the file's mode changes (the coded pictures' [n, by, bx] in order)."""
+    coded, modes = coded_pictures(positions, pictures), np.zeros((pictures, by, bx), np.int64)
+    k = 0
+    for p in np.flatnonzero(coded):
+        modes[p] = (modes[p - 1] + changes[k]) % MODES  # a coded picture is never the first
+        k += 1
+    return modes
+
+
+def bare_vectors(dy: np.ndarray, dx: np.ndarray, used: np.ndarray, positions: list[int]) -> torch.Tensor:
+    """The vectors [P, by, bx, 4] from the file's dy and dx of the ``used`` ones [P, 2, by, bx]."""
+    diffs = np.zeros((*used.shape, 2), np.int64)
+    diffs[used] = np.stack([dy, dx], 1)
+    v = np.zeros_like(diffs)
+    for p in range(len(v)):
+        if p not in positions:
+            v[p] = (v[p - 1] if p else 0) + diffs[p]
+    v = v.transpose(0, 2, 3, 1, 4)
+    return torch.from_numpy(np.ascontiguousarray(v.reshape(*v.shape[:3], 4)))
 
 
 def squared_error(bases: torch.Tensor, pictures: torch.Tensor, weights: list[int]) -> float:
@@ -246,6 +343,8 @@ def squared_error(bases: torch.Tensor, pictures: torch.Tensor, weights: list[int
 
 def histogram(symbols: np.ndarray) -> tuple[int, list[int]]:
     """(the smallest value, the count of each value from it to the largest) of the coded integers."""
+    if not symbols.size:  # a table nothing is coded under
+        return 0, [1]
     low = int(symbols.min())
     return low, np.bincount(symbols.reshape(-1) - low).tolist()
 

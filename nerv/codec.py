@@ -253,6 +253,7 @@ GROUP = Schema(
     },
 )
 
+_HISTOGRAM = Schema("histogram", {"low": _BLOCKS["low"], "counts": _BLOCKS["counts"]})
 # A VBLK's (FORMAT.md 6.4.5): a group drawn from its keys alone; check_bare adds what depends on the clip.
 BARE = Schema(
     "VBLK header",
@@ -263,9 +264,11 @@ BARE = Schema(
         "blocks": Schema(
             "blocks",
             {
-                **_BLOCKS,
+                "size": _BLOCKS["size"],
                 "keys": ListOf(Int(0, MAX_GROUP_FRAMES - 1), 1, MAX_GROUP_FRAMES),
                 "modes": ListOf(Int(0, 1 << 30), block_motion.MODES, block_motion.MODES),
+                "dy": _HISTOGRAM,
+                "dx": ListOf(_HISTOGRAM, 2, 2),
             },
         ),
     },
@@ -703,41 +706,43 @@ def _write_group(
     return struct.pack("<I", len(header)) + header + steps + moves + stream, rebuilt
 
 
-VECTOR_TABLE, MODE_TABLE = (
-    SCALE_LEVELS,
-    SCALE_LEVELS + 1,
-)  # block motion's own tables (FORMAT.md 6.4.4, 6.4.5)
+VECTOR_TABLE = SCALE_LEVELS  # block motion's own table (FORMAT.md 6.4.4)
 
 
 def _write_bare(first: int, count: int, runs: list[int], blocks: Blocks) -> bytes:
-    """A VBLK chunk's payload (FORMAT.md 6.4.5): u32 header length, the JSON header, then one stream of the
-    vectors' differences (table VECTOR_TABLE, from their histogram) and the blocks' modes (MODE_TABLE)."""
-    moves = block_motion.to_symbols(blocks.vectors)
-    modes = blocks.modes.numpy()
-    low, counts = block_motion.histogram(moves)
-    mode_counts = np.bincount(modes.reshape(-1), minlength=block_motion.MODES).tolist()
+    """A VBLK chunk's payload (FORMAT.md 6.4.5): u32 header length, the JSON header, the u32 lengths of the
+    first two streams, then three streams: the coded pictures' mode changes, the used vectors' dy, their dx
+    (blocks.bare_symbols), each under tables from the header's histograms (_bare_tables)."""
+    changes, dy, dx = block_motion.bare_symbols(blocks.vectors, blocks.modes, blocks.positions)
+    moved = dy != 0
+    hist = lambda x: dict(zip(("low", "counts"), block_motion.histogram(x), strict=True))  # noqa: E731
     b = {
         "size": block_motion.BLOCK,
-        "low": low,
-        "counts": counts,
         "keys": blocks.positions,
-        "modes": mode_counts,
+        "modes": np.bincount(changes.reshape(-1), minlength=block_motion.MODES).tolist(),
+        "dy": hist(dy),
+        "dx": [hist(dx[~moved]), hist(dx[moved])],
     }
     head = {"first": first, "count": count, "blocks": b}
     if len(runs) < count:
         head["held"] = runs
     header = json.dumps(head, separators=(",", ":")).encode()
-    symbols = np.concatenate([moves.reshape(-1), modes.reshape(-1)])
-    indexes = np.repeat(np.array([VECTOR_TABLE, MODE_TABLE], np.uint8), [moves.size, modes.size])
-    stream = encode_indexed(symbols, indexes, _bare_tables(b))
-    return struct.pack("<I", len(header)) + header + stream
+    tables = _bare_tables(b)
+    streams = [
+        encode_indexed(changes, np.zeros(changes.size, np.uint8), tables),
+        encode_indexed(dy, np.ones(dy.size, np.uint8), tables),
+        encode_indexed(dx, 2 + moved.astype(np.uint8), tables),
+    ]
+    return b"".join(
+        [struct.pack("<I", len(header)), header, struct.pack("<II", *map(len, streams[:2])), *streams]
+    )
 
 
 def _bare_tables(blocks: dict) -> TableSet:
-    """The Gaussian tables, then the vectors' (VECTOR_TABLE) and the modes' (MODE_TABLE) from a VBLK
-    header's histograms."""
-    tables = block_motion.with_vector_table(_TABLES, blocks["low"], blocks["counts"])
-    return block_motion.with_vector_table(tables, 0, blocks["modes"])
+    """A VBLK's four tables from its header's histograms: the mode changes', the dy's, the dx's where dy
+    is 0 and where it is not."""
+    hists = [(0, blocks["modes"]), *((h["low"], h["counts"]) for h in (blocks["dy"], *blocks["dx"]))]
+    return TableSet.from_pmfs([np.asarray(c, np.float64) for _, c in hists], [low for low, _ in hists])
 
 
 class _Frames:
@@ -788,18 +793,28 @@ def check_bare(data: bytes, params: dict) -> BareGroup:
 
 def _read_bare(data: bytes, group: BareGroup, height: int, width: int) -> Blocks:
     """A checked VBLK group's motion: vectors [P, by, bx, 4], modes [P, by, bx], its keys' pictures."""
-    blocks, pictures = group.head["blocks"], len(group.pictures)
+    blocks, pictures, at = group.head["blocks"], len(group.pictures), group.stream_at
     by, bx = block_motion.grid(height, width)
-    n = 4 * pictures * by * bx
-    indexes = np.repeat(np.array([VECTOR_TABLE, MODE_TABLE], np.uint8), [n, pictures * by * bx])
-    symbols = decode_indexed(data[group.stream_at :], indexes, _bare_tables(blocks))
-    vectors = _vectors(
-        torch.from_numpy(symbols[:n].astype(np.int64)).view(4, pictures, by, bx), torch.ones(4)
-    )
-    modes = torch.from_numpy(symbols[n:].astype(np.int64)).view(pictures, by, bx)
-    if modes.numel() and not 0 <= int(modes.min()) <= int(modes.max()) < block_motion.MODES:
-        raise CodecError("corrupt video group (a block mode other than 0, 1 or 2)")
-    return Blocks(vectors, modes, blocks["keys"])
+    if len(data) < at + 8:
+        raise CodecError("truncated video group")
+    first, second = struct.unpack_from("<II", data, at)
+    at += 8
+    if first + second > len(data) - at:
+        raise CodecError("truncated video group (its streams)")
+    streams = data[at : at + first], data[at + first : at + first + second], data[at + first + second :]
+    tables, keys = _bare_tables(blocks), blocks["keys"]
+    coded = int(block_motion.coded_pictures(keys, pictures).sum())
+    changes = decode_indexed(streams[0], np.zeros(coded * by * bx, np.uint8), tables).astype(np.int64)
+    if changes.size and not 0 <= int(changes.min()) <= int(changes.max()) < block_motion.MODES:
+        raise CodecError("corrupt video group (a block mode change other than 0, 1 or 2)")
+    modes = block_motion.bare_modes(changes.reshape(coded, by, bx), keys, pictures, by, bx)
+    used = block_motion.used_vectors(modes, keys)
+    dy = decode_indexed(streams[1], np.ones(int(used.sum()), np.uint8), tables).astype(np.int64)
+    dx = decode_indexed(streams[2], 2 + (dy != 0).astype(np.uint8), tables).astype(np.int64)
+    vectors = block_motion.bare_vectors(dy, dx, used, keys)
+    if vectors.numel() and int(vectors.abs().max()) > block_motion.MAX_VECTOR:
+        raise CodecError(f"corrupt video group (a block vector beyond {block_motion.MAX_VECTOR} pixels)")
+    return Blocks(vectors, torch.from_numpy(modes), keys)
 
 
 def _parse(data: bytes) -> tuple[dict, int]:

@@ -1,6 +1,8 @@
 """Block motion (nerv/blocks.py, FORMAT.md 6.4.4): a group drawn over one of its frames, moved block by
 block for each picture."""
 
+import struct
+
 import pytest
 import torch
 from conftest import run_cli
@@ -179,13 +181,49 @@ def test_a_group_drawn_from_keys_alone_round_trips(several):
     frames, codec, on = several
     assert [c for c, _ in on.chunks] == ["VKEY", "VKEY", "VBLK"]
     head = header(on.chunks[-1][1])
-    assert head["blocks"]["keys"] == [4, 12] and sum(head["blocks"]["modes"]) == 16 * 3 * 4
-    assert sum(head["blocks"]["counts"]) == 4 * 16 * 3 * 4
+    b = head["blocks"]
+    # modes for the pictures between the keys (5..11), a dy and a dx for each vector a mode uses
+    assert b["keys"] == [4, 12] and sum(b["modes"]) == 7 * 3 * 4
+    assert 14 * 3 * 4 <= sum(b["dy"]["counts"]) == sum(sum(h["counts"]) for h in b["dx"]) <= 21 * 3 * 4
     decoded = codec.decode(on)[0]
     # exactly the bases the encoder built from the decoded keys
     keys = [decode_key(k, 48, 64) for _, k in on.chunks[:2]]
     assert torch.equal(decoded, blocks.between_keys(keys, [4, 12], frames)[2])
     assert torch.equal(codec.decode(on, frames=(9, 14))[0], decoded[9:14])
+
+
+def test_the_file_carries_only_the_modes_and_vectors_a_reader_cannot_infer():
+    keys, (by, bx) = [2, 5], (2, 3)
+    assert blocks.coded_pictures(keys, 8).tolist() == [False, False, False, True, True, False, False, False]
+    modes = torch.zeros(8, by, bx, dtype=torch.long)
+    modes[3] = torch.tensor([[0, 1, 2], [2, 2, 0]])
+    modes[4] = torch.tensor([[1, 1, 2], [0, 2, 0]])
+    used = blocks.used_vectors(modes.numpy(), keys)
+    assert used[[2, 5]].sum() == 0 and used[[0, 1, 6, 7], 0].all() and used[[0, 1, 6, 7], 1].sum() == 0
+    assert used[3, 0].tolist() == [[True, False, True], [True, True, True]]
+    assert used[3, 1].tolist() == [[False, True, True], [True, True, False]]
+    # each picture's unused vectors are the previous picture's
+    vectors = torch.zeros(8, by, bx, 4, dtype=torch.long)
+    gen = torch.Generator().manual_seed(0)
+    for p in [0, 1, 3, 4, 6, 7]:  # a key picture's are 0
+        prev = vectors[p - 1] if p else torch.zeros(by, bx, 4, dtype=torch.long)
+        fresh = torch.randint(-9, 10, (by, bx, 4), generator=gen)
+        mask = torch.from_numpy(used[p]).permute(1, 2, 0).repeat_interleave(2, -1)
+        vectors[p] = torch.where(mask, fresh, prev)
+    changes, dy, dx = blocks.bare_symbols(vectors, modes, keys)
+    assert changes.shape == (2, by, bx) and changes[1].tolist() == [
+        [1, 0, 0],
+        [1, 0, 0],
+    ]  # (m - previous) % 3
+    assert dy.size == dx.size == used.sum()
+    back = blocks.bare_modes(changes, keys, 8, by, bx)
+    assert torch.equal(torch.from_numpy(back), modes)
+    assert torch.equal(blocks.bare_vectors(dy, dx, used, keys), vectors)
+    for p, b, c in [(2, 0, 0), (6, 1, 2), (3, 0, 3)]:  # a key's, a one-reference picture's B, a mode 0's B
+        moved = vectors.clone()
+        moved[p, b, 0, c] += 1
+        with pytest.raises(ValueError, match="unused vector"):
+            blocks.bare_symbols(moved, modes, keys)
 
 
 def test_the_encoder_keeps_the_cheaper_coding():
@@ -218,6 +256,12 @@ def test_bare_groups_are_checked(several):
     refused([k0, k1, blocks_with(keys=[12, 4])], "not increasing")
     refused([k0, k1, blocks_with(keys=[4, 16])], "not increasing")
     refused([k0, k1, blocks_with(modes=[1, 2])], "modes")
+    refused([k0, k1, blocks_with(dx=[head["blocks"]["dy"]])], "dx")
+    at = 4 + struct.unpack_from("<I", group)[0]  # the streams' lengths follow the header
+    lengths = struct.unpack_from("<II", group, at)
+    cut = group[:at] + struct.pack("<II", lengths[0], len(group)) + group[at + 8 :]
+    refused([k0, k1, ("VBLK", cut)], "truncated video group .its streams.")
+    refused([k0, k1, ("VBLK", group[: at + 4])], "truncated video group")
     refused([k0, k1, ("VBLK", with_header(group, {**head, "count": 15}))], "cover 15 of the clip's 16")
     refused([k0, k1, ("VDIF", group)], "VGOP header")  # a VBLK payload is no VGOP's
     with pytest.raises(ValueError, match="multiple of 4"):  # the entropy decoder's one-line error

@@ -48,7 +48,8 @@ def test_the_base_is_the_picture_and_the_median_its_background():
 def test_a_clip_over_its_key_picture(monkeypatch):
     """By default each group's VKEY comes before it; the fit starts from the picture, so after a few steps
     the clip is far closer than without it; a frame range decodes the same frames. (Groups drawn from
-    keys alone, FORMAT.md 6.4.5, left out: after so short a fit they cost less, and the encoder takes them.)"""
+    keys alone, FORMAT.md 6.4.5, left out: after so short a fit they cost less, and the encoder takes
+    them.)"""
     monkeypatch.setattr(nerv_codec, "MAX_GROUP_FRAMES", 2)
     monkeypatch.setattr(nerv_codec, "BARE_BLOCKS", False)
     frames = still_clip()
