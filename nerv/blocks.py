@@ -50,7 +50,9 @@ RATE_BIAS = 64.0
 GAIN = 0.7  # block motion when the moved key's squared error is at most this share of the median frame's
 # A group drawn from keys alone (FORMAT.md 6.4.5, ``between_keys``): a key every SPACING pictures, coded at
 # the video quality + KEY_STEP, each other picture's block moved from the key before it, the key after it or
-# their mean (MODES), its vectors charged KEYS_RATE_BIAS: no network then pays for what they leave.
+# their mean (MODES), its vectors and modes priced at their rough bits (VECTOR_WEIGHT, MODE_WEIGHT): no
+# network then pays for what they leave. Session 24's measurements, with vectors charged 256 SAD units a
+# pixel of change and every vector and mode in the file:
 # megamind's first 48 frames, the pictures alone (real bytes), then x264 medium's rate at that PSNR: keys
 # every 12 at image q1 0.0347 bpp / 30.54 dB (1.9x x264's), q2 0.0395 / 31.35 (1.9x), q4 0.0524 / 32.34
 # (2.2x), q6 0.0714 / 32.81 (2.9x); at q1 every 8 0.0425 / 30.91 (2.2x), every 16 0.0300 / 29.84 (1.8x),
@@ -58,7 +60,6 @@ GAIN = 0.7  # block motion when the moved key's squared error is at most this sh
 # 8: bias 64 0.0498 / 31.25 (2.5x), 256 0.0425 / 30.91 (2.2x), 512 0.0390 / 30.50 (2.2x), 1024 (2.4x).
 # The fitted network over one moved key (below) gave 0.0682 / 31.81 (3.2x) at video q1.
 SPACING = 12
-KEYS_RATE_BIAS = 256.0
 MODES = 3  # a block's base: 0 the key before it, 1 the key after it, 2 their mean
 KEY_STEP = 0  # (a fitted group's one key: + keypicture.KEY_STEP)
 
@@ -210,12 +211,16 @@ def _block_errors(picture: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
     return _blocks(F.pad(e, (0, bx * BLOCK - w, 0, by * BLOCK - h)), BLOCK).sum((-2, -1))
 
 
-# A block's mode is the one of least squared error + SSE_PER_BIT x MODE_WEIGHT x its bits (_mode_bits): the
-# encoder's choice between a fitted group and this one (nerv/codec.py CHOICE_LAMBDA) prices a bit at 0.01 of
-# a squared error of 0..1 samples per pixel, that is 0.01 x 255^2 x 3 of a block's sum over RGB.
+# A block's vectors are those of least squared error + SSE_PER_BIT x VECTOR_WEIGHT x their rough bits
+# (vector_bits), its mode the one of least squared error + SSE_PER_BIT x MODE_WEIGHT x its bits (_mode_bits):
+# the encoder's choice between a fitted group and this one (nerv/codec.py CHOICE_LAMBDA) prices a bit at
+# 0.01 of a squared error of 0..1 samples per pixel, 0.01 x 255^2 x 3 of a block's sum over RGB. megamind's
+# first 48 frames, q1-q4, BD-rate of the keys-alone curve: the mode by its bits -7.6% (weight 0.5 -6.4%, 2
+# -7.8%) against the least error; then the vectors by their bits -5.3% against 256 SAD units a pixel of
+# change (weight 0.5 -3.6%, 2 -5.6%).
 SSE_PER_BIT = 0.01 * 255**2 * 3
 MODE_WEIGHT = 1.0
-VECTOR_WEIGHT: float | None = None
+VECTOR_WEIGHT = 1.0
 
 
 def vector_bits(change: torch.Tensor) -> torch.Tensor:
@@ -254,10 +259,10 @@ def between_keys(
         if p in positions:
             v.zero_()
         else:
-            per_bit = None if VECTOR_WEIGHT is None else VECTOR_WEIGHT * SSE_PER_BIT
-            v[..., :2] = search(keys[i], picture, last[..., :2], KEYS_RATE_BIAS, per_bit)
+            per_bit = VECTOR_WEIGHT * SSE_PER_BIT
+            v[..., :2] = search(keys[i], picture, last[..., :2], per_bit=per_bit)
             if i != j:
-                v[..., 2:] = search(keys[j], picture, last[..., 2:], KEYS_RATE_BIAS, per_bit)
+                v[..., 2:] = search(keys[j], picture, last[..., 2:], per_bit=per_bit)
                 a, b = warp(keys[i], v[..., :2]), warp(keys[j], v[..., 2:])
                 mean = ((a.int() + b.int() + 1) >> 1).to(torch.uint8)
                 errors = torch.stack([_block_errors(x, picture) for x in (a, b, mean)])
