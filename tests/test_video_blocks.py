@@ -226,6 +226,16 @@ def test_the_file_carries_only_the_modes_and_vectors_a_reader_cannot_infer():
             blocks.bare_symbols(moved, modes, keys)
 
 
+def test_modes_and_vectors_are_priced_by_their_rough_bits():
+    assert blocks.vector_bits(torch.tensor([[0, 0], [1, 0], [0, -4], [3, 5]])).tolist() == [0.5, 4, 8, 10]
+    change = torch.zeros(1, 2, 4, dtype=torch.long)
+    change[0, 1, 2:] = torch.tensor([2, 2])  # the second block's vector from the key after moved
+    bits = blocks._mode_bits(change, torch.tensor([[1, 0]]))
+    # block 0 keeps mode 1 cheapest; block 1's moved second vector makes modes 1 and 2 dearer than 0
+    assert bits[:, 0, 0].argmin() == 1 and bits[:, 0, 1].argmin() == 0
+    assert bits[2, 0, 1].item() == pytest.approx(0.5 + 8 + 3.5) and bits[0, 0, 1].item() == pytest.approx(0.8)
+
+
 def test_the_encoder_keeps_the_cheaper_coding():
     """MSE of 0..1 samples + lambda x bits per pixel: fewer bytes win at equal error, less error at equal
     bytes."""
