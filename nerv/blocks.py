@@ -251,7 +251,7 @@ def between_keys(
     their vectors start again from 0 (kept from before the key, megamind's first 48 frames lost 0.16 dB)."""
     h, w = pictures.shape[-2:]
     by, bx = grid(h, w)
-    last = torch.zeros(by, bx, 4, dtype=torch.long)
+    last, per_bit = torch.zeros(by, bx, 4, dtype=torch.long), VECTOR_WEIGHT * SSE_PER_BIT
     vectors, modes, bases = [], [torch.zeros(by, bx, dtype=torch.long)], []
     for p, picture in enumerate(pictures):
         i, j = references(p, positions)
@@ -259,7 +259,6 @@ def between_keys(
         if p in positions:
             v.zero_()
         else:
-            per_bit = VECTOR_WEIGHT * SSE_PER_BIT
             v[..., :2] = search(keys[i], picture, last[..., :2], per_bit=per_bit)
             if i != j:
                 v[..., 2:] = search(keys[j], picture, last[..., 2:], per_bit=per_bit)
@@ -316,11 +315,9 @@ def bare_symbols(vectors: torch.Tensor, modes: torch.Tensor, positions: list[int
 
 def bare_modes(changes: np.ndarray, positions: list[int], pictures: int, by: int, bx: int) -> np.ndarray:
     """The modes [P, by, bx] from the file's mode changes (the coded pictures' [n, by, bx] in order)."""
-    coded, modes = coded_pictures(positions, pictures), np.zeros((pictures, by, bx), np.int64)
-    k = 0
-    for p in np.flatnonzero(coded):
+    modes = np.zeros((pictures, by, bx), np.int64)
+    for k, p in enumerate(np.flatnonzero(coded_pictures(positions, pictures))):
         modes[p] = (modes[p - 1] + changes[k]) % MODES  # a coded picture is never the first
-        k += 1
     return modes
 
 

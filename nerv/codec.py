@@ -811,9 +811,7 @@ def _read_bare(data: bytes, group: BareGroup, height: int, width: int) -> Blocks
     used = block_motion.used_vectors(modes, keys)
     dy = decode_indexed(streams[1], np.ones(int(used.sum()), np.uint8), tables).astype(np.int64)
     dx = decode_indexed(streams[2], 2 + (dy != 0).astype(np.uint8), tables).astype(np.int64)
-    vectors = block_motion.bare_vectors(dy, dx, used, keys)
-    if vectors.numel() and int(vectors.abs().max()) > block_motion.MAX_VECTOR:
-        raise CodecError(f"corrupt video group (a block vector beyond {block_motion.MAX_VECTOR} pixels)")
+    vectors = _within_reach(block_motion.bare_vectors(dy, dx, used, keys))
     return Blocks(vectors, torch.from_numpy(modes), keys)
 
 
@@ -1005,7 +1003,11 @@ def _vectors(symbols: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
     its steps are 1 and every component is within blocks.MAX_VECTOR."""
     if not bool((steps == 1).all()):
         raise CodecError("corrupt video group (block motion vectors with a step other than 1)")
-    vectors = block_motion.from_symbols(symbols)
+    return _within_reach(block_motion.from_symbols(symbols))
+
+
+def _within_reach(vectors: torch.Tensor) -> torch.Tensor:
+    """Decoded block vectors, refused where a component is beyond blocks.MAX_VECTOR."""
     if vectors.numel() and int(vectors.abs().max()) > block_motion.MAX_VECTOR:
         raise CodecError(f"corrupt video group (a block vector beyond {block_motion.MAX_VECTOR} pixels)")
     return vectors
