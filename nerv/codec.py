@@ -372,13 +372,13 @@ class NervCodec(Codec):
                     keys = [encode_key(picture, quality)]
                     # the fit draws over the picture as the decoder will have it: decoded, not the median
                     decoded = decode_key(keys[0], *picture.shape[-2:])
-                    chosen = None
+                    block_key = None
                     if use_blocks and moves is None:
-                        chosen = _block_motion(frames, runs, decoded, quality)
-                    if chosen is None:
+                        block_key = _block_motion(frames, runs, decoded, quality)
+                    if block_key is None:
                         base = base_logits(decoded, cfg.height, cfg.width)
                     else:
-                        keys[0], vectors, moved = chosen
+                        keys[0], vectors, moved = block_key
                 fit = fit_group(
                     frames,
                     cfg,

@@ -191,11 +191,13 @@ def test_pacer_ends_a_phase_when_the_machine_slows_down():
 def test_one_bar_over_the_clip_estimates_the_whole_fit():
     clock, estimates = FakeClock(), []
     bar = ClipProgress(50, "hnerv", enabled=False, on_estimate=estimates.append, clock=clock)
-    for i in range(10):
+    clock.now += 20.0  # before the first step ends: the group's frames read, its key pictures coded
+    bar.on_step("fit", 0.01)
+    for i in range(1, 10):
         clock.now += 2.0 if i < 6 else 3.0
         bar.on_step("fit" if i < 6 else "qat", 0.01)
-    assert estimates == [2.0 * 50]  # once, after the first steps
-    assert bar.step_seconds() == (2.0, 3.0)
+    assert estimates == [2.0 * 50]  # once, after the first steps, timed from the first step's end
+    assert bar.step_seconds() == ((20.0 + 5 * 2.0) / 6, 3.0)
     bar.close()
 
 
@@ -246,12 +248,15 @@ def test_max_minutes_is_refused_for_images_and_audio(tmp_path, capfd, sample_pat
     assert not (tmp_path / "x.mcd").exists()
 
 
-def test_a_slow_clip_is_announced_with_its_expected_time(monkeypatch):
+@pytest.mark.parametrize("keys", [False, True])  # True: key pictures and block motion come first
+def test_a_slow_clip_is_announced_with_its_expected_time(monkeypatch, keys):
     """Without a budget, a fit expected to take longer than SLOW_NOTE_S says so once, after its first
     steps, with the expected time (here every fit counts as slow)."""
     monkeypatch.setattr(nerv_codec, "SLOW_NOTE_S", 0)
     lines = []
-    encode_bytes((clip(t=4), 25), "video", "nerv", 1, epochs=FEW, progress=False, log=lines.append)
+    encode_bytes(
+        (clip(t=4), 25), "video", "nerv", 1, epochs=FEW, progress=False, log=lines.append, key_pictures=keys
+    )
     (line,) = lines
     assert re.fullmatch(
         r"note: 48x32 frames are slow to fit on cpu: about \d+ s for the 4 frames at 3 \+ 1 "
