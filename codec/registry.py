@@ -6,6 +6,7 @@ lazily (loading weights costs time), once per (id, weights file).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from .base import Codec, CodecError, CodecInfo
 _FACTORIES: dict[str, tuple[CodecInfo, Callable[[Path | None], Codec]]] = {}
 _DEFAULTS: dict[str, str] = {}
 _CACHE: dict[tuple[str, str | None], Codec] = {}
+_BUILDING = threading.RLock()  # a video decoder's threads open the image codec of its keys at once
 _BUILTINS_LOADED = False
 
 
@@ -68,6 +70,7 @@ def get(codec_id: str, weights: Path | None = None) -> Codec:
     """The codec with this id, with its default weights or the given weights file."""
     info(codec_id)
     key = (codec_id, None if weights is None else str(Path(weights).resolve()))
-    if key not in _CACHE:
-        _CACHE[key] = _FACTORIES[codec_id][1](weights)
-    return _CACHE[key]
+    with _BUILDING:
+        if key not in _CACHE:
+            _CACHE[key] = _FACTORIES[codec_id][1](weights)
+        return _CACHE[key]

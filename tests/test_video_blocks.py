@@ -192,6 +192,22 @@ def test_a_group_drawn_from_keys_alone_round_trips(several):
     assert torch.equal(codec.decode(on, frames=(9, 14))[0], decoded[9:14])
 
 
+def test_bare_groups_decode_their_keys_in_parallel_and_only_those_a_range_takes(several, monkeypatch):
+    frames, codec, on = several
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = codec.decode(on)[0]
+        torch.set_num_threads(2)
+        assert torch.equal(codec.decode(on)[0], one)  # the same pictures, a key on each thread
+    finally:
+        torch.set_num_threads(before)
+    taken = []
+    monkeypatch.setattr(nerv_codec, "decode_key", lambda k, h, w: taken.append(k) or decode_key(k, h, w))
+    assert torch.equal(codec.decode(on, frames=(1, 4))[0], one[1:4])  # before the first key: it alone
+    assert taken == [on.chunks[0][1]]
+
+
 def test_the_file_carries_only_the_modes_and_vectors_a_reader_cannot_infer():
     keys, (by, bx) = [2, 5], (2, 3)
     assert blocks.coded_pictures(keys, 8).tolist() == [False, False, False, True, True, False, False, False]
