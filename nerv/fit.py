@@ -48,6 +48,15 @@ STEP_LR = 0.03  # Adam's rate for the log-steps: up to about 3 nats (20x) over t
 # floor steps to 4-10x within 160 steps for at most 0.3 dB; a short fine-tune starts closer to that.
 STEP_START = 4.0
 MAX_STEP = 1e4  # learned steps stay below: float16 holds them (up to 65504; the decoder refuses inf)
+# HNeRV's frame encoder can die: every unit of a GELU layer pushed below zero for every frame, so each frame
+# gets the same embedding and the decoder can only learn one picture for the group (the held-out life clip
+# at q3, seed 0: embeddings' spread across frames 2e-9 of their size by step 300, the fit stuck at ~23 dB
+# where seed 1 reaches 27). Every CHECK_EVERY fit steps the spread is measured on the group's pictures;
+# below COLLAPSED of their mean size the encoder starts again from fresh weights (the decoder keeps its
+# own): that fit then climbs from 22.7 to 25.6 dB by step 1000. A healthy fit's spread is >= 1e-2 of the
+# size from its first check, and its steps are unchanged (the check draws no random numbers).
+CHECK_EVERY = 100
+COLLAPSED = 1e-4
 
 
 @dataclass
@@ -61,6 +70,7 @@ class FitResult:
     # steps_for's (rate-aware fits only)
     encoder: dict[str, torch.Tensor] | None = None  # HNeRV's frame encoder (its state): with ``decoder``,
     # where the next group's fit starts (warm_start)
+    revivals: int = 0  # times the frame encoder was found collapsed and started again (CHECK_EVERY)
 
 
 def _pad(frames: torch.Tensor, cfg: NervConfig) -> torch.Tensor:
@@ -165,6 +175,22 @@ class _Fit:
         if self.motion is None:
             return self.target[i]
         return place(self.target[i], self.motion, i, self.cfg.height, self.cfg.width)
+
+    @torch.no_grad()
+    def encoder_collapsed(self) -> bool:
+        """Whether HNeRV's encoder gives (nearly) one embedding for every picture of the group: their
+        spread across pictures below COLLAPSED of their mean size (up to 16 pictures, evenly spaced)."""
+        firsts = first_frames(runs_of(self.pic))
+        if self.encoder is None or len(firsts) < 2:
+            return False
+        e = self.encoder(self._input(firsts[torch.linspace(0, len(firsts) - 1, min(16, len(firsts))).long()]))
+        return bool(e.std(0).mean() < COLLAPSED * e.abs().mean())
+
+    def revive_encoder(self) -> None:
+        """Fresh encoder weights, and Adam's state for them dropped; the decoder keeps its own."""
+        self.encoder.load_state_dict(Encoder(self.cfg).state_dict())
+        for p in self.encoder.parameters():
+            self.opt.state.pop(p, None)
 
     def _frames(self, out: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         """The decoder's output for the frames ``i`` -> those frames: itself, or sampled from the canvas."""
@@ -326,7 +352,7 @@ def fit_group(
     fit = _Fit(frames, cfg, bits, device, batch, lr, lam, init, ref, motion, base, pictures, moved)
     n_fit, n_qat = fit_steps(epochs, fit.n, batch)
     total = n_fit + n_qat
-    sq_err, seen = 0.0, 0
+    sq_err, seen, revivals = 0.0, 0, 0
     for phase, steps in (("fit", n_fit), ("qat", n_qat)):
         # One warm-up + cosine over both phases for the network (the fine-tune goes on from where the fit
         # is); the learned steps, new in the fine-tune, get their own over it.
@@ -336,9 +362,12 @@ def fit_group(
             factors = [lambda i: _lr_factor(n_fit + i, total)] * (1 + bool(fit.log_steps))
             factors[1:] = [lambda i: _lr_factor(i, n_qat)] * len(factors[1:])
         sched = torch.optim.lr_scheduler.LambdaLR(fit.opt, factors)
-        for i in _batches(fit.n, batch, steps):
+        for k, i in enumerate(_batches(fit.n, batch, steps), 1):
             mse = fit.step(i, qat=phase == "qat")
             sched.step()
+            if phase == "fit" and k % CHECK_EVERY == 0 and fit.encoder_collapsed():
+                fit.revive_encoder()
+                revivals += 1
             sq_err, seen = sq_err + mse * len(i), seen + len(i)
             if on_step is not None and on_step(phase, mse):
                 break
@@ -348,7 +377,7 @@ def fit_group(
     cpu = [None if x is None else x.cpu() for x in (fit.embeddings, fit.embed_symbols, fit.embed_steps)]
     steps = None if steps is None else {k: v.cpu() for k, v in steps.items()}
     encoder = None if fit.encoder is None else {k: v.cpu() for k, v in fit.encoder.state_dict().items()}
-    return FitResult(fit.decoder.eval().cpu(), *cpu, psnr, steps, encoder)
+    return FitResult(fit.decoder.eval().cpu(), *cpu, psnr, steps, encoder, revivals)
 
 
 def warm_start(previous: FitResult, cfg: NervConfig) -> bool:

@@ -302,6 +302,41 @@ def test_a_dark_clip_does_not_collapse_to_black():
     assert fit_group(frames, network_for("hnerv", h, w, t, 3), BITS, (20, 4)).psnr > 20
 
 
+def test_a_collapsed_frame_encoder_starts_again(monkeypatch):
+    """HNeRV's encoder whose last GELU layer is dead for every frame gives every frame one embedding (the
+    life clip's q3 fit, seed 0): the fit finds it at its next check and gives the encoder fresh weights,
+    and ends far better than a fit left collapsed. A healthy fit is never touched."""
+    from mcodec.nerv import fit as nerv_fit
+    from mcodec.nerv.codec import BITS
+
+    t, h, w = 8, 48, 64
+    frames = torch.full((t, 3, h, w), 40, dtype=torch.uint8)
+    for i in range(t):  # a square moving across: each frame needs its own embedding
+        frames[i, :, 10:26, 4 + 5 * i : 20 + 5 * i] = 220
+    cfg = network_for("hnerv", h, w, t, 3)
+    healthy = nerv_fit.fit_group(frames, cfg, BITS, (20, 2))
+    assert healthy.revivals == 0
+    made = []
+
+    def dead_first(cfg):
+        encoder = nerv_fit.Encoder.__wrapped__(cfg)
+        if not made:
+            with torch.no_grad():
+                encoder.net[-3].bias.fill_(-30.0)  # GELU(-30 + a few) = 0, its gradient 0
+        made.append(encoder)
+        return encoder
+
+    dead_first.__wrapped__ = nerv_fit.Encoder
+    monkeypatch.setattr(nerv_fit, "Encoder", dead_first)
+    monkeypatch.setattr(nerv_fit, "CHECK_EVERY", 10)
+    revived = nerv_fit.fit_group(frames, cfg, BITS, (20, 2))
+    assert revived.revivals == 1 and len(made) == 2
+    made.clear()
+    monkeypatch.setattr(nerv_fit, "COLLAPSED", 0.0)  # the check never fires
+    stuck = nerv_fit.fit_group(frames, cfg, BITS, (20, 2))
+    assert stuck.revivals == 0 and revived.psnr > stuck.psnr + 2, (healthy.psnr, revived.psnr, stuck.psnr)
+
+
 @pytest.mark.parametrize("kind", ["hnerv", "nerv"])
 def test_a_group_starts_from_the_previous_groups_networks(kind, monkeypatch):
     """A group whose fit starts from the previous group's networks (warm_start) is already near a fit of
