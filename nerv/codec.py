@@ -55,7 +55,7 @@ from .model import (
     plan,
     tensor_shapes,
 )
-from .motion import MAX_CANVAS, SCALE_RANGE, Motion, estimate, sample
+from .motion import MAX_CANVAS, SCALE_RANGE, Motion, estimate, sample, window
 from .progress import ClipProgress
 from .quant import quantize, rebuild, steps_for
 from .rate import MIN_STD
@@ -1057,10 +1057,15 @@ def reconstruct(
         if moved is not None:
             picture = moved(i)
             base = base_logits(picture, decoder.cfg.height, decoder.cfg.width).to(device)
-        x = decoder(inputs[i : i + 1].to(device), base)
         if motion is None:  # one picture, its copies as views
+            x = decoder(inputs[i : i + 1].to(device), base)
             return _to_uint8(x[:, :, :height, :width]).expand(n, -1, -1, -1)
-        return torch.cat([_to_uint8(sample(x, motion, [first + j], height, width)) for j in range(i, i + n)])
+        # only the canvas window the frames read (a pan's 320x240 frames read a third of a 720x320 canvas)
+        cfg, span = decoder.cfg, range(first + i, first + i + n)
+        x = decoder.window(
+            inputs[i : i + 1].to(device), *window(motion, span, height, width, cfg.height, cfg.width)
+        )
+        return torch.cat([_to_uint8(sample(x, motion, [t], height, width)) for t in span])
 
     out = map_per_item(frames, range(len(runs)), device)
     return torch.cat(out) if out else torch.zeros(0, 3, height, width, dtype=torch.uint8)

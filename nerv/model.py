@@ -200,6 +200,43 @@ class Decoder(nn.Module):
         base = self.base if base is None else base
         return torch.sigmoid(y if base is None else y + base)
 
+    def _needed(self, lo: int, hi: int, size: int) -> list[tuple[int, int]]:
+        """Output pixels lo:hi along one axis (``size`` at the output) -> the range each level's input must
+        hold: a 3x3 convolution needs one more pixel on each side (within the picture, where its zero
+        padding is the real border), a block's outputs at s x its convolution's. Level 0 is the grid;
+        the last entry is the head's input."""
+        sizes = [size // math.prod(self.cfg.strides[k:]) for k in range(len(self.cfg.strides) + 1)]
+        need = [(max(0, lo - 1), min(size, hi + 1))]  # the head's input
+        for k in reversed(range(len(self.cfg.strides))):
+            s, (a, b) = self.cfg.strides[k], need[0]
+            need.insert(0, (max(0, a // s - 1), min(sizes[k], -(-b // s) + 1)))
+        return need
+
+    def window(self, inputs: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> torch.Tensor:
+        """``forward(inputs)`` (one input, over ``self.base``) at output rows r0:r1 and columns c0:c1 only,
+        in a tensor of the whole output's shape whose other pixels are 0: a motion group's frame reads a
+        window of its canvas (motion.sample). Each level draws only what the next needs (``_needed``), so
+        the window's pixels are forward's, up to the order of float sums in the smaller convolutions."""
+        height, width = self.cfg.height, self.cfg.width
+        ny, nx = self._needed(*rows, height), self._needed(*cols, width)
+        x = self.features(inputs)[..., ny[0][0] : ny[0][1], nx[0][0] : nx[0][1]]
+        for k, block in enumerate(self.blocks):
+            s, (ya, yb), (xa, xb) = block.stride, ny[k + 1], nx[k + 1]
+            # the convolution's outputs under the next level's range: inside the crop by a pixel
+            y0, x0 = ya // s - ny[k][0], xa // s - nx[k][0]
+            y = block.conv(x)[..., y0 : -(-yb // s) - ny[k][0], x0 : -(-xb // s) - nx[k][0]]
+            y = pixel_shuffle(y, s)
+            x = block.act(
+                y[..., ya - (ya // s) * s : yb - (ya // s) * s, xa - (xa // s) * s : xb - (xa // s) * s]
+            )
+        (r0, r1), (c0, c1), (ya, _), (xa, _) = rows, cols, ny[-1], nx[-1]
+        y = self.head(x)[..., r0 - ya : r1 - ya, c0 - xa : c1 - xa]
+        if self.base is not None:
+            y = y + self.base[..., r0:r1, c0:c1]
+        out = y.new_zeros(y.shape[0], 3, height, width)
+        out[..., r0:r1, c0:c1] = torch.sigmoid(y)
+        return out
+
 
 class Encoder(nn.Module):
     """HNeRV's frame encoder: patchify convolutions with the decoder's strides, GELU between."""

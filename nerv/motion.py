@@ -105,6 +105,19 @@ def _taps(scale: float, offset: float, n: int, size: int) -> tuple[list[torch.Te
     return index, weights
 
 
+def window(motion: Motion, frames: range, height: int, width: int, ch: int, cw: int) -> tuple[tuple, tuple]:
+    """((r0, r1), (c0, c1)): the canvas rows and columns (of a ch x cw canvas) that ``sample`` reads for
+    any of ``frames``."""
+    rows, cols = [], []
+    for t in frames:
+        rows += _taps(float(motion.scale[t]), float(motion.v[t]), height, ch)[0][0::3]
+        cols += _taps(float(motion.scale[t]), float(motion.u[t]), width, cw)[0][0::3]
+    return (int(min(r.min() for r in rows)), int(max(r.max() for r in rows)) + 1), (
+        int(min(c.min() for c in cols)),
+        int(max(c.max() for c in cols)) + 1,
+    )
+
+
 def sample(canvas: torch.Tensor, motion: Motion, frames: torch.Tensor | range, height: int, width: int):
     """canvas [B, C, CH, CW] (one per frame of ``frames``, the group's frame indexes) -> [B, C, height,
     width]: each frame's pixels read from its canvas by separable cubic interpolation (rows, then
