@@ -225,10 +225,8 @@ class Decoder(nn.Module):
             # the convolution's outputs under the next level's range: inside the crop by a pixel
             y0, x0 = ya // s - ny[k][0], xa // s - nx[k][0]
             y = block.conv(x)[..., y0 : -(-yb // s) - ny[k][0], x0 : -(-xb // s) - nx[k][0]]
-            y = pixel_shuffle(y, s)
-            x = block.act(
-                y[..., ya - (ya // s) * s : yb - (ya // s) * s, xa - (xa // s) * s : xb - (xa // s) * s]
-            )
+            y = pixel_shuffle(y, s)  # from row (ya // s) s and column (xa // s) s of the next level
+            x = block.act(y[..., ya % s : ya % s + yb - ya, xa % s : xa % s + xb - xa])
         (r0, r1), (c0, c1), (ya, _), (xa, _) = rows, cols, ny[-1], nx[-1]
         y = self.head(x)[..., r0 - ya : r1 - ya, c0 - xa : c1 - xa]
         if self.base is not None:

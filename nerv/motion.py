@@ -109,13 +109,14 @@ def window(motion: Motion, frames: range, height: int, width: int, ch: int, cw: 
     """((r0, r1), (c0, c1)): the canvas rows and columns (of a ch x cw canvas) that ``sample`` reads for
     any of ``frames``."""
     rows, cols = [], []
-    for t in frames:
+    for t in frames:  # a frame's first and last taps
         rows += _taps(float(motion.scale[t]), float(motion.v[t]), height, ch)[0][0::3]
         cols += _taps(float(motion.scale[t]), float(motion.u[t]), width, cw)[0][0::3]
-    return (int(min(r.min() for r in rows)), int(max(r.max() for r in rows)) + 1), (
-        int(min(c.min() for c in cols)),
-        int(max(c.max() for c in cols)) + 1,
-    )
+
+    def span(taps: list[torch.Tensor]) -> tuple[int, int]:
+        return int(min(i.min() for i in taps)), int(max(i.max() for i in taps)) + 1
+
+    return span(rows), span(cols)
 
 
 def sample(canvas: torch.Tensor, motion: Motion, frames: torch.Tensor | range, height: int, width: int):
