@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 import torch
@@ -54,6 +54,27 @@ def map_single_threaded(fn: Callable, items: Iterable) -> list:
     try:
         with ThreadPoolExecutor(threads) as pool:
             return list(pool.map(call, items))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def map_beside(first: Callable, fn: Callable, items: Iterable) -> tuple:
+    """(first(), [fn(item, f) for item in items]), as ``map_single_threaded`` runs them: every op on one
+    thread, as many calls at once as there were threads. ``first`` starts before any item; the items take
+    the other threads, and its thread once it is done. f is first's Future, for fn to check (``f.done()``)
+    or wait on (``f.result()``, which re-raises first's error)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+
+    def call(f: Callable, *args):
+        with torch.no_grad():  # grad mode is per thread
+            return f(*args)
+
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            head: Future = pool.submit(call, first)  # the queue is first in, first out: it starts first
+            rest = [pool.submit(call, fn, item, head) for item in items]
+            return head.result(), [r.result() for r in rest]
     finally:
         torch.set_num_threads(threads)
 

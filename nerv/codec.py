@@ -23,7 +23,9 @@ from __future__ import annotations
 import json
 import math
 import struct
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
@@ -31,7 +33,7 @@ import numpy as np
 import torch
 
 from mcodec.codec.base import Codec, CodecError, CodecInfo, Payload
-from mcodec.codec.determinism import map_per_item
+from mcodec.codec.determinism import map_beside, map_per_item, thread_independent
 from mcodec.codec.media_io.video_source import VideoSource
 from mcodec.codec.schema import Int, ListOf, Number, OneOf, Schema, Text, media_fields
 from mcodec.entropy import decode_indexed, encode_indexed, gaussian_tables, scale_indexes, scale_table
@@ -51,6 +53,7 @@ from .model import (
     WIDTHS,
     Decoder,
     NervConfig,
+    over,
     parameter_count,
     plan,
     tensor_shapes,
@@ -608,14 +611,14 @@ def _decode_group(
     decoder, inputs, vectors = _read_tensors(data, group, ref if group.diff else None)
     out = None
     if group.end > a:
-        moved = None
+        moved = key = None
         if group.key is not None:
-            picture = decode_key(group.key, *((h, w) if group.motion is None else group.motion.canvas))
-            if vectors is None:
-                decoder.base = base_logits(picture, group.cfg.height, group.cfg.width)
+            size, cfg = (h, w) if group.motion is None else group.motion.canvas, group.cfg
+            if vectors is None:  # decoded beside the first frames (reconstruct)
+                key = lambda: base_logits(decode_key(group.key, *size), cfg.height, cfg.width)  # noqa: E731
             else:
-                moved = _moved([picture], Blocks(vectors), pic)
-        out = reconstruct(decoder, inputs[pic], h, w, device, group.motion, lo, runs_of(pic), moved)
+                moved = _moved([decode_key(group.key, *size)], Blocks(vectors), pic)
+        out = reconstruct(decoder, inputs[pic], h, w, device, group.motion, lo, runs_of(pic), moved, key)
     return out, dict(decoder.state_dict())
 
 
@@ -1027,6 +1030,11 @@ def _within_reach(vectors: torch.Tensor) -> torch.Tensor:
     return vectors
 
 
+# Frames drawn while a group's key picture decodes wait for it holding their logits, at most this many
+# bytes of them (a 320x240 pan's window: ~1 MB a frame); the frames after wait for the key itself.
+HELD_BYTES = 256 << 20
+
+
 def reconstruct(
     decoder: Decoder,
     inputs: torch.Tensor,
@@ -1037,6 +1045,7 @@ def reconstruct(
     first: int = 0,
     runs: list[int] | None = None,
     moved: Callable[[int], torch.Tensor] | None = None,
+    key: Callable[[], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Decoder inputs (HNeRV embeddings [T, d, h0, w0], NeRV times [T]) -> uint8 frames [T, 3, height,
     width]. Each frame is computed alone, a batch of one: its bytes do not depend on which other frames
@@ -1046,29 +1055,70 @@ def reconstruct(
     from it (motion.sample). runs: the frames in runs of equal inputs (held frames, held.py), each
     drawn once (a motion group samples each frame of a run from its one canvas), or None: runs of 1.
     moved: a block-motion group's base of input i (uint8 [3, height, width], its keys moved by its vectors,
-    blocks.Blocks.base): each frame is drawn over it, not over ``decoder.base``."""
+    blocks.Blocks.base): each frame is drawn over it, not over ``decoder.base``. key: the logits of the
+    picture every frame is drawn over (a key picture's, base_logits), instead of ``decoder.base``: on the
+    CPU it is computed on one thread while the others draw the first frames' logits (a 720x320 key takes
+    ~0.4 s on one core, a third of a pan's decoding)."""
     decoder = decoder.to(device).eval()
-    runs = runs or [1] * inputs.shape[0]
+    cfg, runs = decoder.cfg, runs or [1] * inputs.shape[0]
     starts = np.cumsum([0] + runs[:-1]).tolist()
 
-    def frames(run: int) -> torch.Tensor:
-        i, n = starts[run], runs[run]
-        base = None
-        if moved is not None:
-            picture = moved(i)
-            base = base_logits(picture, decoder.cfg.height, decoder.cfg.width).to(device)
-        if motion is None:  # one picture, its copies as views
-            x = decoder(inputs[i : i + 1].to(device), base)
-            return _to_uint8(x[:, :, :height, :width]).expand(n, -1, -1, -1)
+    def logits(run: int) -> tuple:
+        """(the run's logits, and the canvas window they cover or None: the whole picture)."""
+        x = inputs[starts[run] : starts[run] + 1].to(device)
+        if motion is None:
+            return decoder.logits(x), None
         # only the canvas window the frames read (a pan's 320x240 frames read a third of a 720x320 canvas)
-        cfg, span = decoder.cfg, range(first + i, first + i + n)
-        x = decoder.window(
-            inputs[i : i + 1].to(device), *window(motion, span, height, width, cfg.height, cfg.width)
-        )
-        return torch.cat([_to_uint8(sample(x, motion, [t], height, width)) for t in span])
+        span = range(first + starts[run], first + starts[run] + runs[run])
+        where = window(motion, span, height, width, cfg.height, cfg.width)
+        return decoder.window(x, *where), where
 
-    out = map_per_item(frames, range(len(runs)), device)
+    def drawn(run: int, y: torch.Tensor, where: tuple | None, base: torch.Tensor | None) -> torch.Tensor:
+        """The run's uint8 frames from its logits, over ``base`` (the group's; a moved group's: its own)."""
+        i, n = starts[run], runs[run]
+        if moved is not None:
+            base = base_logits(moved(i), cfg.height, cfg.width).to(device)
+        if where is None:  # one picture, its copies as views
+            return _to_uint8(over(y, base)[:, :, :height, :width]).expand(n, -1, -1, -1)
+        (r0, r1), (c0, c1) = where
+        x = over(y, None if base is None else base[..., r0:r1, c0:c1])
+        part = (r0, c0, cfg.height, cfg.width)
+        return torch.cat(
+            [_to_uint8(sample(x, motion, [t], height, width, part)) for t in range(first + i, first + i + n)]
+        )
+
+    if key is None or not str(device).startswith("cpu"):
+        base = decoder.base if key is None else key().to(device)
+        out = map_per_item(lambda run: drawn(run, *logits(run), base), range(len(runs)), device)
+    else:
+        held = _Allowance(HELD_BYTES)
+
+        def early(run: int, base: Future) -> torch.Tensor | tuple:
+            y, where = logits(run)
+            if not base.done() and held.take(y.numel() * y.element_size()):
+                return run, y, where  # drawn once the key is there
+            return drawn(run, y, where, base.result())
+
+        with thread_independent(device):
+            base, out = map_beside(key, early, range(len(runs)))
+        late = [k for k, o in enumerate(out) if isinstance(o, tuple)]
+        for k, frames in zip(late, map_per_item(lambda k: drawn(*out[k], base), late, device), strict=True):
+            out[k] = frames
     return torch.cat(out) if out else torch.zeros(0, 3, height, width, dtype=torch.uint8)
+
+
+class _Allowance:
+    """A byte budget that threads take from."""
+
+    def __init__(self, size: int):
+        self.left, self.lock = size, threading.Lock()
+
+    def take(self, size: int) -> bool:
+        with self.lock:
+            if size > self.left:
+                return False
+            self.left -= size
+            return True
 
 
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:

@@ -132,6 +132,12 @@ def pixel_shuffle(x: torch.Tensor, s: int) -> torch.Tensor:
     )
 
 
+def over(logits: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
+    """The decoder's picture: the head's logits drawn over a key picture's (keypicture.base_logits), or
+    alone where the group has none, through the sigmoid."""
+    return torch.sigmoid(logits if base is None else logits + base)
+
+
 class Head(nn.Conv2d):
     """3x3 convolution C -> 3 with zero padding (an ``nn.Conv2d``: same parameters, same function).
 
@@ -193,12 +199,14 @@ class Decoder(nn.Module):
     def forward(self, inputs: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
         """inputs: HNeRV embeddings [B, d, h0, w0] or NeRV frame times t [B]. base: logits [B, 3, H', W'] to
         draw these frames over (a block-motion group's moved key pictures), instead of ``self.base``."""
+        return over(self.logits(inputs), self.base if base is None else base)
+
+    def logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The head's output [B, 3, H', W']: what ``forward`` draws over the base, before the sigmoid."""
         x = self.features(inputs)
         for block in self.blocks:
             x = block(x)
-        y = self.head(x)
-        base = self.base if base is None else base
-        return torch.sigmoid(y if base is None else y + base)
+        return self.head(x)
 
     def _needed(self, lo: int, hi: int, size: int) -> list[tuple[int, int]]:
         """Output pixels lo:hi along one axis (``size`` at the output) -> the range each level's input must
@@ -213,10 +221,10 @@ class Decoder(nn.Module):
         return need
 
     def window(self, inputs: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]) -> torch.Tensor:
-        """``forward(inputs)`` (one input, over ``self.base``) at output rows r0:r1 and columns c0:c1 only,
-        in a tensor of the whole output's shape whose other pixels are 0: a motion group's frame reads a
-        window of its canvas (motion.sample). Each level draws only what the next needs (``_needed``), so
-        the window's pixels are forward's, up to the order of float sums in the smaller convolutions."""
+        """``logits(inputs)`` (one input) at output rows r0:r1 and columns c0:c1 only, [1, 3, r1 - r0,
+        c1 - c0]: a motion group's frame reads a window of its canvas (motion.sample). Each level draws only
+        what the next needs (``_needed``), so the window's values are logits', up to the order of float sums
+        in the smaller convolutions."""
         height, width = self.cfg.height, self.cfg.width
         ny, nx = self._needed(*rows, height), self._needed(*cols, width)
         x = self.features(inputs)[..., ny[0][0] : ny[0][1], nx[0][0] : nx[0][1]]
@@ -228,12 +236,7 @@ class Decoder(nn.Module):
             y = pixel_shuffle(y, s)  # from row (ya // s) s and column (xa // s) s of the next level
             x = block.act(y[..., ya % s : ya % s + yb - ya, xa % s : xa % s + xb - xa])
         (r0, r1), (c0, c1), (ya, _), (xa, _) = rows, cols, ny[-1], nx[-1]
-        y = self.head(x)[..., r0 - ya : r1 - ya, c0 - xa : c1 - xa]
-        if self.base is not None:
-            y = y + self.base[..., r0:r1, c0:c1]
-        out = y.new_zeros(y.shape[0], 3, height, width)
-        out[..., r0:r1, c0:c1] = torch.sigmoid(y)
-        return out
+        return self.head(x)[..., r0 - ya : r1 - ya, c0 - xa : c1 - xa]
 
 
 class Encoder(nn.Module):

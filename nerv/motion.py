@@ -119,26 +119,38 @@ def window(motion: Motion, frames: range, height: int, width: int, ch: int, cw: 
     return span(rows), span(cols)
 
 
-def sample(canvas: torch.Tensor, motion: Motion, frames: torch.Tensor | range, height: int, width: int):
+def sample(
+    canvas: torch.Tensor,
+    motion: Motion,
+    frames: torch.Tensor | range,
+    height: int,
+    width: int,
+    part: tuple[int, int, int, int] | None = None,
+):
     """canvas [B, C, CH, CW] (one per frame of ``frames``, the group's frame indexes) -> [B, C, height,
     width]: each frame's pixels read from its canvas by separable cubic interpolation (rows, then
     columns), edges clamped. Element-wise float32 sums in a fixed order: the result depends on neither the
-    thread count nor the batch. Differentiable in ``canvas``."""
+    thread count nor the batch. Differentiable in ``canvas``. part (r0, c0, CH, CW): ``canvas`` holds only
+    the rows from r0 and the columns from c0 of a CH x CW canvas, all that the frames read (``window``)."""
     out = []
-    ch, cw = canvas.shape[-2:]
+    r0, c0, ch, cw = part or (0, 0, *canvas.shape[-2:])
     for b, t in enumerate(frames):
         t = int(t)
         rows, wy = _taps(float(motion.scale[t]), float(motion.v[t]), height, ch)
         cols, wx = _taps(float(motion.scale[t]), float(motion.u[t]), width, cw)
-        lo, hi = int(cols[0].min()), int(cols[3].max()) + 1  # the columns the frame reads
+        lo, hi = int(cols[0].min()) - c0, int(cols[3].max()) + 1 - c0  # the columns the frame reads
         dev = canvas.device
         # each pass gathers its 4 taps at once (index_select: faster than 4 advanced indexings)
-        g = canvas[b, :, :, lo:hi].index_select(1, torch.cat(rows).to(dev)).view(-1, 4, height, hi - lo)
+        g = (
+            canvas[b, :, :, lo:hi]
+            .index_select(1, (torch.cat(rows) - r0).to(dev))
+            .view(-1, 4, height, hi - lo)
+        )
         y = g[:, 0] * wy[0].to(dev)[:, None]
         for k in (1, 2, 3):
             y = y + g[:, k] * wy[k].to(dev)[:, None]
         # columns gathered as rows of the transposed rows (a gather along the last dimension was 1.5x slower)
-        g = y.transpose(1, 2).contiguous().index_select(1, (torch.cat(cols) - lo).to(dev))
+        g = y.transpose(1, 2).contiguous().index_select(1, (torch.cat(cols) - c0 - lo).to(dev))
         g = g.view(-1, 4, width, height)
         x = g[:, 0] * wx[0].to(dev)[:, None]
         for k in (1, 2, 3):

@@ -63,6 +63,45 @@ def test_reconstruction_is_independent_of_threads_and_range(kind):
     assert torch.equal(reconstruct(decoder, inputs[3:7], 236, 320), videos[0][3:7])
 
 
+@pytest.mark.parametrize("held", [0, 1 << 30])
+def test_a_key_decoded_beside_the_frames_draws_the_same_frames(monkeypatch, held):
+    """reconstruct(key=...) decodes the key picture on one thread while the others draw the first frames'
+    logits, which wait for it (up to HELD_BYTES of them; none when 0): the frames are those drawn over
+    decoder.base, at any thread count; an error of the key's decoding is raised, not lost."""
+    from mcodec.nerv import codec as nerv_codec
+
+    monkeypatch.setattr(nerv_codec, "HELD_BYTES", held)
+    torch.manual_seed(0)
+    cfg = plan("hnerv", 240, 320, 16)
+    decoder = Decoder(cfg).eval()
+    inputs = torch.randn(9, cfg.embed_dim, *cfg.grid)
+    base = torch.randn(1, 3, cfg.height, cfg.width)
+
+    def key():
+        torch.cat(
+            [torch.randn(300, 300) @ torch.randn(300, 300) for _ in range(20)]
+        )  # slow enough to overlap
+        return base
+
+    decoder.base = base
+    expected = reconstruct(decoder, inputs, 236, 320)
+    decoder.base = None
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            assert torch.equal(reconstruct(decoder, inputs, 236, 320, key=key), expected)
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+
+    def broken():
+        raise CodecError("video key picture: broken")
+
+    with pytest.raises(CodecError, match="broken"):
+        reconstruct(decoder, inputs, 236, 320, key=broken)
+
+
 def test_fast_head_is_the_convolution():
     head = Head(12)
     x = torch.randn(2, 12, 30, 40)

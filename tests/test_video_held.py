@@ -53,10 +53,8 @@ def test_one_embedding_per_run_and_each_run_decoded_once(held, monkeypatch):
     from mcodec.nerv import codec as nerv_codec
 
     drawn = []
-    decoder_forward = nerv_codec.Decoder.forward
-    monkeypatch.setattr(
-        nerv_codec.Decoder, "forward", lambda d, x, base=None: drawn.append(1) or decoder_forward(d, x, base)
-    )
+    decoder_logits = nerv_codec.Decoder.logits
+    monkeypatch.setattr(nerv_codec.Decoder, "logits", lambda d, x: drawn.append(1) or decoder_logits(d, x))
     assert torch.equal(NervCodec("hnerv").decode(payload, frames=(3, 9))[0], decoded[3:9])
     assert len(drawn) == 3  # pictures 1, 2, 3 for frames 3..8
 
