@@ -65,6 +65,26 @@ def test_the_transforms_are_compiled_but_for_thin_layers():
         assert torch.equal(first, kept)
 
 
+def test_a_layers_layout_is_kept_until_its_tensors_change():
+    """A layer's weights are laid out once (a video's key pictures decode the same layers again and again),
+    and again when they change: in place (training), or replaced (.data, .double())."""
+    torch.manual_seed(5)
+    up, gdn = deconv(8, 8), inverse_gdn(8)
+    x = torch.randn(1, 8, 4, 5)
+    with thread_independent():
+        first = conv_gemm.ShiftedGemms(up, gdn)
+        assert conv_gemm.ShiftedGemms(up, gdn).phases is first.phases  # laid out once
+        assert conv_gemm.ShiftedGemms(up).gdn is None  # without the GDN: another layout
+        with torch.no_grad():
+            up.weight.mul_(2)
+            gdn.gamma.add_(0.1)
+        assert (conv_gemm.ShiftedGemms(up, gdn)(x) - gdn(up(x))).abs().max() < 1e-5
+        up.weight.data = up.weight.data.flip(-1)
+        assert (conv_gemm.ShiftedGemms(up)(x) - up(x)).abs().max() < 1e-5
+        up64 = copy.deepcopy(up).double()
+        assert (conv_gemm.ShiftedGemms(up64)(x.double()) - up64(x.double())).abs().max() < 1e-12
+
+
 def test_the_same_bytes_for_any_thread_count(monkeypatch):
     monkeypatch.setattr(conv_gemm, "BAND_COLUMNS", 64)  # several bands, so that threads share the work
     model = GainedHyperprior("mean-scale-hyperprior", 16, 16).eval()

@@ -21,6 +21,7 @@ from torch's convolutions in the last bits (another order of additions), which F
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import torch
@@ -78,6 +79,36 @@ def _is_inverse_gdn(layer: nn.Module) -> bool:
     return type(layer) is GDN and layer.inverse
 
 
+# layer -> (the stamp of its tensors and its GDN's, its layout, those tensors): re-laying a transform's
+# weights out took ~15 ms of a 320x240 picture's ~150 ms decoding (a video's key pictures decode the same
+# layers again and again); a layer whose tensors change (training, .to(), .double()) gets a new stamp and a
+# new layout
+_LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _layout(layer: nn.Module, gdn: GDN | None) -> tuple[list[Taps], torch.Tensor, tuple | None]:
+    """(its phases' taps, its bias [Cout, 1], the GDN's (beta [Cout, 1], gamma [Cout, Cout]) or None)."""
+    tensors = [layer.weight, layer.bias, *((gdn.beta, gdn.gamma) if gdn is not None else ())]
+    stamp = (id(gdn), *((t.data_ptr(), t._version, t.dtype) for t in tensors if t is not None))
+    cached = _LAYOUTS.get(layer)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    w = layer.weight.detach()
+    phases = _deconv_phases(w) if isinstance(layer, nn.ConvTranspose2d) else _conv_phases(w)
+    cout = phases[0][0][2].shape[0]
+    bias = layer.bias.detach() if layer.bias is not None else w.new_zeros(cout)
+    terms = None
+    if gdn is not None:  # compressai's GDN.forward: x * sqrt(beta + gamma @ x^2), reparametrized
+        c = gdn.beta.shape[0]
+        beta = gdn.beta_reparam(gdn.beta).detach().to(w.dtype)
+        gamma = gdn.gamma_reparam(gdn.gamma).detach().to(w.dtype).reshape(c, c)
+        terms = (beta[:, None], gamma)
+    layout = (phases, bias[:, None], terms)
+    # the stamped tensors are kept alive, so that no new tensor of this layer can take their addresses
+    _LAYOUTS[layer] = (stamp, layout, [t.detach() for t in tensors if t is not None])
+    return layout
+
+
 class ShiftedGemms:
     """A ``deconv`` or 3x3 convolution layer, optionally followed by an inverse GDN, as banded GEMMs:
     [1, Cin, h, w] -> [1, Cout, s h, s w] (s = the stride), in the layer's dtype, no autograd. One call at a
@@ -88,20 +119,11 @@ class ShiftedGemms:
     its page faults again, as would the zero-padded copy of the input, which is always reused."""
 
     def __init__(self, layer: nn.Module, gdn: GDN | None = None, reuse_output: bool = False):
-        w = layer.weight.detach()
         self.stride = 2 if isinstance(layer, nn.ConvTranspose2d) else 1
-        self.phases = _deconv_phases(w) if self.stride == 2 else _conv_phases(w)
-        self.cout, self.dtype = self.phases[0][0][2].shape[0], w.dtype
-        bias = layer.bias.detach() if layer.bias is not None else w.new_zeros(self.cout)
-        self.bias = bias[:, None]
-        self.gdn = None
-        if gdn is not None:  # compressai's GDN.forward: x * sqrt(beta + gamma @ x^2), reparametrized
-            c = gdn.beta.shape[0]
-            beta = gdn.beta_reparam(gdn.beta).detach().to(w.dtype)
-            gamma = gdn.gamma_reparam(gdn.gamma).detach().to(w.dtype).reshape(c, c)
-            self.gdn = (beta[:, None], gamma)
+        self.phases, self.bias, self.gdn = _layout(layer, gdn)
+        self.cout, self.dtype = self.bias.shape[0], self.bias.dtype
         self.reuse_output = reuse_output
-        self._padded = self._out = torch.empty(0, dtype=w.dtype)  # storage reused by later calls
+        self._padded = self._out = torch.empty(0, dtype=self.dtype)  # storage reused by later calls
 
     @staticmethod
     def _reuse(storage: torch.Tensor, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
