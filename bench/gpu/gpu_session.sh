@@ -70,7 +70,7 @@ rehearse_audio() {
 
 probe_image() {  # 60 steps at batch 32 in bfloat16 (--amp) from the run's start point: kept if it beats
   # 16 crops / 0.06 s in fp32 by 15% with finite losses
-  local init=(--init codec/models/meanscale.safetensors)  # the shipped model (N=96, M=128) goes on
+  local init=(--init codec/models/meanscale.safetensors)  # the shipped model (N=96, M=192, ns=128) goes on
   timeout 120 python3 -m mcodec train image /tmp/data/images --codec meanscale --device cuda --batch 32 --amp \
     "${init[@]}" --crop 256 --steps 60 --run-dir $RUNS/probe.run --out $RUNS/probe.safetensors --force \
     > $RUNS/probe.log 2>&1
@@ -87,14 +87,18 @@ EOF
 }
 
 start_image() {  # meanscale from the shipped model, until 90 s before the deadline; batch/amp from probe_image
+  # The shipped model's recipe (codec/models/meanscale.md): channel shuffle and rounded synthesis, and lr 3e-5,
+  # which beat 1e-4 from v13 on the CPU (held-back -0.72% against -0.08%; measured at batch 4, not at the GPU's
+  # 16-32). /tmp/data/images must be TRAIN41 (bench/data/image_sets.py), never the held-back photos.
   local minutes; minutes=$(py -c "print(max(1, ($(left) - 90) / 60))")
-  local init=(--init codec/models/meanscale.safetensors)  # the shipped model (N=96, M=128) goes on
+  local init=(--init codec/models/meanscale.safetensors)  # the shipped model (N=96, M=192, ns=128) goes on
   local opts; opts=${IMAGE_OPTS:-$(cat $RUNS/image_opts 2>/dev/null || echo "--batch 16")}
   setsid nohup python3 -m mcodec train image /tmp/data/images --codec meanscale --device cuda $opts "${init[@]}" \
-    --crop 256 --lr ${IMAGE_LR:-3e-4} --steps 1000000 --max-minutes "$minutes" --model-id meanscale-v2 \
+    --channel-shuffle 0.5 --rounded-synthesis --crop 256 --lr ${IMAGE_LR:-3e-5} --steps 1000000 \
+    --max-minutes "$minutes" --model-id meanscale-v15 \
     --run-dir $RUNS/meanscale.run --out $RUNS/meanscale.safetensors --force \
     > $RUNS/meanscale.log 2>&1 < /dev/null &
-  echo "image training started for $minutes min with $opts, lr ${IMAGE_LR:-3e-4}"
+  echo "image training started for $minutes min with $opts, lr ${IMAGE_LR:-3e-5}"
 }
 
 start_audio() {  # resumes the shipped model (its weights and EMA codebooks) until 120 s before the deadline
