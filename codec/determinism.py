@@ -40,22 +40,30 @@ def thread_independent(device: str = "cpu"):
             yield
 
 
+@contextmanager
+def _one_thread_each():
+    """A pool of as many workers as torch had intra-op threads, with torch's threads set to 1 (restored
+    after): each call then runs every op on one thread, at full use of the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            yield pool
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _no_grad(fn: Callable, *args):
+    with torch.no_grad():  # grad mode is per thread
+        return fn(*args)
+
+
 def map_single_threaded(fn: Callable, items: Iterable) -> list:
     """[fn(item) for item in items] with torch's intra-op threads set to 1 (restored after) and as many
     items at once as there were threads: the result of each item is then independent of the thread
     count, at full use of the cores. Only for the CPU; runs inside ``thread_independent``."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-
-    def call(item):
-        with torch.no_grad():  # grad mode is per thread
-            return fn(item)
-
-    try:
-        with ThreadPoolExecutor(threads) as pool:
-            return list(pool.map(call, items))
-    finally:
-        torch.set_num_threads(threads)
+    with _one_thread_each() as pool:
+        return list(pool.map(lambda item: _no_grad(fn, item), items))
 
 
 def map_beside(first: Callable, fn: Callable, items: Iterable) -> tuple:
@@ -63,20 +71,10 @@ def map_beside(first: Callable, fn: Callable, items: Iterable) -> tuple:
     thread, as many calls at once as there were threads. ``first`` starts before any item; the items take
     the other threads, and its thread once it is done. f is first's Future, for fn to check (``f.done()``)
     or wait on (``f.result()``, which re-raises first's error)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-
-    def call(f: Callable, *args):
-        with torch.no_grad():  # grad mode is per thread
-            return f(*args)
-
-    try:
-        with ThreadPoolExecutor(threads) as pool:
-            head: Future = pool.submit(call, first)  # the queue is first in, first out: it starts first
-            rest = [pool.submit(call, fn, item, head) for item in items]
-            return head.result(), [r.result() for r in rest]
-    finally:
-        torch.set_num_threads(threads)
+    with _one_thread_each() as pool:
+        head: Future = pool.submit(_no_grad, first)  # the queue is first in, first out: it starts first
+        rest = [pool.submit(_no_grad, fn, item, head) for item in items]
+        return head.result(), [r.result() for r in rest]
 
 
 def map_per_item(fn: Callable, items: Iterable, device: str = "cpu") -> list:
