@@ -12,7 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from mcodec.codec import CodecError, Payload, media_io, registry
-from mcodec.codec.atomic_write import write_bytes_atomic
+from mcodec.codec.atomic_write import check_output, write_bytes_atomic
 from mcodec.entropy import (
     Container,
     ContainerError,
@@ -170,8 +170,7 @@ def encode_file(
     stream, over the video's span, with ``audio_codec`` (default: the audio default) at ``audio_bitrate``
     kbit/s (default: the codec's); ``audio=False`` leaves the sound out. ``weights`` is the video's."""
     src, dst = Path(src), Path(dst)
-    if dst.exists() and not force:
-        raise CodecError(f"{dst} exists (use --force to overwrite)")
+    check_output(dst, force)
     media = registry.info(codec_id).media if codec_id else media_io.media_kind(src)
     if not registry.has_codec_for(media):
         raise CodecError(f"{src}: {media} coding is not available yet")
@@ -206,8 +205,7 @@ def decode_file(
     dst for the samples or frames). A movie (video and sound) is written with both tracks; ``audio=False``
     leaves the sound out, and an audio file name (.wav, .flac) as dst takes the sound alone."""
     dst = Path(dst)
-    if dst.exists() and not force:
-        raise CodecError(f"{dst} exists (use --force to overwrite)")
+    check_output(dst, force)
     container = read_container(read_mcodec_file(src))
     codec, payload = open_stream(container.streams[0], weights)
     sounds = [(s.header, *open_stream(s)) for s in container.more if s.header.media == "audio"]

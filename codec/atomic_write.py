@@ -20,16 +20,34 @@ class OutputError(CodecError):
     """An output cannot be written (exists without --force, a directory, no permission, disk full)."""
 
 
+def check_output(path: Path, force: bool = False, make_parents: bool = False) -> None:
+    """Raises OutputError where ``path`` could not be written: an existing file without ``force``, a
+    directory, a folder that is missing (unless ``make_parents``), not a folder or not writable. Called
+    before long work (a video's fit) as well as at the write, so that a typo in the output's folder is
+    said at once rather than after the work."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputError(f"{path} exists (use --force to overwrite)")
+    if path.is_dir():
+        raise OutputError(f"{path} is a directory")
+    folder = path.parent
+    while make_parents and not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the nearest existing folder is the one that must take the new ones
+    if not folder.exists():
+        raise OutputError(f"cannot write {path}: no such folder {folder}")
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {path}: permission denied")
+
+
 @contextmanager
 def atomic_output(path: Path, force: bool = False, make_parents: bool = False) -> Iterator[Path]:
     """Yields a temporary path beside ``path``; renames it onto ``path`` only if the block succeeds.
     Refuses an existing output unless ``force``; ``make_parents`` creates missing folders first."""
     path = Path(path)
-    if path.exists() and not force:
-        raise OutputError(f"{path} exists (use --force to overwrite)")
-    if path.exists() and path.is_dir():
-        raise OutputError(f"{path} is a directory")
-    folder = path.parent if str(path.parent) else Path(".")
+    check_output(path, force, make_parents)
+    folder = path.parent
     try:
         if make_parents:
             folder.mkdir(parents=True, exist_ok=True)

@@ -243,6 +243,28 @@ def test_unwritable_outputs(capfd, tmp_path, sample_path, good_file):
     assert_one_line_error(code, err, "cannot write images as .jpgx")
 
 
+def test_output_folder_checked_before_the_work(tmp_path, sample_path, monkeypatch):
+    """A missing output folder is said before encoding (a video's fit takes minutes) or decoding."""
+    from mcodec import compress
+    from mcodec.codec.atomic_write import OutputError, check_output
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the work ran before the output was checked")
+
+    monkeypatch.setattr(compress, "encode_stream", no_work)
+    monkeypatch.setattr(compress, "read_mcodec_file", no_work)
+    with pytest.raises(OutputError, match="no such folder"):
+        compress.encode_file(sample_path, tmp_path / "typo" / "x.mcd")
+    with pytest.raises(OutputError, match="no such folder"):
+        compress.decode_file(tmp_path / "x.mcd", tmp_path / "typo" / "x.png")
+    (tmp_path / "f").write_bytes(b"")
+    with pytest.raises(OutputError, match="not a folder"):
+        check_output(tmp_path / "f" / "x.mcd")
+    with pytest.raises(OutputError, match="is a directory"):
+        check_output(tmp_path, force=True)
+    check_output(tmp_path / "a" / "b" / "x.mcd", make_parents=True)  # folders that will be made
+
+
 def test_python_dash_m_works(tmp_path, sample_path):
     r = subprocess.run([sys.executable, "-m", "mcodec", "codecs"], capture_output=True, text=True)
     assert r.returncode == 0 and "factorized" in r.stdout
