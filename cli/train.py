@@ -263,6 +263,14 @@ def train_image(
     help="train half the batches at this many RVQ stages (8 = 6 kbit/s), the rest at 1..all",
 )
 @click.option(
+    "--speed-perturb",
+    type=click.FloatRange(0, 0.5),
+    default=0.0,
+    show_default=True,
+    help="play each crop at a random speed within 1 +- this (0.1: 0.9x..1.1x; pitch and tempo move "
+    "together): more voices than the data holds",
+)
+@click.option(
     "--adversarial",
     is_flag=True,
     help="add multi-scale STFT and multi-period discriminators with feature matching (training only: the "
@@ -299,6 +307,7 @@ def train_audio_command(
     width,
     init_weights,
     focus_stages,
+    speed_perturb,
     adversarial,
     adv_start,
     adv_weight,
@@ -341,6 +350,7 @@ def train_audio_command(
         lr=lr,
         max_seconds=_seconds(max_minutes),
         focus_stages=focus_stages,
+        speed=speed_perturb,
         adversarial=adversarial,
     )
     if adv_start is not None:

@@ -14,8 +14,10 @@ shipped models were trained without: at a budget of GPU-minutes it had not paid 
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import torch
@@ -58,6 +60,7 @@ class AudioTrainConfig:
     sisdr_weight: float = 1.0
     focus_stages: int | None = None  # draw this many RVQ stages for focus_share of the batches
     focus_share: float = 0.5
+    speed: float = 0.0  # speed perturbation: each crop played at 1 +- up to this (random_batch)
     mel_windows: tuple[int, ...] = MEL_WINDOWS
     max_mels: int = 256
     ckpt_every: int = 200
@@ -100,22 +103,45 @@ def load_corpus(
 
 
 def random_batch(
-    groups: list[list[list[torch.Tensor]]], batch: int, samples: int, rng: random.Random
+    groups: list[list[list[torch.Tensor]]], batch: int, samples: int, rng: random.Random, speed: float = 0.0
 ) -> torch.Tensor:
     """[batch, 1, samples] crops with a random gain (-12..0 dB) so loudness does not matter. Each crop
     picks a group (subfolder) first, then a subgroup in it (a language or voice), then a clip: 155 short
     music samples must not drown 16 speech files and a few long synthesized ones (the first model heard
-    speech in 15% of its crops), nor a language with 300 recordings one with 20."""
+    speech in 15% of its crops), nor a language with 300 recordings one with 20. ``speed`` > 0 plays each
+    crop at a random speed within 1 +- speed (speed_factor): pitch and tempo move together, as in speech
+    recognition's speed perturbation, so a few voices sound like more. Clips must hold
+    crop_source(samples, speed) samples."""
     out = []
     for _ in range(batch):
         subgroups = groups[rng.randrange(len(groups))]
         clips = subgroups[rng.randrange(len(subgroups))]
         clip = clips[rng.randrange(len(clips))]
-        start = rng.randrange(clip.numel() - samples + 1)
-        piece = clip[start : start + samples]
+        factor = speed_factor(speed, rng) if speed else Fraction(1)
+        source = crop_source(samples, factor)
+        start = rng.randrange(clip.numel() - source + 1)
+        piece = clip[start : start + source]
+        if factor != 1:  # ceil(source / factor) >= samples of them
+            piece = torchaudio.functional.resample(piece, factor.numerator, factor.denominator)[:samples]
         peak = piece.abs().max().clamp_min(1e-4)
         out.append(piece / peak * 10 ** (-rng.uniform(0, 12) / 20))
     return torch.stack(out)[:, None]
+
+
+# speed factors are drawn on a grid of 1/SPEED_STEPS, so that each resampling kernel is small (the
+# ratio's reduced terms are at most SPEED_STEPS * (1 + speed))
+SPEED_STEPS = 40
+
+
+def speed_factor(speed: float, rng: random.Random) -> Fraction:
+    """A speed within 1 +- speed, on the grid of 1/SPEED_STEPS (1 when speed is below one step)."""
+    reach = int(speed * SPEED_STEPS)
+    return Fraction(SPEED_STEPS + rng.randint(-reach, reach), SPEED_STEPS)
+
+
+def crop_source(samples: int, factor: Fraction | float) -> int:
+    """How many source samples a crop of ``samples`` played at ``factor`` x the speed takes."""
+    return math.ceil(samples * factor)
 
 
 class MelLoss(torch.nn.Module):
@@ -157,7 +183,7 @@ class AudioTask:
         self.device = d.device
         self.samples = int(self.cfg.seconds * SAMPLE_RATE) // HOP * HOP
         skipped: list[Path] = []
-        corpus = load_corpus(self.data, self.samples, skipped)
+        corpus = load_corpus(self.data, crop_source(self.samples, 1 + self.cfg.speed), skipped)
         self.groups = [list(subs.values()) for subs in corpus.values()]
         self.mel_loss = MelLoss(self.cfg.mel_windows, self.cfg.max_mels).to(d.device)
         about = ", ".join(_describe(name, subs) for name, subs in corpus.items())
@@ -177,7 +203,7 @@ class AudioTask:
 
     def step(self, net, rng: random.Random, step: int = 0) -> dict[str, float]:
         cfg = self.cfg
-        x = random_batch(self.groups, cfg.batch, self.samples, rng).to(self.device)
+        x = random_batch(self.groups, cfg.batch, self.samples, rng, cfg.speed).to(self.device)
         out = net(x, self.stages(rng))
         l1, mel = F.l1_loss(out["audio_hat"], x), self.mel_loss(out["audio_hat"][:, 0], x[:, 0])
         # the mel loss is blind to phase, and the plain L1 on the waveform too weak a pull beside it:
