@@ -111,7 +111,7 @@ def random_batch(
     speech in 15% of its crops), nor a language with 300 recordings one with 20. ``speed`` > 0 plays each
     crop at a random speed within 1 +- speed (speed_factor): pitch and tempo move together, as in speech
     recognition's speed perturbation, so a few voices sound like more. Clips must hold
-    crop_source(samples, speed) samples."""
+    crop_source(samples, 1 + speed) samples."""
     out = []
     for _ in range(batch):
         subgroups = groups[rng.randrange(len(groups))]
