@@ -271,6 +271,15 @@ def train_image(
     "together): more voices than the data holds",
 )
 @click.option(
+    "--group-weight",
+    "group_weights",
+    multiple=True,
+    type=(str, click.FloatRange(0)),
+    metavar="GROUP WEIGHT",
+    help="draw this top-level subfolder's crops in proportion to WEIGHT (others: 1; repeatable), say "
+    "--group-weight klettres 2 for more voices than the folders' even split gives",
+)
+@click.option(
     "--adversarial",
     is_flag=True,
     help="add multi-scale STFT and multi-period discriminators with feature matching (training only: the "
@@ -308,6 +317,7 @@ def train_audio_command(
     init_weights,
     focus_stages,
     speed_perturb,
+    group_weights,
     adversarial,
     adv_start,
     adv_weight,
@@ -351,6 +361,7 @@ def train_audio_command(
         max_seconds=_seconds(max_minutes),
         focus_stages=focus_stages,
         speed=speed_perturb,
+        group_weights=tuple(group_weights),
         adversarial=adversarial,
     )
     if adv_start is not None:

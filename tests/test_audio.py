@@ -271,6 +271,44 @@ def test_training_crops_are_drawn_evenly_from_each_language_of_a_group(tmp_path)
     assert 0.4 < (batch.mean(-1) > 0).float().mean().item() < 0.6
 
 
+def test_group_weights_set_each_groups_share_of_the_crops():
+    """--group-weight: a group of weight 3 beside one of weight 1 fills about 3/4 of the crops; unnamed
+    groups weigh 1; a name that is no group is refused with the groups there are."""
+    import random
+
+    from mcodec.codec.training.audio_task import group_weights, random_batch
+
+    groups = [[[torch.full((2400,), 0.5)]], [[torch.full((2400,), -0.5)]]]
+    weights = group_weights(["music", "speech"], (("music", 3.0),))
+    assert weights == [3.0, 1.0] and group_weights(["music", "speech"], ()) is None
+    batch = random_batch(groups, 800, 2400, random.Random(0), weights=weights)
+    assert 0.70 < (batch.mean(-1) > 0).float().mean().item() < 0.80
+    batch = random_batch(groups, 200, 2400, random.Random(0), weights=[0.0, 1.0])
+    assert (batch.mean(-1) < 0).all()
+    with pytest.raises(ValueError, match="no group klettre .*groups: music, speech"):
+        group_weights(["music", "speech"], (("klettre", 2.0),))
+    with pytest.raises(ValueError, match="no group to draw"):
+        group_weights(["music"], (("music", 0.0),))
+
+
+def test_training_data_mistakes_are_one_line_errors(capfd, tmp_path):
+    """A --group-weight naming no group, and a folder without audio: a user's error, not an internal one."""
+    from importlib.resources import files
+
+    from conftest import run_cli
+
+    (tmp_path / "data" / "speech").mkdir(parents=True)
+    sample = files("mcodec") / "samples" / "goforward_16k.flac"
+    (tmp_path / "data" / "speech" / "a.flac").write_bytes(sample.read_bytes())
+    (tmp_path / "empty").mkdir()
+    common = ["--steps", 1, "--batch", 2, "--seconds", 0.1, "--width", 2, 8]
+    common += ["--out", tmp_path / "m.safetensors"]
+    code, _, err = run_cli(capfd, "train", "audio", tmp_path / "data", *common, "--group-weight", "music", 2)
+    assert code == 1 and err.strip() == "mcodec: error: no group music in the data (groups: speech)", err
+    code, _, err = run_cli(capfd, "train", "audio", tmp_path / "empty", *common, "--force")
+    assert code == 1 and err.strip() == f"mcodec: error: no readable audio in {tmp_path / 'empty'}", err
+
+
 def test_speed_perturbation_moves_a_tones_pitch_by_the_drawn_factor(monkeypatch):
     """--speed-perturb: a 1 kHz tone comes out at the crop's speed factor x 1 kHz, crops keep their
     length, and the factors span 1 +- speed on the grid."""

@@ -26,6 +26,7 @@ import torchaudio
 
 from mcodec.codec.audio.model import HOP, SAMPLE_RATE, RVQAutoencoder
 from mcodec.codec.audio.si_sdr import si_sdr_db
+from mcodec.codec.base import CodecError
 from mcodec.codec.media_io import MediaError, read_audio
 from mcodec.codec.model_file import Weights
 
@@ -61,6 +62,7 @@ class AudioTrainConfig:
     focus_stages: int | None = None  # draw this many RVQ stages for focus_share of the batches
     focus_share: float = 0.5
     speed: float = 0.0  # speed perturbation: each crop played at 1 +- up to this (random_batch)
+    group_weights: tuple[tuple[str, float], ...] = ()  # (group, weight); unnamed groups weigh 1
     mel_windows: tuple[int, ...] = MEL_WINDOWS
     max_mels: int = 256
     ckpt_every: int = 200
@@ -98,12 +100,17 @@ def load_corpus(
             clips = groups.setdefault(group, {}).setdefault(sub, [])
             clips.append(F.pad(mono, (0, max(0, min_samples - mono.numel()))))
     if not groups:
-        raise ValueError(f"no readable audio in {folder}")
+        raise CodecError(f"no readable audio in {folder}")
     return groups
 
 
 def random_batch(
-    groups: list[list[list[torch.Tensor]]], batch: int, samples: int, rng: random.Random, speed: float = 0.0
+    groups: list[list[list[torch.Tensor]]],
+    batch: int,
+    samples: int,
+    rng: random.Random,
+    speed: float = 0.0,
+    weights: list[float] | None = None,
 ) -> torch.Tensor:
     """[batch, 1, samples] crops with a random gain (-12..0 dB) so loudness does not matter. Each crop
     picks a group (subfolder) first, then a subgroup in it (a language or voice), then a clip: 155 short
@@ -111,10 +118,12 @@ def random_batch(
     speech in 15% of its crops), nor a language with 300 recordings one with 20. ``speed`` > 0 plays each
     crop at a random speed within 1 +- speed (speed_factor): pitch and tempo move together, as in speech
     recognition's speed perturbation, so a few voices sound like more. Clips must hold
-    crop_source(samples, 1 + speed) samples."""
+    crop_source(samples, 1 + speed) samples. ``weights``: a group's share of the crops is its weight over
+    the sum (None: even, the draws of runs before weights existed)."""
     out = []
     for _ in range(batch):
-        subgroups = groups[rng.randrange(len(groups))]
+        pick = rng.randrange(len(groups)) if weights is None else rng.choices(range(len(groups)), weights)[0]
+        subgroups = groups[pick]
         clips = subgroups[rng.randrange(len(subgroups))]
         clip = clips[rng.randrange(len(clips))]
         factor = speed_factor(speed, rng) if speed else Fraction(1)
@@ -142,6 +151,21 @@ def speed_factor(speed: float, rng: random.Random) -> Fraction:
 def crop_source(samples: int, factor: Fraction | float) -> int:
     """How many source samples a crop of ``samples`` played at ``factor`` x the speed takes."""
     return math.ceil(samples * factor)
+
+
+def group_weights(names: list[str], given: tuple[tuple[str, float], ...]) -> list[float] | None:
+    """Each group's weight in the order of ``names`` (1 where not given), or None when none is given.
+    A name that is not a group, or weights that leave no group to draw, are refused (CodecError: the
+    CLI's one-line error)."""
+    if not given:
+        return None
+    unknown = sorted({name for name, _ in given} - set(names))
+    if unknown:
+        raise CodecError(f"no group {', '.join(unknown)} in the data (groups: {', '.join(names)})")
+    weights = dict.fromkeys(names, 1.0) | dict(given)
+    if not sum(weights.values()) > 0:
+        raise CodecError("the group weights leave no group to draw from")
+    return [weights[name] for name in names]
 
 
 class MelLoss(torch.nn.Module):
@@ -185,13 +209,18 @@ class AudioTask:
         skipped: list[Path] = []
         corpus = load_corpus(self.data, crop_source(self.samples, 1 + self.cfg.speed), skipped)
         self.groups = [list(subs.values()) for subs in corpus.values()]
+        self.weights = group_weights(list(corpus), self.cfg.group_weights)
         self.mel_loss = MelLoss(self.cfg.mel_windows, self.cfg.max_mels).to(d.device)
         about = ", ".join(_describe(name, subs) for name, subs in corpus.items())
         if skipped:
             names = ", ".join(str(p.relative_to(self.data)) for p in skipped[:5])
             more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
             about += f"; skipped {len(skipped)} unreadable file(s): {names}{more}"
-        return f"crops drawn evenly from {len(corpus)} group(s): {about}"
+        if self.weights is None:
+            return f"crops drawn evenly from {len(corpus)} group(s): {about}"
+        total, pairs = sum(self.weights), zip(corpus, self.weights, strict=True)
+        shares = ", ".join(f"{name or '.'} {w / total:.0%}" for name, w in pairs)
+        return f"crops drawn from {len(corpus)} group(s) by weight ({shares}): {about}"
 
     def stages(self, rng: random.Random) -> int:
         """Quantizer dropout: 1..n_q stages uniformly, or (with focus_stages) that operating point for
@@ -203,7 +232,7 @@ class AudioTask:
 
     def step(self, net, rng: random.Random, step: int = 0) -> dict[str, float]:
         cfg = self.cfg
-        x = random_batch(self.groups, cfg.batch, self.samples, rng, cfg.speed).to(self.device)
+        x = random_batch(self.groups, cfg.batch, self.samples, rng, cfg.speed, self.weights).to(self.device)
         out = net(x, self.stages(rng))
         l1, mel = F.l1_loss(out["audio_hat"], x), self.mel_loss(out["audio_hat"][:, 0], x[:, 0])
         # the mel loss is blind to phase, and the plain L1 on the waveform too weak a pull beside it:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck
 from PIL import Image
 
+from mcodec.codec.base import CodecError
 from mcodec.codec.image.lambdas import LAMBDAS
 
 from . import distributed
@@ -69,7 +70,7 @@ def load_images(folder: Path, min_side: int) -> list[torch.Tensor]:
             if min(variant.size) >= min_side:
                 images.append(torch.from_numpy(np.asarray(variant).copy()).permute(2, 0, 1))
     if not images:
-        raise ValueError(f"no images of at least {min_side} px in {folder}")
+        raise CodecError(f"no images of at least {min_side} px in {folder}")
     return images
 
 
