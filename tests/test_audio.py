@@ -307,6 +307,7 @@ def test_training_data_mistakes_are_one_line_errors(capfd, tmp_path):
     assert code == 1 and err.strip() == "mcodec: error: no group music in the data (groups: speech)", err
     code, _, err = run_cli(capfd, "train", "audio", tmp_path / "empty", *common, "--force")
     assert code == 1 and err.strip() == f"mcodec: error: no readable audio in {tmp_path / 'empty'}", err
+    assert not (tmp_path / "m.run").exists()  # no half-made run folder left to resume from
 
 
 def test_speed_perturbation_moves_a_tones_pitch_by_the_drawn_factor(monkeypatch):

@@ -47,7 +47,6 @@ def train_loop(
     should export), torchrun or not."""
     log = log or sys.stderr
     d = distributed.init(device)
-    run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"
     model.to(d.device)
     modules = modules or {}
@@ -68,6 +67,7 @@ def train_loop(
     rng = random.Random(cfg.seed * 1_000_003 + step + 7919 * d.rank)
     torch.manual_seed(cfg.seed * 7919 + step + d.rank)
     about = task.setup(d)
+    run_dir.mkdir(parents=True, exist_ok=True)  # after setup: a data mistake leaves no empty run behind
     if d.main:
         params = sum(p.numel() for p in model.parameters())
         extra = "".join(f" + {sum(p.numel() for p in m.parameters())} ({k})" for k, m in modules.items())
