@@ -286,7 +286,8 @@ def test_motion_clips(tmp_path):
 def test_audio_sets_keep_the_held_back_voices_out_of_training(tmp_path):
     """The training folder links every group (a klettres language and the asterisk voice as folders of
     file links, which rglob walks); the held-back files are the named speech files, 2 syllables of each
-    held-out language and 6 prompts of the held-out voice, none of them under train/."""
+    held-out language and 6 prompts of the held-out voice, none of them under train/; heldback_wide, a
+    superset, takes up to 8 syllables and 24 prompts."""
     media = tmp_path / "media"
     files = ["music/a.flac", "music/b.flac", "speech/numbers.wav", "speech/cards_001.wav"]
     files += [
@@ -317,6 +318,8 @@ def test_audio_sets_keep_the_held_back_voices_out_of_training(tmp_path):
         ["numbers.wav", "he_00.ogg", "he_02.ogg", "hu_00.ogg", "hu_02.ogg", "nl_00.ogg", "nl_02.ogg"]
         + [f"fr_CA_f_June_p{i}.g722" for i in (0, 1, 3, 4, 6, 7)]
     )
+    wide = sorted(p.name for p in (tmp_path / "sets/heldback_wide").iterdir())  # every syllable and prompt
+    assert set(held) < set(wide) and len(wide) == 1 + 3 * 5 + 9
 
 
 def test_image_ceiling(tmp_path):

@@ -7,7 +7,9 @@ music/ (every Sonic Pi sample), speech/ (the shared speech files but four), klet
 its 20 languages) and asterisk/ (the voice en_US_f_Allison). OUT_DIR/heldback holds 16 files of voices
 and languages no model was trained on: the four shared speech files left out, 6 prompts of the other
 asterisk voice (fr_CA_f_June, 2-6 s each, spread over its list) and 2 syllables of each held-out klettres
-language. ``bench/audio_rd.py --speech OUT_DIR/heldback`` measures them.
+language. ``bench/audio_rd.py --speech OUT_DIR/heldback`` measures them. OUT_DIR/heldback_wide holds 52
+by the same rule (24 prompts, 8 syllables per language): one erratic clip moves a 16-file mean by ~0.05
+PESQ-WB (codec/models/rvq.md, session 30), too much to decide between two close training segments.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ HELD_SPEECH = ("numbers.wav", "something.wav", "goforward.wav", "cards_003.wav")
 HELD_LANGUAGES = ("he", "hu", "nl")
 TRAIN_VOICE, HELD_VOICE = "en_US_f_Allison", "fr_CA_f_June"
 G722_BYTES_PER_S = 8000  # 64 kbit/s
-PROMPTS, SYLLABLES = 6, 2
+HELD_SETS = {"heldback": (6, 2), "heldback_wide": (24, 8)}  # folder: (June prompts, syllables per language)
 
 
 def link(target: Path, path: Path) -> None:
@@ -43,29 +45,36 @@ def main() -> None:
     ap.add_argument("out", type=Path)
     ap.add_argument("--media", type=Path, default=Path(__file__).resolve().parents[3] / "shared/media/audio")
     args = ap.parse_args()
-    media, train, held = args.media, args.out / "train", args.out / "heldback"
+    media, train = args.media, args.out / "train"
 
     for f in sorted((media / "music").iterdir()):
         link(f, train / "music" / f.name)
     for f in sorted((media / "speech").iterdir()):
-        link(f, (held if f.name in HELD_SPEECH else train / "speech") / f.name)
+        if f.name not in HELD_SPEECH:
+            link(f, train / "speech" / f.name)
     for lang in sorted((media / "speech_klettres").iterdir()):
         if lang.name not in HELD_LANGUAGES:
             link(lang, train / "klettres" / lang.name)
-            continue
-        syllables = sorted((lang / "syllab").glob("*"))
-        for f in spread(syllables, SYLLABLES):
-            link(f, held / f"{lang.name}_{f.name}")
     link(media / "speech_asterisk" / TRAIN_VOICE, train / "asterisk" / TRAIN_VOICE)
     prompts = sorted(
         f
         for f in (media / "speech_asterisk" / HELD_VOICE).glob("*.g722")
         if 2 * G722_BYTES_PER_S <= f.stat().st_size <= 6 * G722_BYTES_PER_S
     )
-    for f in spread(prompts, PROMPTS):
-        link(f, held / f"{HELD_VOICE}_{f.name}")
+    sizes = []
+    for name, (n_prompts, n_syllables) in HELD_SETS.items():
+        held = args.out / name
+        for f in sorted((media / "speech").iterdir()):
+            if f.name in HELD_SPEECH:
+                link(f, held / f.name)
+        for lang in HELD_LANGUAGES:
+            for f in spread(sorted((media / "speech_klettres" / lang / "syllab").glob("*")), n_syllables):
+                link(f, held / f"{lang}_{f.name}")
+        for f in spread(prompts, n_prompts):
+            link(f, held / f"{HELD_VOICE}_{f.name}")
+        sizes.append(f"{name}/ {len(list(held.iterdir()))}")
     files = sum(1 for f in train.rglob("*") if f.is_symlink())
-    print(f"{args.out}: train/ {files} files, heldback/ {len(list(held.iterdir()))}")
+    print(f"{args.out}: train/ {files} files, {', '.join(sizes)}")
 
 
 if __name__ == "__main__":
