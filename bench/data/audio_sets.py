@@ -49,8 +49,11 @@ def main() -> None:
 
     for f in sorted((media / "music").iterdir()):
         link(f, train / "music" / f.name)
+    held_speech = []
     for f in sorted((media / "speech").iterdir()):
-        if f.name not in HELD_SPEECH:
+        if f.name in HELD_SPEECH:
+            held_speech.append(f)
+        else:
             link(f, train / "speech" / f.name)
     for lang in sorted((media / "speech_klettres").iterdir()):
         if lang.name not in HELD_LANGUAGES:
@@ -61,14 +64,15 @@ def main() -> None:
         for f in (media / "speech_asterisk" / HELD_VOICE).glob("*.g722")
         if 2 * G722_BYTES_PER_S <= f.stat().st_size <= 6 * G722_BYTES_PER_S
     )
+    klettres = media / "speech_klettres"
+    syllables = {lang: sorted((klettres / lang / "syllab").glob("*")) for lang in HELD_LANGUAGES}
     sizes = []
     for name, (n_prompts, n_syllables) in HELD_SETS.items():
         held = args.out / name
-        for f in sorted((media / "speech").iterdir()):
-            if f.name in HELD_SPEECH:
-                link(f, held / f.name)
-        for lang in HELD_LANGUAGES:
-            for f in spread(sorted((media / "speech_klettres" / lang / "syllab").glob("*")), n_syllables):
+        for f in held_speech:
+            link(f, held / f.name)
+        for lang, files in syllables.items():
+            for f in spread(files, n_syllables):
                 link(f, held / f"{lang}_{f.name}")
         for f in spread(prompts, n_prompts):
             link(f, held / f"{HELD_VOICE}_{f.name}")
