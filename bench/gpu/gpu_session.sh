@@ -10,6 +10,12 @@
 # which setup copies from the tree), .gpu/images (19) and
 # .gpu/audio (15); call 2 carries .whl-av (36, PyAV), which the audio run needs; a later lease carries
 # .gpu/video (1) for the video fits. setup copies what came into /tmp/data, which later calls keep.
+# Budget, re-measured 2026-12-05 (session 31): the tree is now ~33 MB (the four models are 30), so a call
+# carries at most ~31 MB. .gpu/images must be the 41 photos of bench/data/image_sets.py's train41 (38 MB as
+# PNG, ~28 as lossless WebP): call 1 still fits with .whl. .whl-av (36 MB) no longer fits in any call, and
+# mcodec reads audio through PyAV only: the audio run needs a reader the device has (soundfile's ~1 MB wheel
+# reads FLAC and Ogg) and .gpu/audio rebuilt from audio_sets.py's train/ groups (74 MB as stored: Ogg, G.722,
+# FLAC) in under ~30 MB, before a lease can train audio. Until then a lease trains images and fits video.
 # Lessons of the first lease (2026-11-23): the machine goes back 30 s after a call, so each next call
 # must be ready; collect needs ~60 s (exports), so wait_call stops at 420 s; processes sharing the GPU
 # time-slice it (meanscale ran at 0.12-0.39 s/step beside audio and video instead of 0.06).
@@ -102,11 +108,14 @@ start_image() {  # meanscale from the shipped model, until 90 s before the deadl
 }
 
 start_audio() {  # resumes the shipped model (its weights and EMA codebooks) until 120 s before the deadline
+  # The shipped model's CPU recipe (codec/models/rvq.md, v7) at batch 32: /tmp/data/audio must hold
+  # audio_sets.py's train/ groups (music, speech, klettres, asterisk) for the group weights to apply.
   local minutes; minutes=$(py -c "print(max(1, ($(left) - 120) / 60))")
   local init=(); [ -f codec/models/rvq.safetensors ] && init=(--init codec/models/rvq.safetensors)
-  setsid nohup python3 -m mcodec train audio /tmp/data/audio --device cuda --batch 32 --lr 5e-4 --steps 1000000 \
-    "${init[@]}" --max-minutes "$minutes" --model-id rvq-v8 --run-dir $RUNS/rvq.run --out $RUNS/rvq.safetensors \
-    --force > $RUNS/rvq.log 2>&1 < /dev/null &
+  setsid nohup python3 -m mcodec train audio /tmp/data/audio --device cuda --batch 32 --lr ${AUDIO_LR:-3e-5} \
+    --focus-stages 8 --group-weight klettres 1.8 --group-weight asterisk 0.8 --group-weight speech 0.4 \
+    --steps 1000000 "${init[@]}" --max-minutes "$minutes" --model-id rvq-v8 --run-dir $RUNS/rvq.run \
+    --out $RUNS/rvq.safetensors --force > $RUNS/rvq.log 2>&1 < /dev/null &
   echo "audio training started for $minutes min"
 }
 # Next (issue 21, not yet run): the same fine-tune with discriminators, e.g. as start_audio_adv with
@@ -171,10 +180,16 @@ from pathlib import Path
 runs = Path("/tmp/runs")
 ckpt = runs / "meanscale.run/checkpoint.pt"
 if ckpt.exists() and not (runs / "meanscale.safetensors").exists():
+    # the run's shape is its --init file's (N=96, M=192, ns=128 today), not compressai's 128/192
     from mcodec.codec.image.hyperprior import VARIANTS
-    from mcodec.codec.image.hyperprior_model import GainedHyperprior
+    from mcodec.codec.image.hyperprior_model import ARCH, GainedHyperprior
+    from mcodec.codec.image.model_meta import sizes, synthesis_width
+    from mcodec.codec.model_file import load_weights
     from mcodec.codec.training.export import export_checkpoint
-    export_checkpoint(GainedHyperprior(VARIANTS["meanscale"], 128, 192), ckpt, runs / "meanscale_partial.safetensors", "meanscale-partial")
+    w = load_weights(Path("codec/models/meanscale.safetensors"), ARCH)
+    n, m, _ = sizes(w)
+    model = GainedHyperprior(VARIANTS["meanscale"], n, m, ns=synthesis_width(w, n))
+    export_checkpoint(model, ckpt, runs / "meanscale_partial.safetensors", "meanscale-partial")
 ckpt = runs / "rvq.run/checkpoint.pt"
 if ckpt.exists() and not (runs / "rvq.safetensors").exists():
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
