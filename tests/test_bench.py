@@ -154,6 +154,47 @@ def test_audio_rd(tmp_path):
     assert all(float(v) > 0 for v in rtf[1:])
 
 
+def test_audio_ab_counts_the_files_each_model_wins(tmp_path):
+    def rd_out(name, rvq_pesq):  # an audio_rd.py --out folder: rvq and Opus 6/8 on three files
+        rows = []
+        for i, pesq in enumerate(rvq_pesq):
+            f = f"/media/clip{i}.wav"
+            rows.append(
+                {
+                    "file": f,
+                    "codec": "rvq",
+                    "point": 6.0,
+                    "kbps": 6.2,
+                    "pesq_wb": pesq,
+                    "stoi": 0.8,
+                    "mel_distance": 0.5 - pesq / 10,
+                }
+            )
+            for point, p in ((6.0, 2.0), (8.0, 2.8)):
+                rows.append(
+                    {
+                        "file": f,
+                        "codec": "opus",
+                        "point": point,
+                        "kbps": point,
+                        "pesq_wb": p,
+                        "stoi": 0.9,
+                        "mel_distance": 0.9,
+                    }
+                )
+        (tmp_path / name / "speech").mkdir(parents=True)
+        (tmp_path / name / "speech" / "records.jsonl").write_text("\n".join(map(json.dumps, rows)))
+        return tmp_path / name
+
+    old, new = rd_out("old", [2.0, 2.1, 2.6]), rd_out("new", [2.2, 2.3, 2.0])
+    stdout = run_bench("audio_ab.py", old, new)
+    (row,) = table_rows(stdout, str(new))
+    assert row[1] == "2.167 (2.200), 2/3 better"  # mean down (one file fell far), median up, 2 files better
+    assert row[2].endswith("0/3 better") and row[3].endswith("2/3 better")  # STOI tied; mel follows PESQ
+    assert table_rows(stdout, "Opus 6 (first run's)")[0][1] == "2.000 (2.000)"
+    assert table_rows(stdout, "Opus 8 (first run's)")[0][1] == "2.800 (2.800)"
+
+
 def test_audio_memory(tmp_path):
     out = tmp_path / "memory.json"
     run_bench("audio_memory.py", "--minutes", 0.05, "--rate", 16000, "--channels", 1, "--json", out)
