@@ -195,6 +195,16 @@ def test_audio_ab_counts_the_files_each_model_wins(tmp_path):
     assert table_rows(stdout, "Opus 8 (first run's)")[0][1] == "2.800 (2.800)"
 
 
+def test_audio_spectrograms(tmp_path):
+    out = tmp_path / "spec.png"
+    model = REPO / "codec" / "models" / "rvq.safetensors"
+    stdout = run_bench(
+        "audio_spectrograms.py", SPEECH, "--weights", model, "--opus", 6, "--seconds", 1, "--out", out
+    )
+    assert "1 clips x 3 columns" in stdout
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_audio_memory(tmp_path):
     out = tmp_path / "memory.json"
     run_bench("audio_memory.py", "--minutes", 0.05, "--rate", 16000, "--channels", 1, "--json", out)
