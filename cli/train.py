@@ -301,12 +301,6 @@ def train_image(
     type=click.FloatRange(0),
     help="--adversarial: weight of the feature-matching loss  [default: 0.2]",
 )
-@click.option(
-    "--amp",
-    is_flag=True,
-    help="bfloat16 autocast for the encoder and decoder (the quantizer and the losses stay float32): "
-    "1.8x faster steps on a CPU with AMX",
-)
 @click.option("--model-id", default="rvq-custom", show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--force", is_flag=True, help="overwrite OUT")
@@ -328,7 +322,6 @@ def train_audio_command(
     adv_start,
     adv_weight,
     feat_weight,
-    amp,
     model_id,
     device,
     force,
@@ -370,7 +363,6 @@ def train_audio_command(
         speed=speed_perturb,
         group_weights=tuple(group_weights),
         adversarial=adversarial,
-        amp=amp,
     )
     if adv_start is not None:
         cfg.adv_start = adv_start

@@ -143,10 +143,7 @@ def test_adversarial_run_keeps_its_discriminators_in_the_checkpoint_not_the_mode
     plain, adv = tmp_path / "plain.safetensors", tmp_path / "adv.safetensors"
     code, _, err = run_cli(capfd, *common, "--out", plain, "--steps", 2)
     assert code == 0, err
-    # --amp too: the discriminators take the decoder's bfloat16 output as float32
-    code, _, err = run_cli(
-        capfd, *common, "--out", adv, "--steps", 2, "--adversarial", "--adv-start", 1, "--amp"
-    )
+    code, _, err = run_cli(capfd, *common, "--out", adv, "--steps", 2, "--adversarial", "--adv-start", 1)
     assert code == 0, err
     assert _keys(adv) == _keys(plain) and not any("disc" in k for k in _keys(adv))
     ckpt = torch.load(tmp_path / "adv.run" / "checkpoint.pt", weights_only=True)

@@ -101,10 +101,7 @@ class RVQAutoencoder(nn.Module):
     def forward(self, audio: torch.Tensor, n_q: int) -> dict:
         """Training pass: audio [B, 1, N] -> reconstruction, codes, commitment loss."""
         z = self.encoder(audio)
-        # the quantizer in float32 under any autocast around (training's --amp): its nearest-code search
-        # and EMA statistics need the precision; the convolutions are what bfloat16 speeds up
-        with torch.autocast(audio.device.type, enabled=False):
-            zq, codes, commit = self.quantizer(z.float(), n_q)
+        zq, codes, commit = self.quantizer(z, n_q)
         return {"audio_hat": self.decoder(zq), "codes": codes, "commit": commit}
 
     @torch.no_grad()
