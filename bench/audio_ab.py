@@ -2,28 +2,29 @@
 
     python bench/audio_ab.py OLD_OUT NEW_OUT [MORE_OUT ...] [--point 6] [--set speech]
 
-Each OUT is an `audio_rd.py --out` folder (its SET/records.jsonl) made on the same files with another
-`--weights`. For the rvq codec at --point kbit/s it prints, per run, the mean and median of PESQ-WB, STOI
-and mel distance and on how many files each run beats the first (higher PESQ-WB and STOI, lower mel),
-then the first run's Opus anchors at the same point and the one above. A mean alone is not enough on short
-clips: one erratic file moved a 16-file PESQ-WB mean by 0.05 (codec/models/rvq.md, session 30).
+Each OUT is an `audio_rd.py --out` folder (its SET/records.jsonl, read as `mcodec eval` reads it) made on
+the same files with another `--weights`. For the rvq codec at --point kbit/s it prints, per run, the mean
+and median of PESQ-WB, STOI and mel distance and on how many files each run beats the first (higher PESQ-WB
+and STOI, lower mel), then the first run's Opus anchors at the same point and the one above. A mean alone is
+not enough on short clips: one erratic file moved a 16-file PESQ-WB mean by 0.05 (codec/models/rvq.md,
+session 30).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
+
+from mcodec.evaluation.runner import RECORDS, load_records
 
 METRICS = {"pesq_wb": 1, "stoi": 1, "mel_distance": -1}  # +1: higher is better
 
 
 def records(out: Path, subset: str) -> list[dict]:
-    path = out / subset / "records.jsonl"
-    if not path.is_file():
-        raise SystemExit(f"audio_ab: {path} not found (an audio_rd.py --out folder?)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not (out / subset / RECORDS).is_file():
+        raise SystemExit(f"audio_ab: {out / subset / RECORDS} not found (an audio_rd.py --out folder?)")
+    return load_records(out / subset)
 
 
 def at_point(rows: list[dict], codec: str, point: float) -> dict[str, dict]:

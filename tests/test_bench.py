@@ -155,33 +155,15 @@ def test_audio_rd(tmp_path):
 
 
 def test_audio_ab_counts_the_files_each_model_wins(tmp_path):
+    def record(i, codec, point, pesq, stoi, mel):
+        return {"file": f"/media/clip{i}.wav", "codec": codec, "point": point, "kbps": point + 0.2,
+                "pesq_wb": pesq, "stoi": stoi, "mel_distance": mel}  # fmt: skip
+
     def rd_out(name, rvq_pesq):  # an audio_rd.py --out folder: rvq and Opus 6/8 on three files
         rows = []
         for i, pesq in enumerate(rvq_pesq):
-            f = f"/media/clip{i}.wav"
-            rows.append(
-                {
-                    "file": f,
-                    "codec": "rvq",
-                    "point": 6.0,
-                    "kbps": 6.2,
-                    "pesq_wb": pesq,
-                    "stoi": 0.8,
-                    "mel_distance": 0.5 - pesq / 10,
-                }
-            )
-            for point, p in ((6.0, 2.0), (8.0, 2.8)):
-                rows.append(
-                    {
-                        "file": f,
-                        "codec": "opus",
-                        "point": point,
-                        "kbps": point,
-                        "pesq_wb": p,
-                        "stoi": 0.9,
-                        "mel_distance": 0.9,
-                    }
-                )
+            rows.append(record(i, "rvq", 6.0, pesq, 0.8, 0.5 - pesq / 10))
+            rows += [record(i, "opus", point, p, 0.9, 0.9) for point, p in ((6.0, 2.0), (8.0, 2.8))]
         (tmp_path / name / "speech").mkdir(parents=True)
         (tmp_path / name / "speech" / "records.jsonl").write_text("\n".join(map(json.dumps, rows)))
         return tmp_path / name

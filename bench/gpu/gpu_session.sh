@@ -182,15 +182,11 @@ from pathlib import Path
 runs = Path("/tmp/runs")
 ckpt = runs / "meanscale.run/checkpoint.pt"
 if ckpt.exists() and not (runs / "meanscale.safetensors").exists():
-    # the run's shape is its --init file's (N=96, M=192, ns=128 today), not compressai's 128/192
-    from mcodec.codec.image.hyperprior import VARIANTS
-    from mcodec.codec.image.hyperprior_model import ARCH, GainedHyperprior
-    from mcodec.codec.image.model_meta import sizes, synthesis_width
-    from mcodec.codec.model_file import load_weights
+    # the run's shape is its --init file's, the shipped model (N=96, M=192, ns=128 today), not compressai's
+    # 128/192: the codec's own loader builds it, and the checkpoint's state replaces the file's
+    from mcodec.codec.image.hyperprior import load_ours
     from mcodec.codec.training.export import export_checkpoint
-    w = load_weights(Path("codec/models/meanscale.safetensors"), ARCH)
-    n, m, _ = sizes(w)
-    model = GainedHyperprior(VARIANTS["meanscale"], n, m, ns=synthesis_width(w, n))
+    model = load_ours("meanscale").model
     export_checkpoint(model, ckpt, runs / "meanscale_partial.safetensors", "meanscale-partial")
 ckpt = runs / "rvq.run/checkpoint.pt"
 if ckpt.exists() and not (runs / "rvq.safetensors").exists():
