@@ -301,6 +301,11 @@ def train_image(
     type=click.FloatRange(0),
     help="--adversarial: weight of the feature-matching loss  [default: 0.2]",
 )
+@click.option(
+    "--disc-lr",
+    type=click.FloatRange(0, min_open=True),
+    help="--adversarial: the discriminators' learning rate  [default: --lr]",
+)
 @click.option("--model-id", default="rvq-custom", show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--force", is_flag=True, help="overwrite OUT")
@@ -322,6 +327,7 @@ def train_audio_command(
     adv_start,
     adv_weight,
     feat_weight,
+    disc_lr,
     model_id,
     device,
     force,
@@ -340,7 +346,12 @@ def train_audio_command(
     )
     from mcodec.codec.training.export import export_rvq_model
 
-    given = {"--adv-start": adv_start, "--adv-weight": adv_weight, "--feat-weight": feat_weight}
+    given = {
+        "--adv-start": adv_start,
+        "--adv-weight": adv_weight,
+        "--feat-weight": feat_weight,
+        "--disc-lr": disc_lr,
+    }
     for name, value in given.items():
         if value is not None and not adversarial:
             raise click.BadParameter("needs --adversarial", param_hint=name)
@@ -363,6 +374,7 @@ def train_audio_command(
         speed=speed_perturb,
         group_weights=tuple(group_weights),
         adversarial=adversarial,
+        disc_lr=disc_lr,
     )
     if adv_start is not None:
         cfg.adv_start = adv_start

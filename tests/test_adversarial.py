@@ -164,6 +164,16 @@ def test_adversarial_run_keeps_its_discriminators_in_the_checkpoint_not_the_mode
     assert {int(s["step"]) for s in ckpt["disc_opt"]["state"].values()} == {1}
 
 
+def test_disc_lr_sets_the_discriminators_rate_beside_the_generators(capfd, tmp_path, data):
+    out = tmp_path / "adv.safetensors"
+    common = ["train", "audio", data, "--batch", 2, "--seconds", 0.1, "--width", 2, 8, "--steps", 2]
+    code, _, err = run_cli(capfd, *common, "--out", out, "--adversarial", "--lr", 1e-3, "--disc-lr", 4e-3)
+    assert code == 0, err
+    ckpt = torch.load(tmp_path / "adv.run" / "checkpoint.pt", weights_only=True)
+    g, d = ckpt["opt"]["param_groups"][0]["lr"], ckpt["disc_opt"]["param_groups"][0]["lr"]
+    assert d == pytest.approx(4 * g)  # one schedule scales both
+
+
 def test_adversarial_options_need_adversarial(capfd, tmp_path, data):
     code, _, err = run_cli(
         capfd, "train", "audio", data, "--out", tmp_path / "m.safetensors", "--adv-start", 5

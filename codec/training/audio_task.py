@@ -74,6 +74,7 @@ class AudioTrainConfig:
     adv_weight: float = ADV_WEIGHT
     feat_weight: float = FEAT_WEIGHT
     adv_loss: str = "hinge"  # or "ls" (least squares)
+    disc_lr: float | None = None  # the discriminators' rate (None: the generator's)
 
 
 def load_corpus(
@@ -284,8 +285,10 @@ def train_audio(
     optimizers, modules, adversary = {"opt": opt}, {}, None
     if cfg.adversarial:
         disc = Discriminators()
-        # EnCodec's and HiFi-GAN's discriminator optimizer: Adam, betas (0.5, 0.9), the generator's rate
-        optimizers["disc_opt"] = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
+        # EnCodec's and HiFi-GAN's discriminator optimizer: Adam, betas (0.5, 0.9), by default the
+        # generator's rate; a fine-tune at a low rate gives fresh discriminators a faster one to catch up
+        disc_lr = cfg.lr if cfg.disc_lr is None else cfg.disc_lr
+        optimizers["disc_opt"] = torch.optim.Adam(disc.parameters(), lr=disc_lr, betas=(0.5, 0.9))
         modules["disc"] = disc
         adversary = Adversary(disc, optimizers["disc_opt"], cfg.adv_loss)
     task = AudioTask(model, data, cfg, opt, adversary)
