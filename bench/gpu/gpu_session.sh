@@ -103,7 +103,7 @@ start_image() {  # meanscale from the shipped model, until 90 s before the deadl
   local opts; opts=${IMAGE_OPTS:-$(cat $RUNS/image_opts 2>/dev/null || echo "--batch 16")}
   setsid nohup python3 -m mcodec train image /tmp/data/images --codec meanscale --device cuda $opts "${init[@]}" \
     --channel-shuffle 0.5 --rounded-synthesis --crop ${IMAGE_CROP:-384} --lr ${IMAGE_LR:-3e-5} --steps 1000000 \
-    --max-minutes "$minutes" --model-id meanscale-v18 \
+    --max-minutes "$minutes" --model-id meanscale-v19 \
     --run-dir $RUNS/meanscale.run --out $RUNS/meanscale.safetensors --force \
     > $RUNS/meanscale.log 2>&1 < /dev/null &
   echo "image training started for $minutes min with $opts, lr ${IMAGE_LR:-3e-5}"
