@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from unittest import mock
+
 import av
 import numpy as np
 import pytest
+import torch
 
-from mcodec.codec.media_io import read_audio
+from mcodec.codec.media_io import MediaError, read_audio, write_audio
 
 
 def _ogg(path, channels: int, seconds: float = 0.5) -> bytes:
@@ -30,3 +36,41 @@ def test_chained_ogg_that_changes_layout_reads_as_its_header_says(tmp_path, firs
     audio, rate = read_audio(chained)
     assert rate == 44100 and audio.shape[0] == first and audio.shape[1] > 44100 * 0.9
     assert np.isfinite(audio.numpy()).all() and audio.abs().max() > 0.05
+
+
+def _without_pyav(monkeypatch):
+    """As on the GPU machine, which cannot carry PyAV's wheel: importing it fails."""
+    monkeypatch.setattr("mcodec.codec.media_io.audio.load_av", mock.Mock(side_effect=ImportError("no av")))
+
+
+def test_soundfile_reads_audio_where_pyav_is_missing(tmp_path, monkeypatch):
+    """FLAC reads to the same samples through soundfile as through PyAV; the Ogg Opus copies of
+    bench/data/gpu_audio.py read at their own 24 kHz and the source's length (Opus's pre-skip removed)."""
+    pytest.importorskip("soundfile")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench" / "data"))
+    from gpu_audio import write_opus
+
+    t = np.arange(24000) / 24000
+    x = (0.3 * np.sin(2 * np.pi * 440 * t) * np.hanning(t.size)).astype(np.float32)
+    write_audio(tmp_path / "a.flac", torch.from_numpy(np.stack([x, -x])), 24000)
+    write_opus(tmp_path / "a.opus", x, 32)
+    with_av = read_audio(tmp_path / "a.flac")
+    _without_pyav(monkeypatch)
+    flac, rate = read_audio(tmp_path / "a.flac")
+    assert rate == 24000 and flac.shape == (2, 24000)
+    assert torch.equal(flac, with_av[0])
+    opus, rate = read_audio(tmp_path / "a.opus")
+    assert rate == 24000 and opus.shape == (1, 24000)
+    snr = 10 * np.log10((x**2).sum() / ((x - opus[0].numpy()) ** 2).sum())
+    assert snr > 15, snr
+
+
+def test_without_pyav_or_soundfile_reading_audio_is_a_one_line_error(tmp_path, monkeypatch):
+    (tmp_path / "bad.flac").write_bytes(b"fLaC" + bytes(100))
+    _without_pyav(monkeypatch)
+    if importlib.util.find_spec("soundfile"):
+        with pytest.raises(MediaError, match="cannot read audio"):
+            read_audio(tmp_path / "bad.flac")
+    monkeypatch.setitem(sys.modules, "soundfile", None)
+    with pytest.raises(MediaError, match=r"needs PyAV \(or soundfile\)"):
+        read_audio(tmp_path / "bad.flac")

@@ -5,17 +5,13 @@
 # only what happened since. Everything stops at the deadline that `setup` writes.
 #
 # Here, first: `bash bench/gpu/gpu_wheels.sh` (wheels + mcodec's own wheel in .whl/) and the training data in
-# .gpu/ (images/ as lossless WebP, audio/ as 24 kHz FLAC, video/ clips; see bench/data/synth_speech.py).
-# A call's tree may hold 64 MiB and the repo itself is ~27: call 1 carries .whl (1.5: mcodec without its models,
-# which setup copies from the tree), .gpu/images (19) and
-# .gpu/audio (15); call 2 carries .whl-av (36, PyAV), which the audio run needs; a later lease carries
-# .gpu/video (1) for the video fits. setup copies what came into /tmp/data, which later calls keep.
-# Budget, re-measured 2026-12-05 (session 31): the tree is now ~33 MB (the four models are 30), so a call
-# carries at most ~31 MB. .gpu/images must be the 41 photos of bench/data/image_sets.py's train41 (38 MB as
-# PNG, ~28 as lossless WebP): call 1 still fits with .whl. .whl-av (36 MB) no longer fits in any call, and
-# mcodec reads audio through PyAV only: the audio run needs a reader the device has (soundfile's ~1 MB wheel
-# reads FLAC and Ogg) and .gpu/audio rebuilt from audio_sets.py's train/ groups (74 MB as stored: Ogg, G.722,
-# FLAC) in under ~30 MB, before a lease can train audio. Until then a lease trains images and fits video.
+# .gpu/: images/ as lossless WebP (TRAIN41 of bench/data/image_sets.py), audio/ as 24 kHz mono Ogg Opus
+# (`python bench/data/gpu_audio.py SETS/train .gpu/audio --kbps 32`: audio_sets.py's train/ groups, 80 min
+# in ~20 MB), video/ clips. A call's tree may hold 64 MiB; the tree itself is ~33 MB (the four models are 30),
+# so a call carries at most ~31 MB: call 1 carries .whl (~3: mcodec without its models, which setup copies
+# from the tree, and soundfile's wheels) and .gpu/images (~28); call 2 carries .gpu/audio (~20), which the
+# audio run reads through soundfile (the device has no PyAV, and .whl-av's 36 MB fit in no call); a video
+# lease carries .whl .whl-av .gpu/video (1). setup copies what came into /tmp/data, which later calls keep.
 # Lessons of the first lease (2026-11-23): the machine goes back 30 s after a call, so each next call
 # must be ready; collect needs ~60 s (exports), so wait_call stops at 420 s; processes sharing the GPU
 # time-slice it (meanscale ran at 0.12-0.39 s/step beside audio and video instead of 0.06).
@@ -28,9 +24,9 @@
 #    --init now takes parameters only; training skips non-finite steps ("skipped" in the log), and
 #    probe_image starts from the same init, so the log shows trouble first.
 #   (2026-11-23, session 4: the tree is ~20 MB and .whl 1.5, so call 1 carries ~55 MB and call 2 ~56.)
-#   call 1, carry .whl .gpu/images .gpu/audio:
+#   call 1, carry .whl .gpu/images:
 #       DEADLINE=900 bash bench/gpu/gpu_session.sh setup rehearse_image probe_image start_image
-#   call 2, carry .whl-av:  bash bench/gpu/gpu_session.sh setup start_audio wait_call collect
+#   call 2, carry .gpu/audio:  bash bench/gpu/gpu_session.sh setup rehearse_audio start_audio wait_call collect
 #   call 3:                 bash bench/gpu/gpu_session.sh wait_jobs gpu_encode collect
 #   video lease, carry .whl .whl-av .gpu/video:
 #       DEADLINE=540 bash bench/gpu/gpu_session.sh setup rehearse_video start_video wait_call collect

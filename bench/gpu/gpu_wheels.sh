@@ -14,8 +14,10 @@ PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --p
            --platform manylinux2014_x86_64 --platform manylinux_2_34_x86_64 --platform manylinux_2_35_x86_64)
 PY=${PYTHON:-.venv/bin/python}
 $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp "${PLATFORMS[@]}" \
-    -d .whl compressai==1.2.8 constriction==0.5.0 pytorch-msssim==1.0.0
-# PyAV (36 MB) apart: only video and audio need it, and a call's upload is capped at 64 MiB.
+    -d .whl compressai==1.2.8 constriction==0.5.0 pytorch-msssim==1.0.0 \
+    soundfile==0.14.0 cffi==2.1.1 pycparser==3.12  # ~1.6 MB: the audio run reads .gpu/audio (Ogg Opus) with it
+# PyAV (36 MB) apart: only the video fits need it (audio training reads through soundfile without it), and a
+# call's upload is capped at 64 MiB.
 mkdir -p .whl-av
 grep -qx '/.whl-av/' .git/info/exclude 2>/dev/null || echo '/.whl-av/' >> .git/info/exclude
 $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp "${PLATFORMS[@]}" \
