@@ -258,6 +258,21 @@ def train_image(
     help="start from this model file (e.g. the shipped weights)",
 )
 @click.option(
+    "--context-units",
+    type=click.IntRange(0, 16),  # MAX_CONTEXT of codec/audio/model.py (the CLI imports no torch at start)
+    help="residual units at the latent frame rate in the decoder (dilations 1, 3, 9: more context "
+    "at ~3% of the decoder's cost each); with --init, units the file lacks start as the identity  "
+    "[default: the file's, else 0]",
+)
+@click.option(
+    "--context-lr-factor",
+    type=click.FloatRange(0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="the context units learn at this multiple of --lr (new units starting at the identity in a "
+    "low-rate fine-tune would barely move)",
+)
+@click.option(
     "--focus-stages",
     type=click.IntRange(1),
     help="train half the batches at this many RVQ stages (8 = 6 kbit/s), the rest at 1..all",
@@ -320,6 +335,8 @@ def train_audio_command(
     lr,
     width,
     init_weights,
+    context_units,
+    context_lr_factor,
     focus_stages,
     speed_perturb,
     group_weights,
@@ -356,12 +373,18 @@ def train_audio_command(
         if value is not None and not adversarial:
             raise click.BadParameter("needs --adversarial", param_hint=name)
     run_dir = _start_run(out, run_dir, device, force)
-    init_state, shape = None, width
+    init_state, shape, context = None, width, context_units or 0
     if init_weights:
         w = load_weights(init_weights, ARCH)
-        shape = sizes(w)  # the file's base, dim, stages and codebook size, not --width
+        *shape, file_context = sizes(w)  # the file's base, dim, stages and codebook size, not --width
+        if context_units is not None and context_units < file_context:
+            raise click.BadParameter(
+                f"the model file has {file_context} context units: keep them or add more",
+                param_hint="--context-units",
+            )
+        context = file_context if context_units is None else context_units
         init_state = init_state_from(w)
-    model = RVQAutoencoder(*shape)
+    model = RVQAutoencoder(*shape, context=context)
     if focus_stages is not None and focus_stages > model.n_q:
         raise click.BadParameter(f"the model has {model.n_q} stages", param_hint="--focus-stages")
     cfg = AudioTrainConfig(
@@ -373,6 +396,7 @@ def train_audio_command(
         focus_stages=focus_stages,
         speed=speed_perturb,
         group_weights=tuple(group_weights),
+        context_lr_factor=context_lr_factor,
         adversarial=adversarial,
         disc_lr=disc_lr,
     )

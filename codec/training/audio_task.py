@@ -75,6 +75,7 @@ class AudioTrainConfig:
     feat_weight: float = FEAT_WEIGHT
     adv_loss: str = "hinge"  # or "ls" (least squares)
     disc_lr: float | None = None  # the discriminators' rate (None: the generator's)
+    context_lr_factor: float = 1.0  # the decoder's context units learn at this multiple of lr
 
 
 def load_corpus(
@@ -281,7 +282,12 @@ def train_audio(
 ) -> bool:
     """Train until ``cfg.steps`` total steps (or ``cfg.max_seconds``), resuming from run_dir/checkpoint.pt;
     returns whether this is the main process (the one that should export), torchrun or not."""
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
+    context = list(model.decoder.context.parameters())
+    rest = [p for name, p in model.named_parameters() if not name.startswith("decoder.context.")]
+    groups = [{"params": rest}]
+    if context:
+        groups.append({"params": context, "lr_factor": cfg.context_lr_factor})
+    opt = torch.optim.Adam(groups, lr=cfg.lr, betas=(0.5, 0.9))
     optimizers, modules, adversary = {"opt": opt}, {}, None
     if cfg.adversarial:
         disc = Discriminators()

@@ -107,6 +107,7 @@ def export_rvq_model(
         "base": str(model.base),
         "dim": str(model.dim),
         "n_q": str(model.n_q),
+        "context": str(model.context),
         "sample_rate": str(SAMPLE_RATE),
         "frame_rate": str(FRAME_RATE),
         "codebook_size": json.dumps(model.quantizer.size),
