@@ -56,3 +56,12 @@ def random_image(c: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
     base = rng.integers(0, 256, size=(c, max(h // 4, 1) + 1, max(w // 4, 1) + 1)).astype(np.float32)
     up = torch.nn.functional.interpolate(torch.from_numpy(base)[None], size=(h, w), mode="bilinear")
     return up[0].round().clamp(0, 255).to(torch.uint8)
+
+
+@pytest.fixture
+def speech_folder(tmp_path) -> Path:
+    """A training folder for `mcodec train audio`: one group, speech/, holding the shipped speech sample."""
+    folder = tmp_path / "data" / "speech"
+    folder.mkdir(parents=True)
+    (folder / "a.flac").write_bytes((files("mcodec") / "samples" / "goforward_16k.flac").read_bytes())
+    return folder.parent

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import io
 import random
-from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -25,16 +24,6 @@ from mcodec.codec.training.adversarial import (
 )
 from mcodec.codec.training.audio_task import AudioTask, AudioTrainConfig, train_audio
 from mcodec.codec.training.discriminators import PERIODS, STFT_WINDOWS, Discriminators
-
-SAMPLE = Path(str(files("mcodec") / "samples" / "goforward_16k.flac"))
-
-
-@pytest.fixture
-def data(tmp_path) -> Path:
-    folder = tmp_path / "data" / "speech"
-    folder.mkdir(parents=True)
-    (folder / "a.flac").write_bytes(SAMPLE.read_bytes())
-    return folder.parent
 
 
 def test_discriminators_on_odd_lengths():
@@ -102,17 +91,17 @@ def _step_pair(data: Path, adv_start: int, steps: int) -> list[bool]:
     return agree
 
 
-def test_the_generator_has_the_adversarial_terms_only_from_adv_start(data):
-    assert _step_pair(data, adv_start=1, steps=2) == [True, False]
+def test_the_generator_has_the_adversarial_terms_only_from_adv_start(speech_folder):
+    assert _step_pair(speech_folder, adv_start=1, steps=2) == [True, False]
 
 
-def test_a_non_finite_discriminator_step_is_skipped(data):
+def test_a_non_finite_discriminator_step_is_skipped(speech_folder):
     torch.manual_seed(0)
     model = RVQAutoencoder(base=2, dim=8, n_q=2, codebook_size=16)
     disc = Discriminators(windows=(256, 512), periods=(2,))
     adversary = Adversary(disc, torch.optim.Adam(disc.parameters(), lr=1e-3))
     cfg = AudioTrainConfig(batch=2, seconds=0.1, adversarial=True, adv_start=5)
-    task = AudioTask(model, data, cfg, torch.optim.Adam(model.parameters(), lr=1e-3), adversary)
+    task = AudioTask(model, speech_folder, cfg, torch.optim.Adam(model.parameters(), lr=1e-3), adversary)
     task.setup(distributed.init("cpu"))
     with torch.no_grad():
         disc.subs[0].convs[0].bias.fill_(float("nan"))  # that sub-discriminator's loss and gradient NaN
@@ -122,12 +111,12 @@ def test_a_non_finite_discriminator_step_is_skipped(data):
     assert all(torch.equal(disc.state_dict()[k], v) for k, v in others.items())  # no Adam step
 
 
-def test_log_lines_show_the_adversarial_losses(data, tmp_path):
+def test_log_lines_show_the_adversarial_losses(speech_folder, tmp_path):
     torch.manual_seed(0)
     model = RVQAutoencoder(base=2, dim=8, n_q=2, codebook_size=16)
     cfg = AudioTrainConfig(steps=2, batch=2, seconds=0.1, log_every=1, adversarial=True, adv_start=1)
     log = io.StringIO()
-    train_audio(model, data, tmp_path / "run", cfg, log=log)
+    train_audio(model, speech_folder, tmp_path / "run", cfg, log=log)
     lines = [line for line in log.getvalue().splitlines() if line.startswith("step ")]
     assert len(lines) == 2 and all(f" {k} " in line for k in ("adv", "feat", "disc") for line in lines)
     assert "(disc)" in log.getvalue()  # the discriminators' parameter count
@@ -138,8 +127,10 @@ def _keys(path: Path) -> set[str]:
         return set(f.keys())
 
 
-def test_adversarial_run_keeps_its_discriminators_in_the_checkpoint_not_the_model(capfd, tmp_path, data):
-    common = ["train", "audio", data, "--batch", 2, "--seconds", 0.1, "--width", 2, 8]
+def test_adversarial_run_keeps_its_discriminators_in_the_checkpoint_not_the_model(
+    capfd, tmp_path, speech_folder
+):
+    common = ["train", "audio", speech_folder, "--batch", 2, "--seconds", 0.1, "--width", 2, 8]
     plain, adv = tmp_path / "plain.safetensors", tmp_path / "adv.safetensors"
     code, _, err = run_cli(capfd, *common, "--out", plain, "--steps", 2)
     assert code == 0, err
@@ -164,9 +155,9 @@ def test_adversarial_run_keeps_its_discriminators_in_the_checkpoint_not_the_mode
     assert {int(s["step"]) for s in ckpt["disc_opt"]["state"].values()} == {1}
 
 
-def test_disc_lr_sets_the_discriminators_rate_beside_the_generators(capfd, tmp_path, data):
+def test_disc_lr_sets_the_discriminators_rate_beside_the_generators(capfd, tmp_path, speech_folder):
     out = tmp_path / "adv.safetensors"
-    common = ["train", "audio", data, "--batch", 2, "--seconds", 0.1, "--width", 2, 8, "--steps", 2]
+    common = ["train", "audio", speech_folder, "--batch", 2, "--seconds", 0.1, "--width", 2, 8, "--steps", 2]
     code, _, err = run_cli(capfd, *common, "--out", out, "--adversarial", "--lr", 1e-3, "--disc-lr", 4e-3)
     assert code == 0, err
     ckpt = torch.load(tmp_path / "adv.run" / "checkpoint.pt", weights_only=True)
@@ -174,9 +165,9 @@ def test_disc_lr_sets_the_discriminators_rate_beside_the_generators(capfd, tmp_p
     assert d == pytest.approx(4 * g)  # one schedule scales both
 
 
-def test_adversarial_options_need_adversarial(capfd, tmp_path, data):
+def test_adversarial_options_need_adversarial(capfd, tmp_path, speech_folder):
     code, _, err = run_cli(
-        capfd, "train", "audio", data, "--out", tmp_path / "m.safetensors", "--adv-start", 5
+        capfd, "train", "audio", speech_folder, "--out", tmp_path / "m.safetensors", "--adv-start", 5
     )
     assert code == 2 and "needs --adversarial" in err
 

@@ -3,9 +3,6 @@ start as the identity, they travel in the model file, and they learn at their ow
 
 from __future__ import annotations
 
-from importlib.resources import files
-from pathlib import Path
-
 import pytest
 import torch
 from conftest import run_cli
@@ -16,16 +13,7 @@ from mcodec.codec.base import CodecError
 from mcodec.codec.model_file import load_weights
 from mcodec.codec.training.export import export_rvq_model
 
-SAMPLE = Path(str(files("mcodec") / "samples" / "goforward_16k.flac"))
 TINY = {"base": 2, "dim": 8, "n_q": 2, "codebook_size": 16}
-
-
-@pytest.fixture
-def data(tmp_path) -> Path:
-    folder = tmp_path / "data" / "speech"
-    folder.mkdir(parents=True)
-    (folder / "a.flac").write_bytes(SAMPLE.read_bytes())
-    return folder.parent
 
 
 def _decode(model: RVQAutoencoder, codes: torch.Tensor) -> torch.Tensor:
@@ -67,8 +55,8 @@ def test_a_model_file_without_the_units_its_metadata_names_is_refused(tmp_path):
         RVQAudioCodec(tmp_path / "lying.safetensors")
 
 
-def test_context_units_added_by_init_learn_at_their_own_rate(capfd, tmp_path, data):
-    common = ["train", "audio", data, "--batch", 2, "--seconds", 0.1, "--steps", 1]
+def test_context_units_added_by_init_learn_at_their_own_rate(capfd, tmp_path, speech_folder):
+    common = ["train", "audio", speech_folder, "--batch", 2, "--seconds", 0.1, "--steps", 1]
     start = tmp_path / "start.safetensors"
     code, _, err = run_cli(capfd, *common, "--width", 2, 8, "--out", start)
     assert code == 0, err
