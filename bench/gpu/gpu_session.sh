@@ -6,10 +6,10 @@
 #
 # Here, first: `bash bench/gpu/gpu_wheels.sh` (wheels + mcodec's own wheel in .whl/) and the training data in
 # .gpu/: images/ as lossless WebP (TRAIN41 of bench/data/image_sets.py), audio/ as 24 kHz mono Ogg Opus
-# (`python bench/data/gpu_audio.py SETS/train .gpu/audio --kbps 32`: audio_sets.py's train/ groups, 80 min
-# in ~20 MB), video/ clips. A call's tree may hold 64 MiB; the tree itself is ~33 MB (the four models are 30),
+# (`python bench/data/gpu_audio.py SETS/train .gpu/audio --kbps 32`: audio_sets.py's train/ groups, 75 min
+# in 17 MB), video/ clips. A call's tree may hold 64 MiB; the tree itself is ~33 MB (the four models are 30),
 # so a call carries at most ~31 MB: call 1 carries .whl (~3: mcodec without its models, which setup copies
-# from the tree, and soundfile's wheels) and .gpu/images (~28); call 2 carries .gpu/audio (~20), which the
+# from the tree, and soundfile's wheels) and .gpu/images (~28); call 2 carries .gpu/audio (17), which the
 # audio run reads through soundfile (the device has no PyAV, and .whl-av's 36 MB fit in no call); a video
 # lease carries .whl .whl-av .gpu/video (1). setup copies what came into /tmp/data, which later calls keep.
 # Lessons of the first lease (2026-11-23): the machine goes back 30 s after a call, so each next call
