@@ -47,7 +47,7 @@ def test_soundfile_reads_audio_where_pyav_is_missing(tmp_path, monkeypatch):
     """FLAC reads to the same samples through soundfile as through PyAV; the Ogg Opus copies of
     bench/data/gpu_audio.py read at their own 24 kHz and the source's length (Opus's pre-skip removed)."""
     pytest.importorskip("soundfile")
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench" / "data"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench" / "data"))
     from gpu_audio import write_opus
 
     t = np.arange(24000) / 24000

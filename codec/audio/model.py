@@ -84,7 +84,7 @@ class Decoder(nn.Module):
 
     def __init__(self, base: int, dim: int, context: int = 0):
         super().__init__()
-        ch = base * 2 ** len(STRIDES)
+        ch = top = base * 2 ** len(STRIDES)
         layers: list[nn.Module] = [nn.Conv1d(dim, ch, 7, padding=3)]
         for s in reversed(STRIDES):
             layers += [nn.ELU(), Upsample(ch, ch // 2, s), ResidualUnit(ch // 2, 1), ResidualUnit(ch // 2, 3)]
@@ -92,7 +92,7 @@ class Decoder(nn.Module):
         layers += [nn.ELU(), nn.Conv1d(ch, 1, 7, padding=3)]
         self.net = nn.Sequential(*layers)
         dilations = [CONTEXT_DILATIONS[i % len(CONTEXT_DILATIONS)] for i in range(context)]
-        units = [ResidualUnit(base * 2 ** len(STRIDES), d) for d in dilations]
+        units = [ResidualUnit(top, d) for d in dilations]
         for unit in units:
             nn.init.zeros_(unit.block[-1].weight)
             nn.init.zeros_(unit.block[-1].bias)

@@ -9,10 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from .audio_checks import check_audio_header, checked_blocks
-from .audio_stream import AudioStream
+from .audio_stream import BLOCK, AudioStream
 from .errors import MediaError
-
-BLOCK = 1 << 16  # samples per block read
 
 
 def open_audio_soundfile(path: Path) -> AudioStream:

@@ -78,6 +78,12 @@ class AudioTrainConfig:
     context_lr_factor: float = 1.0  # the decoder's context units learn at this multiple of lr
 
 
+def training_signal(audio: torch.Tensor, rate: int) -> torch.Tensor:
+    """A file's audio [C, N] at ``rate`` as the trainer sees it: mono (the channels' mean) at 24 kHz, [N]."""
+    mono = audio.mean(0)
+    return mono if rate == SAMPLE_RATE else torchaudio.functional.resample(mono, rate, SAMPLE_RATE)
+
+
 def load_corpus(
     folder: Path, min_samples: int, skipped: list[Path] | None = None
 ) -> dict[str, dict[str, list[torch.Tensor]]]:
@@ -93,9 +99,7 @@ def load_corpus(
             if skipped is not None:
                 skipped.append(path)
             continue
-        mono = audio.mean(0)
-        if rate != SAMPLE_RATE:
-            mono = torchaudio.functional.resample(mono, rate, SAMPLE_RATE)
+        mono = training_signal(audio, rate)
         if mono.abs().max() > 1e-4:  # skip silence
             parts = path.relative_to(folder).parts
             group, sub = parts[0] if len(parts) > 1 else "", parts[1] if len(parts) > 2 else ""
