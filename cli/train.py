@@ -115,6 +115,14 @@ def train() -> None:
     "the entropy models from narrowing around the training photos' hues)",
 )
 @click.option(
+    "--rescale-crops",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="the chance that a crop is cut from a window up to 3.3x larger, downscaled to the crop size "
+    "(scale augmentation: each photo's textures at many scales, as photos are shared downsized)",
+)
+@click.option(
     "--model-id",
     help="the model's id, kept in the model file and shown by `mcodec info`  [default: CODEC-custom]",
 )
@@ -143,6 +151,7 @@ def train_image(
     lmbda,
     rounded_synthesis,
     channel_shuffle,
+    rescale_crops,
     model_id,
     device,
     amp,
@@ -231,6 +240,7 @@ def train_image(
         lambdas=lambdas,
         rounded_synthesis=rounded_synthesis,
         channel_shuffle=channel_shuffle,
+        rescale_crops=rescale_crops,
     )
     if not run_training(model, data, run_dir, cfg, device=device, init_state=init_state):
         return  # a torchrun worker: rank 0 exports

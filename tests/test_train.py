@@ -579,14 +579,41 @@ def test_channel_shuffle_reorders_the_colours_of_about_that_share_of_crops(capfd
         assert reordered[0] <= share <= reordered[1], (p, share)
         assert len(set(orders)) == (6 if p else 1)
 
-    seen = []  # the option reaches the crops
+    seen = []  # the options reach the crops
     real_batch = image_task.random_batch
-    monkeypatch.setattr(image_task, "random_batch", lambda *a: seen.append(a[-1]) or real_batch(*a))
+    monkeypatch.setattr(image_task, "random_batch", lambda *a: seen.append(a[-2:]) or real_batch(*a))
     data = tmp_path / "data"
     data.mkdir()
     Image.fromarray(random_image(3, 72, 80, seed=0).permute(1, 2, 0).numpy()).save(data / "0.png")
     out = tmp_path / "m.safetensors"
     args = ["train", "image", data, "--codec", "meanscale", "--batch", 2, "--crop", 64, "--width", 8, 8]
-    code, _, err = run(capfd, *args, "--out", out, "--steps", 1, "--channel-shuffle", 0.25)
+    code, _, err = run(
+        capfd, *args, "--out", out, "--steps", 1, "--channel-shuffle", 0.25, "--rescale-crops", 0.5
+    )
     assert code == 0, err
-    assert seen == [0.25]
+    assert seen == [(0.25, 0.5)]
+
+
+def test_rescale_crops_cut_larger_windows_downscaled_to_the_crop():
+    """--rescale-crops P: about that share of crops comes from a window larger than the crop (up to the
+    image's short side, at most 1 / MIN_CROP_SCALE times), downscaled to the crop in 8 bits; the others
+    are plain sub-windows. On a ramp whose value is its column, the slope across a crop is the window's
+    scale."""
+    import random
+
+    import torch
+
+    from mcodec.codec.training import image_task
+
+    ramp = torch.arange(200, dtype=torch.uint8).expand(3, 150, 200).contiguous()
+    for p, lo, hi in ((0.0, 0, 0), (0.5, 0.35, 0.65), (1.0, 0.9, 1.0)):
+        batch = image_task.random_batch([ramp], 400, 40, random.Random(2), rescale_crops=p)
+        assert batch.shape == (400, 3, 40, 40) and torch.equal(batch, (batch * 255).round() / 255)
+        row = batch[:, 0, 20] * 255
+        slope = (row[:, -1] - row[:, 0]).abs() / 39  # 1 for a plain crop, the window's scale otherwise
+        assert bool(((slope > 0.99) & (slope < 150 / 40 + 0.05)).all()), (slope.min(), slope.max())
+        share = (slope > 1.05).float().mean().item()
+        assert lo <= share <= hi, (p, share)
+    assert slope.max() > 3  # log-uniform scales reach 1 / MIN_CROP_SCALE (3.3; the short side allows 3.75)
+    wide = torch.zeros(3, 40, 4000, dtype=torch.uint8)
+    assert image_task.rescaled_crop(wide, 10, random.Random(0)).shape == (3, 10, 10)

@@ -54,6 +54,8 @@ class TrainConfig:
     # the chance that a crop's RGB channels are permuted at random: hues the training photos lack, so the
     # learned priors do not narrow around their colours (0 draws nothing: earlier runs replay exactly)
     channel_shuffle: float = 0.0
+    # the chance that a crop is cut from a larger window downscaled to the crop size (see random_batch)
+    rescale_crops: float = 0.0
 
 
 def load_images(folder: Path, min_side: int) -> list[torch.Tensor]:
@@ -74,18 +76,47 @@ def load_images(folder: Path, min_side: int) -> list[torch.Tensor]:
     return images
 
 
+# Rescaled crops shrink their window by at most this much (a 1280 x 800 photo's 384 crops come from windows
+# of up to 800 px at any rate: its short side bounds them first).
+MIN_CROP_SCALE = 0.3
+
+
+def rescaled_crop(im: torch.Tensor, crop: int, rng: random.Random) -> torch.Tensor:
+    """A crop x crop uint8 patch cut from a random window of side crop / s, s drawn log-uniformly from
+    what the image allows down to MIN_CROP_SCALE, and downscaled (antialiased) to crop: each photo
+    gives its textures at every scale between its own and the smallest, not only at 1x and 1/2x."""
+    _, h, w = im.shape
+    lo = max(crop / min(h, w), MIN_CROP_SCALE)
+    side = min(round(crop / math.exp(rng.uniform(math.log(lo), 0.0))), h, w)
+    top, left = rng.randrange(h - side + 1), rng.randrange(w - side + 1)
+    window = im[None, :, top : top + side, left : left + side].float()
+    if side == crop:
+        return window[0].to(torch.uint8)
+    small = F.interpolate(window, size=(crop, crop), mode="bilinear", antialias=True, align_corners=False)
+    return small[0].round().clamp(0, 255).to(torch.uint8)  # 8-bit like the photos coded
+
+
 def random_batch(
-    images: list[torch.Tensor], batch: int, crop: int, rng: random.Random, channel_shuffle: float = 0.0
+    images: list[torch.Tensor],
+    batch: int,
+    crop: int,
+    rng: random.Random,
+    channel_shuffle: float = 0.0,
+    rescale_crops: float = 0.0,
 ) -> torch.Tensor:
-    """[batch, 3, crop, crop] float in [0, 1], random crops with random horizontal flips, and with
-    probability ``channel_shuffle`` a random order of the colour channels (an exact change of hue: no
-    resampling, no clipping)."""
+    """[batch, 3, crop, crop] float in [0, 1], random crops with random horizontal flips; with
+    probability ``rescale_crops`` a crop comes from a larger window downscaled (rescaled_crop), and with
+    probability ``channel_shuffle`` its colour channels come in a random order (an exact change of hue: no
+    resampling, no clipping). Probabilities of 0 draw nothing from rng, so earlier runs replay exactly."""
     out = []
     for _ in range(batch):
         im = images[rng.randrange(len(images))]
         _, h, w = im.shape
-        top, left = rng.randrange(h - crop + 1), rng.randrange(w - crop + 1)
-        patch = im[:, top : top + crop, left : left + crop]
+        if rescale_crops and rng.random() < rescale_crops:
+            patch = rescaled_crop(im, crop, rng)
+        else:
+            top, left = rng.randrange(h - crop + 1), rng.randrange(w - crop + 1)
+            patch = im[:, top : top + crop, left : left + crop]
         if rng.random() < 0.5:
             patch = patch.flip(-1)
         if channel_shuffle and rng.random() < channel_shuffle:
@@ -143,7 +174,7 @@ class ImageTask:
 
     def step(self, net, rng: random.Random, step: int = 0) -> dict[str, float]:
         cfg, device = self.cfg, self.d.device
-        x = random_batch(self.images, cfg.batch, cfg.crop, rng, cfg.channel_shuffle)
+        x = random_batch(self.images, cfg.batch, cfg.crop, rng, cfg.channel_shuffle, cfg.rescale_crops)
         x = x.to(device, memory_format=torch.channels_last)
         n = len(cfg.lambdas)
         draws = [rng.choice(cfg.qualities) if cfg.qualities else rng.randint(1, n) for _ in range(cfg.batch)]
