@@ -92,14 +92,15 @@ start_image() {  # meanscale from the shipped model, until 90 s before the deadl
   # The shipped model's recipe (codec/models/meanscale.md): channel shuffle and rounded synthesis, and lr 3e-5,
   # which beat 1e-4 from v13 on the CPU (held-back -0.72% against -0.08%; measured at batch 4, not at the GPU's
   # 16-32), and crops of 384, which beat 256 from v16 (held-back -2.68% against -0.22% on the same pixels per
-  # step; batch 32 of 384 has 2.25x the pixels of the probe's 256). /tmp/data/images must be TRAIN41
+  # step; batch 32 of 384 has 2.25x the pixels of the probe's 256), half of them rescaled (v19; ~4 ms a crop
+  # on the CPU side). /tmp/data/images must be TRAIN41
   # (bench/data/image_sets.py), never the held-back photos.
   local minutes; minutes=$(py -c "print(max(1, ($(left) - 90) / 60))")
   local init=(--init codec/models/meanscale.safetensors)  # the shipped model (N=96, M=192, ns=128) goes on
   local opts; opts=${IMAGE_OPTS:-$(cat $RUNS/image_opts 2>/dev/null || echo "--batch 16")}
   setsid nohup python3 -m mcodec train image /tmp/data/images --codec meanscale --device cuda $opts "${init[@]}" \
-    --channel-shuffle 0.5 --rounded-synthesis --crop ${IMAGE_CROP:-384} --lr ${IMAGE_LR:-3e-5} --steps 1000000 \
-    --max-minutes "$minutes" --model-id meanscale-v19 \
+    --channel-shuffle 0.5 --rescale-crops 0.5 --rounded-synthesis --crop ${IMAGE_CROP:-384} --lr ${IMAGE_LR:-3e-5} --steps 1000000 \
+    --max-minutes "$minutes" --model-id meanscale-v20 \
     --run-dir $RUNS/meanscale.run --out $RUNS/meanscale.safetensors --force \
     > $RUNS/meanscale.log 2>&1 < /dev/null &
   echo "image training started for $minutes min with $opts, lr ${IMAGE_LR:-3e-5}"
@@ -112,12 +113,12 @@ start_audio() {  # resumes the shipped model (its weights and EMA codebooks) unt
   local init=(); [ -f codec/models/rvq.safetensors ] && init=(--init codec/models/rvq.safetensors)
   setsid nohup python3 -m mcodec train audio /tmp/data/audio --device cuda --batch 32 --lr ${AUDIO_LR:-3e-5} \
     --focus-stages 8 --speed-perturb 0.1 --group-weight klettres 1.8 --group-weight asterisk 0.8 --group-weight speech 0.4 \
-    --steps 1000000 "${init[@]}" --max-minutes "$minutes" --model-id rvq-v10 --run-dir $RUNS/rvq.run \
+    --steps 1000000 "${init[@]}" --max-minutes "$minutes" --model-id rvq-v11 --run-dir $RUNS/rvq.run \
     --out $RUNS/rvq.safetensors --force > $RUNS/rvq.log 2>&1 < /dev/null &
   echo "audio training started for $minutes min"
 }
 # Next (issue 21, not yet run): the same fine-tune with discriminators, e.g. as start_audio_adv with
-# `--adversarial --adv-start 500 --disc-lr 1e-3 --lr 1e-4 --focus-stages 8 --model-id rvq-v10-adv --run-dir
+# `--adversarial --adv-start 500 --disc-lr 1e-3 --lr 1e-4 --focus-stages 8 --model-id rvq-v11-adv --run-dir
 # $RUNS/rvq_adv.run --out $RUNS/rvq_adv.safetensors`; ~3x a plain step's compute on the CPU (codec/models/rvq.md;
 # a CPU probe at --disc-lr 3e-4 moved the discriminators' hinge loss only 2.00 -> 1.90 in 830 steps). A run
 # resumed from rvq.run with --adversarial newly on starts fresh discriminators; its checkpoint then holds
