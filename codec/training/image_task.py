@@ -76,23 +76,25 @@ def load_images(folder: Path, min_side: int) -> list[torch.Tensor]:
     return images
 
 
-# Rescaled crops shrink their window by at most this much (a 1280 x 800 photo's 384 crops come from windows
-# of up to 800 px at any rate: its short side bounds them first).
+# The smallest scale of a rescaled crop (a window at most 1 / 0.3 = 3.3x the crop). The image's short side
+# usually binds first: a 1280 x 800 photo's 384 crops come from windows of at most 800 px (scale 0.48).
 MIN_CROP_SCALE = 0.3
 
 
 def rescaled_crop(im: torch.Tensor, crop: int, rng: random.Random) -> torch.Tensor:
     """A crop x crop uint8 patch cut from a random window of side crop / s, s drawn log-uniformly from
-    what the image allows down to MIN_CROP_SCALE, and downscaled (antialiased) to crop: each photo
-    gives its textures at every scale between its own and the smallest, not only at 1x and 1/2x."""
+    [max(crop / short side, MIN_CROP_SCALE), 1], and downscaled (antialiased) to crop: each photo gives
+    its textures at every scale in that range, not only at 1x and 1/2x."""
     _, h, w = im.shape
     lo = max(crop / min(h, w), MIN_CROP_SCALE)
     side = min(round(crop / math.exp(rng.uniform(math.log(lo), 0.0))), h, w)
     top, left = rng.randrange(h - side + 1), rng.randrange(w - side + 1)
-    window = im[None, :, top : top + side, left : left + side].float()
+    window = im[:, top : top + side, left : left + side]
     if side == crop:
-        return window[0].to(torch.uint8)
-    small = F.interpolate(window, size=(crop, crop), mode="bilinear", antialias=True, align_corners=False)
+        return window
+    small = F.interpolate(
+        window[None].float(), size=(crop, crop), mode="bilinear", antialias=True, align_corners=False
+    )
     return small[0].round().clamp(0, 255).to(torch.uint8)  # 8-bit like the photos coded
 
 
