@@ -123,6 +123,14 @@ def train() -> None:
     "(scale augmentation: each photo's textures at many scales, as photos are shared downsized)",
 )
 @click.option(
+    "--rescale-max",
+    type=click.FloatRange(1, 2),
+    default=1.0,
+    show_default=True,
+    help="the largest scale of a --rescale-crops crop: above 1 some crops are cut from a smaller window "
+    "and upscaled (content as smooth per pixel as a large camera photo's)",
+)
+@click.option(
     "--model-id",
     help="the model's id, kept in the model file and shown by `mcodec info`  [default: CODEC-custom]",
 )
@@ -152,6 +160,7 @@ def train_image(
     rounded_synthesis,
     channel_shuffle,
     rescale_crops,
+    rescale_max,
     model_id,
     device,
     amp,
@@ -241,6 +250,7 @@ def train_image(
         rounded_synthesis=rounded_synthesis,
         channel_shuffle=channel_shuffle,
         rescale_crops=rescale_crops,
+        rescale_max=rescale_max,
     )
     if not run_training(model, data, run_dir, cfg, device=device, init_state=init_state):
         return  # a torchrun worker: rank 0 exports

@@ -581,17 +581,16 @@ def test_channel_shuffle_reorders_the_colours_of_about_that_share_of_crops(capfd
 
     seen = []  # the options reach the crops
     real_batch = image_task.random_batch
-    monkeypatch.setattr(image_task, "random_batch", lambda *a: seen.append(a[-2:]) or real_batch(*a))
+    monkeypatch.setattr(image_task, "random_batch", lambda *a: seen.append(a[-3:]) or real_batch(*a))
     data = tmp_path / "data"
     data.mkdir()
     Image.fromarray(random_image(3, 72, 80, seed=0).permute(1, 2, 0).numpy()).save(data / "0.png")
     out = tmp_path / "m.safetensors"
     args = ["train", "image", data, "--codec", "meanscale", "--batch", 2, "--crop", 64, "--width", 8, 8]
-    code, _, err = run(
-        capfd, *args, "--out", out, "--steps", 1, "--channel-shuffle", 0.25, "--rescale-crops", 0.5
-    )
+    options = ["--channel-shuffle", 0.25, "--rescale-crops", 0.5, "--rescale-max", 1.25]
+    code, _, err = run(capfd, *args, "--out", out, "--steps", 1, *options)
     assert code == 0, err
-    assert seen == [(0.25, 0.5)]
+    assert seen == [(0.25, 0.5, 1.25)]
 
 
 def test_rescale_crops_cut_larger_windows_downscaled_to_the_crop():
@@ -617,3 +616,10 @@ def test_rescale_crops_cut_larger_windows_downscaled_to_the_crop():
     assert slope.max() > 3  # log-uniform scales reach 1 / MIN_CROP_SCALE (3.3; the short side allows 3.75)
     wide = torch.zeros(3, 40, 4000, dtype=torch.uint8)
     assert image_task.rescaled_crop(wide, 10, random.Random(0)).shape == (3, 10, 10)
+
+    # --rescale-max 1.5: scales above 1 cut a smaller window and upscale it (slopes down to 1 / 1.5)
+    batch = image_task.random_batch([ramp], 400, 40, random.Random(3), rescale_crops=1.0, rescale_max=1.5)
+    row = batch[:, 0, 20] * 255
+    slope = (row[:, -1] - row[:, 0]).abs() / 39
+    upscaled = (slope < 0.97).float().mean().item()  # log 1.5 / (log 1.5 - log 0.3): 25% of the draws
+    assert 0.17 <= upscaled <= 0.33 and slope.min() > 0.64 and slope.max() > 3, (upscaled, slope.min())

@@ -56,6 +56,9 @@ class TrainConfig:
     channel_shuffle: float = 0.0
     # the chance that a crop is cut from a larger window downscaled to the crop size (see random_batch)
     rescale_crops: float = 0.0
+    # the largest scale of a rescaled crop: above 1 some windows are smaller than the crop and upscaled,
+    # content as smooth per pixel as a large camera photo's (1 draws as before: earlier runs replay)
+    rescale_max: float = 1.0
 
 
 def load_images(folder: Path, min_side: int) -> list[torch.Tensor]:
@@ -81,13 +84,13 @@ def load_images(folder: Path, min_side: int) -> list[torch.Tensor]:
 MIN_CROP_SCALE = 0.3
 
 
-def rescaled_crop(im: torch.Tensor, crop: int, rng: random.Random) -> torch.Tensor:
+def rescaled_crop(im: torch.Tensor, crop: int, rng: random.Random, hi: float = 1.0) -> torch.Tensor:
     """A crop x crop uint8 patch cut from a random window of side crop / s, s drawn log-uniformly from
-    [max(crop / short side, MIN_CROP_SCALE), 1], and downscaled (antialiased) to crop: each photo gives
+    [max(crop / short side, MIN_CROP_SCALE), hi], and resized (antialiased) to crop: each photo gives
     its textures at every scale in that range, not only at 1x and 1/2x."""
     _, h, w = im.shape
     lo = max(crop / min(h, w), MIN_CROP_SCALE)
-    side = min(round(crop / math.exp(rng.uniform(math.log(lo), 0.0))), h, w)
+    side = min(round(crop / math.exp(rng.uniform(math.log(lo), math.log(hi)))), h, w)
     top, left = rng.randrange(h - side + 1), rng.randrange(w - side + 1)
     window = im[:, top : top + side, left : left + side]
     if side == crop:
@@ -105,17 +108,19 @@ def random_batch(
     rng: random.Random,
     channel_shuffle: float = 0.0,
     rescale_crops: float = 0.0,
+    rescale_max: float = 1.0,
 ) -> torch.Tensor:
     """[batch, 3, crop, crop] float in [0, 1], random crops with random horizontal flips; with
-    probability ``rescale_crops`` a crop comes from a larger window downscaled (rescaled_crop), and with
-    probability ``channel_shuffle`` its colour channels come in a random order (an exact change of hue: no
-    resampling, no clipping). Probabilities of 0 draw nothing from rng, so earlier runs replay exactly."""
+    probability ``rescale_crops`` a crop comes from a window rescaled to it (rescaled_crop, scales up to
+    ``rescale_max``), and with probability ``channel_shuffle`` its colour channels come in a random order
+    (an exact change of hue: no resampling, no clipping). Probabilities of 0 draw nothing from rng, so
+    earlier runs replay exactly."""
     out = []
     for _ in range(batch):
         im = images[rng.randrange(len(images))]
         _, h, w = im.shape
         if rescale_crops and rng.random() < rescale_crops:
-            patch = rescaled_crop(im, crop, rng)
+            patch = rescaled_crop(im, crop, rng, rescale_max)
         else:
             top, left = rng.randrange(h - crop + 1), rng.randrange(w - crop + 1)
             patch = im[:, top : top + crop, left : left + crop]
@@ -176,7 +181,9 @@ class ImageTask:
 
     def step(self, net, rng: random.Random, step: int = 0) -> dict[str, float]:
         cfg, device = self.cfg, self.d.device
-        x = random_batch(self.images, cfg.batch, cfg.crop, rng, cfg.channel_shuffle, cfg.rescale_crops)
+        x = random_batch(
+            self.images, cfg.batch, cfg.crop, rng, cfg.channel_shuffle, cfg.rescale_crops, cfg.rescale_max
+        )
         x = x.to(device, memory_format=torch.channels_last)
         n = len(cfg.lambdas)
         draws = [rng.choice(cfg.qualities) if cfg.qualities else rng.randint(1, n) for _ in range(cfg.batch)]
