@@ -131,6 +131,14 @@ def train() -> None:
     "and upscaled (content as smooth per pixel as a large camera photo's)",
 )
 @click.option(
+    "--quality-balance",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="weigh each crop's loss by (its lambda / the lambdas' geometric mean)^-A: the low qualities' "
+    "smaller losses get more say in the shared transforms (0.5: about equal say)",
+)
+@click.option(
     "--model-id",
     help="the model's id, kept in the model file and shown by `mcodec info`  [default: CODEC-custom]",
 )
@@ -161,6 +169,7 @@ def train_image(
     channel_shuffle,
     rescale_crops,
     rescale_max,
+    quality_balance,
     model_id,
     device,
     amp,
@@ -251,6 +260,7 @@ def train_image(
         channel_shuffle=channel_shuffle,
         rescale_crops=rescale_crops,
         rescale_max=rescale_max,
+        quality_balance=quality_balance,
     )
     if not run_training(model, data, run_dir, cfg, device=device, init_state=init_state):
         return  # a torchrun worker: rank 0 exports

@@ -132,6 +132,45 @@ def test_amp_keeps_the_entropy_models_in_float32():
     assert abs(amp_bpp - bpp) < 0.05 * bpp
 
 
+def test_quality_balance_weighs_each_crops_loss_by_its_lambda(tmp_path, capfd, monkeypatch):
+    """--quality-balance A: a crop's RD loss is weighed by (lambda / G)^-A, G the lambdas' geometric mean,
+    so a q1 crop's small loss counts more and a q8 crop's less; 0 leaves the plain mean."""
+    import math
+
+    import torch
+
+    from mcodec.codec.image.hyperprior_model import GainedHyperprior
+    from mcodec.codec.image.lambdas import LAMBDAS
+    from mcodec.codec.training import image_task
+
+    torch.manual_seed(0)
+    model = GainedHyperprior("mean-scale-hyperprior", 16, 24).eval()  # eval: rounding, no noise
+    x = torch.rand(2, 3, 64, 64)
+    single = [
+        image_task.rd_loss(model, x[i : i + 1], torch.tensor([q]))[0].item() for i, q in ((0, 1), (1, 8))
+    ]
+    plain = image_task.rd_loss(model, x, torch.tensor([1.0, 8.0]))[0].item()
+    assert math.isclose(plain, sum(single) / 2, rel_tol=1e-5)
+    g = math.exp(sum(map(math.log, LAMBDAS)) / len(LAMBDAS))
+    weights = [(LAMBDAS[0] / g) ** -0.5, (LAMBDAS[7] / g) ** -0.5]
+    assert weights[0] > 2 > 0.5 > weights[1]
+    balanced = image_task.rd_loss(model, x, torch.tensor([1.0, 8.0]), balance=0.5)[0].item()
+    assert math.isclose(balanced, (weights[0] * single[0] + weights[1] * single[1]) / 2, rel_tol=1e-5)
+
+    seen = []  # the option reaches the loss
+    real_rd_loss = image_task.rd_loss
+    monkeypatch.setattr(image_task, "rd_loss", lambda *a, **kw: seen.append(kw) or real_rd_loss(*a, **kw))
+    data = tmp_path / "data"
+    data.mkdir()
+    Image.fromarray(random_image(3, 72, 80, seed=0).permute(1, 2, 0).numpy()).save(data / "0.png")
+    args = ["train", "image", data, "--codec", "meanscale", "--batch", 2, "--crop", 64, "--width", 8, 8]
+    code, _, err = run(
+        capfd, *args, "--out", tmp_path / "m.safetensors", "--steps", 1, "--quality-balance", 0.25
+    )
+    assert code == 0, err
+    assert seen == [{"balance": 0.25}]
+
+
 def test_a_step_with_a_non_finite_gradient_is_skipped(tmp_path):
     """A NaN loss must not reach the weights: gradient clipping would spread it to every parameter."""
     import random
@@ -425,9 +464,9 @@ def test_one_quality_trains_at_its_own_lambda_and_the_model_keeps_it(capfd, tmp_
     seen = []
     real_rd_loss = image_task.rd_loss
 
-    def spy(model, x, quality, lambdas=LAMBDAS, rounded=False):
+    def spy(model, x, quality, lambdas=LAMBDAS, rounded=False, **kw):
         seen.append((set(quality.tolist()), lambdas[3]))
-        return real_rd_loss(model, x, quality, lambdas, rounded)
+        return real_rd_loss(model, x, quality, lambdas, rounded, **kw)
 
     monkeypatch.setattr(image_task, "rd_loss", spy)
     data = tmp_path / "data"
@@ -501,7 +540,7 @@ def test_rounded_synthesis_trains_on_what_a_decoder_sees(capfd, tmp_path, monkey
 
     flags = []
     real_rd_loss = image_task.rd_loss
-    monkeypatch.setattr(image_task, "rd_loss", lambda *a: flags.append(a[4]) or real_rd_loss(*a))
+    monkeypatch.setattr(image_task, "rd_loss", lambda *a, **kw: flags.append(a[4]) or real_rd_loss(*a, **kw))
     data = tmp_path / "data"
     data.mkdir()
     Image.fromarray(random_image(3, 72, 80, seed=0).permute(1, 2, 0).numpy()).save(data / "0.png")

@@ -59,6 +59,8 @@ class TrainConfig:
     # the largest scale of a rescaled crop: above 1 some windows are smaller than the crop and upscaled,
     # content as smooth per pixel as a large camera photo's (1 draws as before: earlier runs replay)
     rescale_max: float = 1.0
+    # each crop's loss weighed by (its lambda / the lambdas' geometric mean)^-quality_balance (rd_loss)
+    quality_balance: float = 0.0
 
 
 def load_images(folder: Path, min_side: int) -> list[torch.Tensor]:
@@ -140,15 +142,23 @@ def rd_loss(
     quality: torch.Tensor,
     lambdas: tuple[float, ...] = LAMBDAS,
     rounded_synthesis: bool = False,
+    balance: float = 0.0,
 ) -> tuple[torch.Tensor, float, float]:
-    """Mean RD loss over the batch, lambda ``lambdas[q - 1]`` per sample; returns (loss, bpp, psnr)."""
+    """Mean RD loss over the batch, lambda ``lambdas[q - 1]`` per sample; returns (loss, bpp, psnr).
+
+    ``balance`` a > 0 weighs a sample's loss by (lambda / G)^-a, G the lambdas' geometric mean: a
+    quality's loss grows about as lambda^0.5 (~0.2 at q1, ~2.2 at q8), so plain sums let the top
+    qualities steer the shared transforms; a = 0.5 gives every quality about the same say."""
     out = model(x, quality, rounded_synthesis=True) if rounded_synthesis else model(x, quality)
     num_pixels = x.shape[2] * x.shape[3]
     bits = sum(-torch.log2(lk).flatten(1).sum(1) for lk in out["likelihoods"].values())
     bpp = bits / num_pixels
     mse = F.mse_loss(out["x_hat"].float(), x, reduction="none").flatten(1).mean(1)
     lam = torch.tensor(lambdas, device=x.device)[quality.long() - 1]
-    loss = (lam * 255**2 * mse + bpp).mean()
+    loss = lam * 255**2 * mse + bpp
+    if balance:
+        loss = loss * (lam / math.exp(sum(map(math.log, lambdas)) / len(lambdas))) ** -balance
+    loss = loss.mean()
     psnr = -10 * math.log10(max(mse.mean().item(), 1e-10))
     return loss, bpp.mean().item(), psnr
 
@@ -189,7 +199,9 @@ class ImageTask:
         draws = [rng.choice(cfg.qualities) if cfg.qualities else rng.randint(1, n) for _ in range(cfg.batch)]
         quality = torch.tensor(draws, device=device, dtype=torch.float32)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-            loss, bpp, psnr = rd_loss(net, x, quality, cfg.lambdas, cfg.rounded_synthesis)
+            loss, bpp, psnr = rd_loss(
+                net, x, quality, cfg.lambdas, cfg.rounded_synthesis, balance=cfg.quality_balance
+            )
         frozen = self._frozen_now()
         self.opt.zero_grad()
         loss.backward()
