@@ -120,7 +120,8 @@ def train() -> None:
     default=0.0,
     show_default=True,
     help="the chance that a crop is cut from a window up to 3.3x larger, downscaled to the crop size "
-    "(scale augmentation: each photo's textures at many scales, as photos are shared downsized)",
+    "(scale augmentation: each photo's textures at many scales, as photos are shared downsized; "
+    "--rescale-max lets windows be smaller too)",
 )
 @click.option(
     "--rescale-max",

@@ -54,7 +54,7 @@ class TrainConfig:
     # the chance that a crop's RGB channels are permuted at random: hues the training photos lack, so the
     # learned priors do not narrow around their colours (0 draws nothing: earlier runs replay exactly)
     channel_shuffle: float = 0.0
-    # the chance that a crop is cut from a larger window downscaled to the crop size (see random_batch)
+    # the chance that a crop is cut from a window rescaled to the crop size (see random_batch)
     rescale_crops: float = 0.0
     # the largest scale of a rescaled crop: above 1 some windows are smaller than the crop and upscaled,
     # content as smooth per pixel as a large camera photo's (1 draws as before: earlier runs replay)
@@ -88,8 +88,8 @@ MIN_CROP_SCALE = 0.3
 
 def rescaled_crop(im: torch.Tensor, crop: int, rng: random.Random, hi: float = 1.0) -> torch.Tensor:
     """A crop x crop uint8 patch cut from a random window of side crop / s, s drawn log-uniformly from
-    [max(crop / short side, MIN_CROP_SCALE), hi], and resized (antialiased) to crop: each photo gives
-    its textures at every scale in that range, not only at 1x and 1/2x."""
+    [max(crop / short side, MIN_CROP_SCALE), hi], and resized to crop (antialiased when shrunk): each photo
+    gives its textures at every scale in that range, not only at 1x and 1/2x."""
     _, h, w = im.shape
     lo = max(crop / min(h, w), MIN_CROP_SCALE)
     side = min(round(crop / math.exp(rng.uniform(math.log(lo), math.log(hi)))), h, w)
