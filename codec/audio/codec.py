@@ -31,7 +31,8 @@ from .stream import MonoResampler, OverlapAdd, SampleBuffer
 SEGMENT = 10 * SAMPLE_RATE  # samples of 24 kHz audio per chunk (a multiple of HOP)
 CONTEXT = 2400  # samples of context each side of a segment, cross-faded on decode (a multiple of HOP)
 # encoder presets: the RVQ search's beam width (rvq.beam_search); the decoder never knows. On the 16 speech
-# files at 7 stages (rvq-v2), PESQ-WB 2.18 greedy, 2.25 with a beam of 4; 16 adds next to nothing.
+# files at 7 stages (rvq-v2), PESQ-WB 2.18 greedy, 2.25 with a beam of 4; 16 adds next to nothing (rvq-v10 on
+# 52 held-back files: +0.02 mean, the median flat, at twice the encode time; codec/models/rvq.md, session 36).
 BEAM = {"fast": 1, "medium": 4, "slow": 16}
 INFO = CodecInfo(
     "rvq",
