@@ -140,6 +140,14 @@ def train() -> None:
     "smaller losses get more say in the shared transforms (0.5: about equal say)",
 )
 @click.option(
+    "--area-power",
+    type=click.FloatRange(0, 2),
+    default=0.0,
+    show_default=True,
+    help="draw each training image in proportion to its pixel count^P (1: every pixel alike, so large "
+    "photos give more crops; 0: every image alike)",
+)
+@click.option(
     "--model-id",
     help="the model's id, kept in the model file and shown by `mcodec info`  [default: CODEC-custom]",
 )
@@ -171,6 +179,7 @@ def train_image(
     rescale_crops,
     rescale_max,
     quality_balance,
+    area_power,
     model_id,
     device,
     amp,
@@ -262,6 +271,7 @@ def train_image(
         rescale_crops=rescale_crops,
         rescale_max=rescale_max,
         quality_balance=quality_balance,
+        area_power=area_power,
     )
     if not run_training(model, data, run_dir, cfg, device=device, init_state=init_state):
         return  # a torchrun worker: rank 0 exports

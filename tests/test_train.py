@@ -620,16 +620,41 @@ def test_channel_shuffle_reorders_the_colours_of_about_that_share_of_crops(capfd
 
     seen = []  # the options reach the crops
     real_batch = image_task.random_batch
-    monkeypatch.setattr(image_task, "random_batch", lambda *a: seen.append(a[-3:]) or real_batch(*a))
+    monkeypatch.setattr(image_task, "random_batch", lambda *a: seen.append(a[4:]) or real_batch(*a))
     data = tmp_path / "data"
     data.mkdir()
     Image.fromarray(random_image(3, 72, 80, seed=0).permute(1, 2, 0).numpy()).save(data / "0.png")
     out = tmp_path / "m.safetensors"
     args = ["train", "image", data, "--codec", "meanscale", "--batch", 2, "--crop", 64, "--width", 8, 8]
-    options = ["--channel-shuffle", 0.25, "--rescale-crops", 0.5, "--rescale-max", 1.25]
+    options = ["--channel-shuffle", 0.25, "--rescale-crops", 0.5, "--rescale-max", 1.25, "--area-power", 0.5]
     code, _, err = run(capfd, *args, "--out", out, "--steps", 1, *options)
     assert code == 0, err
-    assert seen == [(0.25, 0.5, 1.25)]
+    assert seen == [(0.25, 0.5, 1.25, [(72 * 80) ** 0.5])]
+
+
+def test_area_power_draws_images_by_their_pixel_count():
+    """--area-power P: an image gives crops in proportion to its pixels^P; 0 draws every image alike,
+    with the same random numbers as before the option existed (earlier runs replay)."""
+    import random
+
+    import torch
+
+    from mcodec.codec.training import image_task
+
+    small = torch.zeros(3, 40, 40, dtype=torch.uint8)
+    large = torch.full((3, 80, 80), 255, dtype=torch.uint8)  # 4x the pixels
+    images = [small, large]
+    assert image_task.draw_weights(images, 0.0) is None
+    for power, lo, hi in ((0.0, 0.45, 0.55), (0.5, 0.62, 0.72), (1.0, 0.75, 0.85)):
+        weights = image_task.draw_weights(images, power)
+        batch = image_task.random_batch(images, 1000, 32, random.Random(4), weights=weights)
+        share = (batch.mean((1, 2, 3)) > 0.5).float().mean().item()  # crops of the large image
+        assert lo <= share <= hi, (power, share)  # 1/2, 2/3 and 4/5 expected
+
+    first = images[random.Random(6).randrange(2)]  # P = 0 keeps the old draw: randrange over the images
+    assert torch.equal(
+        image_task.random_batch(images, 1, 32, random.Random(6))[0, :, 0, 0] * 255, first[:, 0, 0]
+    )
 
 
 def test_rescale_crops_cut_larger_windows_downscaled_to_the_crop():

@@ -61,6 +61,8 @@ class TrainConfig:
     rescale_max: float = 1.0
     # each crop's loss weighed by (its lambda / the lambdas' geometric mean)^-quality_balance (rd_loss)
     quality_balance: float = 0.0
+    # each image's chance of giving a crop, as its pixel count^area_power (0: every image alike, as before)
+    area_power: float = 0.0
 
 
 def load_images(folder: Path, min_side: int) -> list[torch.Tensor]:
@@ -103,6 +105,15 @@ def rescaled_crop(im: torch.Tensor, crop: int, rng: random.Random, hi: float = 1
     return small[0].round().clamp(0, 255).to(torch.uint8)  # 8-bit like the photos coded
 
 
+def draw_weights(images: list[torch.Tensor], area_power: float) -> list[float] | None:
+    """Each image's weight in the draw of crops, its pixel count^area_power; None (every image alike)
+    at 0. At 1 every pixel is equally likely to be in a crop: a 1280 px photo gives 4x the crops of a
+    640 px one, where the even draw lets 36 small images outvote the 21 large photos' 68% of pixels."""
+    if not area_power:
+        return None
+    return [float(im.shape[-1] * im.shape[-2]) ** area_power for im in images]
+
+
 def random_batch(
     images: list[torch.Tensor],
     batch: int,
@@ -111,15 +122,17 @@ def random_batch(
     channel_shuffle: float = 0.0,
     rescale_crops: float = 0.0,
     rescale_max: float = 1.0,
+    weights: list[float] | None = None,
 ) -> torch.Tensor:
     """[batch, 3, crop, crop] float in [0, 1], random crops with random horizontal flips; with
     probability ``rescale_crops`` a crop comes from a window rescaled to it (rescaled_crop, scales up to
     ``rescale_max``), and with probability ``channel_shuffle`` its colour channels come in a random order
-    (an exact change of hue: no resampling, no clipping). Probabilities of 0 draw nothing from rng, so
-    earlier runs replay exactly."""
+    (an exact change of hue: no resampling, no clipping). Images are drawn by ``weights`` (draw_weights),
+    evenly where None. Probabilities of 0 and no weights draw nothing new from rng, so earlier runs
+    replay exactly."""
     out = []
     for _ in range(batch):
-        im = images[rng.randrange(len(images))]
+        im = images[rng.randrange(len(images))] if weights is None else rng.choices(images, weights)[0]
         _, h, w = im.shape
         if rescale_crops and rng.random() < rescale_crops:
             patch = rescaled_crop(im, crop, rng, rescale_max)
@@ -187,12 +200,20 @@ class ImageTask:
         # Parameters change layout in place, so the optimizers keep their references.
         self.model.to(memory_format=torch.channels_last)
         self.images = load_images(self.data, self.cfg.crop)
+        self.weights = draw_weights(self.images, self.cfg.area_power)
         return f"{len(self.images)} training images"
 
     def step(self, net, rng: random.Random, step: int = 0) -> dict[str, float]:
         cfg, device = self.cfg, self.d.device
         x = random_batch(
-            self.images, cfg.batch, cfg.crop, rng, cfg.channel_shuffle, cfg.rescale_crops, cfg.rescale_max
+            self.images,
+            cfg.batch,
+            cfg.crop,
+            rng,
+            cfg.channel_shuffle,
+            cfg.rescale_crops,
+            cfg.rescale_max,
+            self.weights,
         )
         x = x.to(device, memory_format=torch.channels_last)
         n = len(cfg.lambdas)
