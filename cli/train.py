@@ -115,6 +115,14 @@ def train() -> None:
     "the entropy models from narrowing around the training photos' hues)",
 )
 @click.option(
+    "--rotate-crops",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="the chance that a crop is turned by 1, 2 or 3 quarter turns (with the flips, every orientation "
+    "of the square: edges and textures at every angle, exactly)",
+)
+@click.option(
     "--rescale-crops",
     type=click.FloatRange(0, 1),
     default=0.0,
@@ -176,6 +184,7 @@ def train_image(
     lmbda,
     rounded_synthesis,
     channel_shuffle,
+    rotate_crops,
     rescale_crops,
     rescale_max,
     quality_balance,
@@ -272,6 +281,7 @@ def train_image(
         rescale_max=rescale_max,
         quality_balance=quality_balance,
         area_power=area_power,
+        rotate_crops=rotate_crops,
     )
     if not run_training(model, data, run_dir, cfg, device=device, init_state=init_state):
         return  # a torchrun worker: rank 0 exports

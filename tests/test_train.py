@@ -627,9 +627,33 @@ def test_channel_shuffle_reorders_the_colours_of_about_that_share_of_crops(capfd
     out = tmp_path / "m.safetensors"
     args = ["train", "image", data, "--codec", "meanscale", "--batch", 2, "--crop", 64, "--width", 8, 8]
     options = ["--channel-shuffle", 0.25, "--rescale-crops", 0.5, "--rescale-max", 1.25, "--area-power", 0.5]
+    options += ["--rotate-crops", 0.75]
     code, _, err = run(capfd, *args, "--out", out, "--steps", 1, *options)
     assert code == 0, err
-    assert seen == [(0.25, 0.5, 1.25, [(72 * 80) ** 0.5])]
+    assert seen == [(0.25, 0.5, 1.25, [(72 * 80) ** 0.5], 0.75)]
+
+
+def test_rotate_crops_turns_about_that_share_of_crops_into_every_orientation():
+    """--rotate-crops P: a crop is turned by 1-3 quarter turns with probability P, exactly; with the
+    horizontal flips all 8 symmetries of the square turn up; at 0 only upright and mirrored crops."""
+    import random
+
+    import torch
+
+    from mcodec.codec.training import image_task
+
+    square = torch.arange(16, dtype=torch.uint8).reshape(4, 4).expand(3, 4, 4).contiguous()
+    upright = [square, square.flip(-1)]
+    symmetries = [s.rot90(k, (-2, -1)) for s in upright for k in range(4)]
+    for p, lo, hi, kinds in ((0.0, 0, 0, 2), (0.5, 0.4, 0.6, 8), (1.0, 1, 1, 6)):
+        batch = image_task.random_batch([square], 400, 4, random.Random(3), rotate_crops=p)
+        found = [
+            next(i for i, s in enumerate(symmetries) if torch.equal((c * 255).round().byte(), s))
+            for c in batch
+        ]
+        share = sum(i % 4 != 0 for i in found) / len(found)  # turned by at least a quarter
+        assert lo <= share <= hi, (p, share)
+        assert len(set(found)) == kinds, (p, sorted(set(found)))
 
 
 def test_area_power_draws_images_by_their_pixel_count():

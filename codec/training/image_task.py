@@ -63,6 +63,8 @@ class TrainConfig:
     quality_balance: float = 0.0
     # each image's chance of giving a crop, as its pixel count^area_power (0: every image alike, as before)
     area_power: float = 0.0
+    # the chance that a crop is turned by 1, 2 or 3 quarter turns (random_batch)
+    rotate_crops: float = 0.0
 
 
 def load_images(folder: Path, min_side: int) -> list[torch.Tensor]:
@@ -123,13 +125,16 @@ def random_batch(
     rescale_crops: float = 0.0,
     rescale_max: float = 1.0,
     weights: list[float] | None = None,
+    rotate_crops: float = 0.0,
 ) -> torch.Tensor:
     """[batch, 3, crop, crop] float in [0, 1], random crops with random horizontal flips; with
     probability ``rescale_crops`` a crop comes from a window rescaled to it (rescaled_crop, scales up to
     ``rescale_max``), and with probability ``channel_shuffle`` its colour channels come in a random order
-    (an exact change of hue: no resampling, no clipping). Images are drawn by ``weights`` (draw_weights),
-    evenly where None. Probabilities of 0 and no weights draw nothing new from rng, so earlier runs
-    replay exactly."""
+    (an exact change of hue: no resampling, no clipping). With probability ``rotate_crops`` a crop is
+    turned by 1, 2 or 3 quarter turns: with the flips, all 8 symmetries of the square, as exact (edges and
+    textures in every orientation, where photos favour the upright). Images are drawn by ``weights``
+    (draw_weights), evenly where None. Probabilities of 0 and no weights draw nothing new from rng, so
+    earlier runs replay exactly."""
     out = []
     for _ in range(batch):
         im = images[rng.randrange(len(images))] if weights is None else rng.choices(images, weights)[0]
@@ -141,6 +146,8 @@ def random_batch(
             patch = im[:, top : top + crop, left : left + crop]
         if rng.random() < 0.5:
             patch = patch.flip(-1)
+        if rotate_crops and rng.random() < rotate_crops:
+            patch = patch.rot90(rng.randint(1, 3), (-2, -1))
         if channel_shuffle and rng.random() < channel_shuffle:
             order = [0, 1, 2]
             rng.shuffle(order)
@@ -214,6 +221,7 @@ class ImageTask:
             cfg.rescale_crops,
             cfg.rescale_max,
             self.weights,
+            cfg.rotate_crops,
         )
         x = x.to(device, memory_format=torch.channels_last)
         n = len(cfg.lambdas)
