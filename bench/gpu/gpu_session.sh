@@ -92,17 +92,18 @@ start_image() {  # meanscale from the shipped model, until 90 s before the deadl
   # The shipped model's recipe (codec/models/meanscale.md): channel shuffle and rounded synthesis, and lr 3e-5,
   # which beat 1e-4 from v13 on the CPU (held-back -0.72% against -0.08%; measured at batch 4, not at the GPU's
   # 16-32), and crops of 384, which beat 256 from v16 (held-back -2.68% against -0.22% on the same pixels per
-  # step; batch 32 of 384 has 2.25x the pixels of the probe's 256), half of them rescaled (v19; ~4 ms a crop
-  # on the CPU side), each crop's loss weighed by (lambda_q / geometric mean)^-0.75 (v20, v21: the low qualities,
-  # where the held-back photos lose to AVIF, steer as much as the top ones), images drawn by their pixels (v21:
-  # the large photos give their share of crops). /tmp/data/images must be TRAIN41
+  # step), then crops of 512 from v21 (v22: held-back -0.87% in 82 minutes at batch 1; batch 32 of 512 has 4x
+  # the pixels of the probe's 256), half of them rescaled (v19; ~4 ms a crop on the CPU side), each crop's
+  # loss weighed by (lambda_q / geometric mean)^-0.75 (v20, v21: the low qualities, where the held-back photos
+  # lose to AVIF, steer as much as the top ones), images drawn by their pixels (v21: the large photos give
+  # their share of crops). /tmp/data/images must be TRAIN41
   # (bench/data/image_sets.py), never the held-back photos.
   local minutes; minutes=$(py -c "print(max(1, ($(left) - 90) / 60))")
   local init=(--init codec/models/meanscale.safetensors)  # the shipped model (N=96, M=192, ns=128) goes on
   local opts; opts=${IMAGE_OPTS:-$(cat $RUNS/image_opts 2>/dev/null || echo "--batch 16")}
   setsid nohup python3 -m mcodec train image /tmp/data/images --codec meanscale --device cuda $opts "${init[@]}" \
-    --channel-shuffle 0.5 --rescale-crops 0.5 --quality-balance 0.75 --area-power 1 --rounded-synthesis --crop ${IMAGE_CROP:-384} --lr ${IMAGE_LR:-3e-5} --steps 1000000 \
-    --max-minutes "$minutes" --model-id meanscale-v22 \
+    --channel-shuffle 0.5 --rescale-crops 0.5 --quality-balance 0.75 --area-power 1 --rounded-synthesis --crop ${IMAGE_CROP:-512} --lr ${IMAGE_LR:-3e-5} --steps 1000000 \
+    --max-minutes "$minutes" --model-id meanscale-v23 \
     --run-dir $RUNS/meanscale.run --out $RUNS/meanscale.safetensors --force \
     > $RUNS/meanscale.log 2>&1 < /dev/null &
   echo "image training started for $minutes min with $opts, lr ${IMAGE_LR:-3e-5}"
