@@ -131,10 +131,10 @@ def random_batch(
     probability ``rescale_crops`` a crop comes from a window rescaled to it (rescaled_crop, scales up to
     ``rescale_max``), and with probability ``channel_shuffle`` its colour channels come in a random order
     (an exact change of hue: no resampling, no clipping). With probability ``rotate_crops`` a crop is
-    turned by 1, 2 or 3 quarter turns: with the flips, all 8 symmetries of the square, as exact (edges and
-    textures in every orientation, where photos favour the upright). Images are drawn by ``weights``
-    (draw_weights), evenly where None. Probabilities of 0 and no weights draw nothing new from rng, so
-    earlier runs replay exactly."""
+    turned by 1, 2 or 3 quarter turns: with the flips, all 8 symmetries of the square, exact like the
+    shuffle (edges and textures in every orientation, where photos favour the upright). Images are drawn
+    by ``weights`` (draw_weights), evenly where None. Probabilities of 0 and no weights draw nothing new
+    from rng, so earlier runs replay exactly."""
     out = []
     for _ in range(batch):
         im = images[rng.randrange(len(images))] if weights is None else rng.choices(images, weights)[0]
