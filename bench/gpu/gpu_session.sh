@@ -96,9 +96,8 @@ start_image() {  # meanscale from the shipped model, until 90 s before the deadl
   # the pixels of the probe's 256), half of them rescaled (v19; ~4 ms a crop on the CPU side), each crop's
   # loss weighed by (lambda_q / geometric mean)^-0.75 (v20, v21: the low qualities, where the held-back photos
   # lose to AVIF, steer as much as the top ones), images drawn by their pixels (v21: the large photos give
-  # their share of crops), half of the crops turned by quarter turns (v23: held-back -0.76%). /tmp/data/images
-  # must be TRAIN41
-  # (bench/data/image_sets.py), never the held-back photos.
+  # their share of crops), half of the crops turned by quarter turns (v23: held-back -0.76%).
+  # /tmp/data/images must be TRAIN41 (bench/data/image_sets.py), never the held-back photos.
   local minutes; minutes=$(py -c "print(max(1, ($(left) - 90) / 60))")
   local init=(--init codec/models/meanscale.safetensors)  # the shipped model (N=96, M=192, ns=128) goes on
   local opts; opts=${IMAGE_OPTS:-$(cat $RUNS/image_opts 2>/dev/null || echo "--batch 16")}
