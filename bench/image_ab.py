@@ -30,7 +30,7 @@ import torch
 from mcodec import decode_bytes, encode_bytes
 from mcodec.codec.media_io.images import read_image
 from mcodec.entropy.container import chunk_sizes
-from mcodec.evaluation.bdrate import bd_rate
+from mcodec.evaluation.bdrate import front_bd_rate
 from mcodec.evaluation.metrics import psnr_rgb
 from mcodec.evaluation.runner import list_files
 
@@ -59,27 +59,15 @@ def measure(x: torch.Tensor, codec: str, weights: Path, quality: int, preset: st
     return {"bytes": len(data), "side_bytes": side, "bpp": len(data) * 8 / pixels, "psnr": psnr_rgb(x, y)}
 
 
-def front(points: list[dict]) -> list[dict]:
-    """The points no other point beats: a quality that costs more bytes than a better-looking one (a
-    non-monotonic curve, seen at q1 of a nearly flat synthetic gradient) is one nobody would pick."""
-    out = []
-    for p in sorted(points, key=lambda p: (p["bpp"], -p["psnr"])):
-        if not out or p["psnr"] > out[-1]["psnr"]:
-            out.append(p)
-    return out
-
-
 def picture_bd(base: list[dict], test: list[dict]) -> tuple[float, int]:
     """BD-rate (%) of test against base on one picture's points (their fronts), and how many dominated
     points were left out; nan where the curves do not overlap."""
-    a, b = front(base), front(test)
-    dropped = len(base) + len(test) - len(a) - len(b)
-    try:
-        return bd_rate(
-            [p["bpp"] for p in a], [p["psnr"] for p in a], [p["bpp"] for p in b], [p["psnr"] for p in b]
-        ), dropped
-    except ValueError:
-        return math.nan, dropped
+    return front_bd_rate(
+        [p["bpp"] for p in base],
+        [p["psnr"] for p in base],
+        [p["bpp"] for p in test],
+        [p["psnr"] for p in test],
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -95,6 +95,11 @@ def main() -> None:
     print("| codec | anchor | BD-rate PSNR-RGB | BD-rate MS-SSIM |\n|---|---|---|---|")
     for row in summary["bd_rate"].get("image", []):
         print(f"| {row['codec']} | {row['anchor']} | {row['psnr_rgb']:+.1f}% | {row['ms_ssim']:+.1f}% |")
+    for row in summary["bd_rate_per_file"].get("image", []):
+        print(
+            f"{row['codec']} vs {row['anchor']}, file by file ({row['metric']}): mean {row['mean']:+.1f}%, "
+            f"better on {row['better']} of {row['compared']}"
+        )
     print(f"\nCPU timing, torch threads: {torch.get_num_threads()}\n")
     print(f"| codec | encode {args.time_size} (s) | decode {args.time_size} (s) |\n|---|---|---|")
     for c in codecs:

@@ -125,6 +125,12 @@ def evaluate(ctx, data, codecs, quality, bitrate, anchors, out, jobs, preset, we
                 f"{k} {v:+.1f}%" for k, v in row.items() if k not in ("codec", "anchor") and not math.isnan(v)
             )
             click.echo(f"{media}: {row['codec']} vs {row['anchor']}: BD-rate {vals or 'n/a'}")
+    for media, rows in summary["bd_rate_per_file"].items():
+        for row in rows:
+            click.echo(
+                f"{media}: {row['codec']} vs {row['anchor']}, file by file ({row['metric']}): "
+                f"mean {_percent(row['mean'])}, better on {row['better']} of {row['compared']}"
+            )
     if summary["errors"]:
         click.echo(f"{len(summary['errors'])} errors (see {out / 'report.md'})", err=True)
     click.echo(f"report: {out / 'report.md'}, {out / 'report.html'}")
@@ -157,3 +163,7 @@ def _weights(pairs: tuple[str, ...]) -> dict[str, Path]:
             raise CodecError(f"{file}: no such model file")
         out[codec] = Path(file)
     return out
+
+
+def _percent(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:+.1f}%"

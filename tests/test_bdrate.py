@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from mcodec.evaluation.bdrate import bd_quality, bd_rate
+from mcodec.evaluation.bdrate import bd_quality, bd_rate, front_bd_rate, pareto_front
 
 RATES = [100.0, 180.0, 330.0, 600.0]
 PSNR = [30.1, 32.6, 35.2, 37.4]
@@ -89,3 +89,17 @@ def test_no_log_rate_overlap_raises():
     # Quality ranges overlap but the rate ranges do not.
     with pytest.raises(ValueError, match="log-rate ranges .* do not overlap"):
         bd_quality([10.0, 20.0], [30.0, 40.0], [100.0, 200.0], [35.0, 45.0])
+
+
+def test_front_leaves_out_dominated_points_and_counts_them():
+    """A point that costs more than a better-looking one is dropped from the front (bd_rate itself
+    refuses such a curve); fronts that do not overlap give NaN, not an error."""
+    test_r, test_q = [90.0, 85.0, 165.0, 300.0], [30.5, 31.0, 33.0, 36.0]
+    assert pareto_front(test_r, test_q) == [1, 2, 3]  # 90 costs more than 85 and looks worse
+    with pytest.raises(ValueError):
+        bd_rate(RATES, PSNR, test_r, test_q)
+    value, dropped = front_bd_rate(RATES, PSNR, test_r, test_q)
+    assert dropped == 1 and value == pytest.approx(bd_rate(RATES, PSNR, test_r[1:], test_q[1:]))
+    assert front_bd_rate(RATES, PSNR, RATES, PSNR) == (0.0, 0)
+    value, dropped = front_bd_rate(RATES, PSNR, [1.0, 2.0], [50.0, 51.0])
+    assert math.isnan(value) and dropped == 0

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,10 @@ def test_eval_writes_reports_and_agrees_with_cli(capfd, tmp_path, image_folder):
     curve = json.loads((out / "curves/image-meanscale.json").read_text())
     assert set(curve) == {"name", "description", "results"} and len(curve["results"]["bpp"]) == 2
     assert "BD-rate" in stdout and "meanscale vs jpeg" in stdout
+    assert "meanscale vs webp, file by file (psnr_rgb)" in stdout
+    (per_file,) = [r for r in summary["bd_rate_per_file"]["image"] if r["anchor"] == "jpeg"]
+    assert set(per_file["files"]) == {str(image_folder / "0.png"), str(image_folder / "1.png")}
+    assert "| mean of files |" in (out / "report.md").read_text()
     with open(out / "results.csv") as f:
         assert len(list(csv.DictReader(f))) == len(records)
 
@@ -263,3 +268,42 @@ def test_a_losslessly_coded_file_does_not_make_the_mean_psnr_inf():
     curve = curves([record("black.png", float("inf")), record("photo.png", 30.0)])["image"]["webp"]
     assert curve["psnr_rgb"] == [pytest.approx((PSNR_CEILING_DB + 30.0) / 2)]
     assert curve["ms_ssim"] == [1.0]
+
+
+def test_file_by_file_bd_rates_weigh_every_file_alike():
+    """A codec 20% smaller than the anchor on one file and 25% larger on the other: -20 and +25 file by
+    file, mean +2.5, better on 1 of 2, whatever the files' sizes; a file whose curves do not overlap is
+    named with NaN and left out of the mean."""
+    from mcodec.evaluation.report import per_file_bd_rates, per_file_table
+
+    rates, psnrs = [0.1, 0.2, 0.4], [30.0, 33.0, 36.0]
+
+    def records(codec, kind, file, scale, offset=0.0):
+        return [
+            {"media": "image", "codec": codec, "kind": kind, "point": i, "file": file, "bpp": r * scale,
+             "psnr_rgb": p + offset, "psnr_y": p, "ms_ssim": 0.9}
+            for i, (r, p) in enumerate(zip(rates, psnrs, strict=True))
+        ]  # fmt: skip
+
+    recs = (
+        records("jpeg", "anchor", "small.png", 1.0)
+        + records("jpeg", "anchor", "large.png", 50.0)
+        + records("jpeg", "anchor", "apart.png", 1.0)
+        + records("meanscale", "codec", "small.png", 0.8)
+        + records("meanscale", "codec", "large.png", 50.0 * 1.25)
+        + records("meanscale", "codec", "apart.png", 1.0, offset=20.0)
+    )
+    (row,) = per_file_bd_rates(recs)["image"]
+    assert (row["codec"], row["anchor"], row["metric"]) == ("meanscale", "jpeg", "psnr_rgb")
+    assert row["files"]["small.png"] == pytest.approx(-20.0)
+    assert row["files"]["large.png"] == pytest.approx(25.0)
+    assert math.isnan(row["files"]["apart.png"])
+    assert row["mean"] == pytest.approx(2.5) and (row["better"], row["compared"]) == (1, 2)
+    table = per_file_table([row])
+    for line in (
+        "| small.png | -20.0 |",
+        "| apart.png | - |",
+        "| mean of files | 2.5 |",
+        "| files better | 1 of 2 |",
+    ):
+        assert line in table, table

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-__all__ = ["bd_rate", "bd_quality"]
+__all__ = ["bd_rate", "bd_quality", "pareto_front", "front_bd_rate"]
 
 
 def _curve(rate: Sequence[float], quality: Sequence[float], name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -83,3 +83,37 @@ def bd_quality(
     la, qa = _curve(anchor_rate, anchor_quality, "anchor")
     lt, qt = _curve(test_rate, test_quality, "test")
     return _mean_gap(la, qa, lt, qt, "log-rate")
+
+
+def pareto_front(rate: Sequence[float], quality: Sequence[float]) -> list[int]:
+    """Indexes of the points no other point beats, by increasing rate: a point that costs more than a
+    better-looking one (a non-monotonic curve, such as one file's lowest quality on a nearly flat
+    gradient) is one nobody would pick."""
+    keep: list[int] = []
+    for i in sorted(range(len(rate)), key=lambda i: (rate[i], -quality[i])):
+        if not keep or quality[i] > quality[keep[-1]]:
+            keep.append(i)
+    return keep
+
+
+def front_bd_rate(
+    anchor_rate: Sequence[float],
+    anchor_quality: Sequence[float],
+    test_rate: Sequence[float],
+    test_quality: Sequence[float],
+) -> tuple[float, int]:
+    """``bd_rate`` on each curve's ``pareto_front``, and how many dominated points were left out; NaN
+    where the fronts do not overlap (or keep fewer than 2 points). For one file's curves, which are not
+    always monotonic, where ``bd_rate`` itself refuses a curve rather than drop a point silently."""
+    a, t = pareto_front(anchor_rate, anchor_quality), pareto_front(test_rate, test_quality)
+    dropped = len(anchor_rate) + len(test_rate) - len(a) - len(t)
+    try:
+        value = bd_rate(
+            [anchor_rate[i] for i in a],
+            [anchor_quality[i] for i in a],
+            [test_rate[i] for i in t],
+            [test_quality[i] for i in t],
+        )
+    except ValueError:
+        value = float("nan")
+    return value, dropped

@@ -5,10 +5,14 @@
   curves/<codec>.json, which compressai's plotting tool reads as they are.
 - results.csv: the records, one row per file x codec x rate point.
 - rd.png: one panel per metric, one curve per codec (anchors dashed).
-- report.md: the averaged table, BD-rate of each codec against each anchor, the plot, machine, errors.
+- report.md: the averaged table, BD-rate of each codec against each anchor, the same file by file, the
+  plot, machine, errors.
 Curves average each rate point over the files (as compressai's Kodak figures do), with each file's PSNR
 capped at PSNR_CEILING_DB first: a file an anchor codes losslessly (a black frame) has PSNR inf, and one
 such file would make the whole point inf and the BD-rate n/a.
+Averaged curves add up bits over the files, so the costliest files lead their BD-rate; the file-by-file
+BD-rates (each file's own curves, on the media's first metric) weigh every file alike and name the files
+where a codec loses.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bdrate import bd_rate
+from .bdrate import bd_rate, front_bd_rate
 
 # metric key in records -> (compressai results key, label, higher is better)
 METRICS = {
@@ -166,6 +170,46 @@ def bd_rates(media: str, cs: dict[str, dict]) -> list[dict]:
     return rows
 
 
+def per_file_bd_rates(records: list[dict]) -> dict[str, list[dict]]:
+    """media -> one row per codec curve and anchor: {"codec", "anchor", "metric", "files": {file: BD-rate
+    (%) of that file's curves (their fronts, front_bd_rate; NaN where they do not overlap)}, "mean" (of the
+    finite ones), "better" (how many are negative), "compared" (how many are finite)}, on the media's
+    first metric (PSNR-RGB, mel distance)."""
+    points: dict = defaultdict(lambda: defaultdict(list))  # (media, curve, kind) -> file -> [(rate, q)]
+    for r, name in zip(records, curve_names(records), strict=True):
+        if "error" in r:
+            continue
+        key, _, _, higher = METRICS[r["media"]][0]
+        quality = _averaged(r, key)
+        points[r["media"], name, r["kind"]][r["file"]].append(
+            (r.get(RATE[r["media"]][0], math.nan), quality if higher else -quality)
+        )
+    out: dict[str, list[dict]] = defaultdict(list)
+    for (media, codec, kind), files in points.items():
+        if kind != "codec":
+            continue
+        for (anchor_media, anchor, anchor_kind), anchor_files in points.items():
+            if anchor_kind != "anchor" or anchor_media != media:
+                continue
+            per = {}
+            for f in sorted(files.keys() & anchor_files.keys()):
+                (ar, aq), (tr, tq) = zip(*anchor_files[f], strict=True), zip(*files[f], strict=True)
+                per[f] = front_bd_rate(ar, aq, tr, tq)[0]
+            finite = [v for v in per.values() if math.isfinite(v)]
+            out[media].append(
+                {
+                    "codec": codec,
+                    "anchor": anchor,
+                    "metric": METRICS[media][0][0],
+                    "files": per,
+                    "mean": float(np.mean(finite)) if finite else math.nan,
+                    "better": sum(v < 0 for v in finite),
+                    "compared": len(finite),
+                }
+            )
+    return dict(out)
+
+
 def plot(media: str, cs: dict[str, dict], path: Path, compare: dict[str, dict] | None = None) -> None:
     import matplotlib
 
@@ -224,6 +268,7 @@ def write_reports(records: list[dict], out: Path, compare_paths: list[Path] | No
         "machine": info,
         "curves": layouts,
         "bd_rate": {m: bd_rates(m, per) for m, per in cs.items()},
+        "bd_rate_per_file": per_file_bd_rates(ok),
         "records": ok,
         "errors": errors,
     }
@@ -238,7 +283,9 @@ def write_reports(records: list[dict], out: Path, compare_paths: list[Path] | No
         name = "rd.png" if len(cs) == 1 else f"rd-{m}.png"
         plot(m, per, out / name, compare)
         plots[m] = name
-    (out / "report.md").write_text(markdown(cs, summary["bd_rate"], plots, info, errors))
+    (out / "report.md").write_text(
+        markdown(cs, summary["bd_rate"], plots, info, errors, summary["bd_rate_per_file"])
+    )
     return summary
 
 
@@ -246,7 +293,7 @@ def _fmt(v: float, digits: int = 3) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
-def markdown(cs, bd, plots, info, errors) -> str:
+def markdown(cs, bd, plots, info, errors, per_file=None) -> str:
     lines = ["# mcodec rate-distortion report", ""]
     for media, per in cs.items():
         rate_key, _, rate_label = RATE[media]
@@ -287,6 +334,7 @@ def markdown(cs, bd, plots, info, errors) -> str:
                     + " | ".join(_fmt(row[m[0]], 1) for m in metrics)
                     + " |"
                 )
+        lines += per_file_table((per_file or {}).get(media, []))
         lines.append("")
     if errors:
         lines += (
@@ -296,3 +344,25 @@ def markdown(cs, bd, plots, info, errors) -> str:
         )
     lines += ["## Machine", ""] + [f"- {k}: {v}" for k, v in info.items()] + [""]
     return "\n".join(lines)
+
+
+def per_file_table(rows: list[dict]) -> list[str]:
+    """report.md's file-by-file BD-rates: a row per file, a column per codec and anchor."""
+    if not rows:
+        return []
+    files = sorted({f for row in rows for f in row["files"]})
+    lines = [
+        "",
+        f"BD-rate file by file on {rows[0]['metric']} (%, each file's own curves, dominated points left "
+        "out; the mean of files weighs every file alike, where the curves above are led by the costliest):",
+        "",
+        "| file | " + " | ".join(f"{r['codec']} vs {r['anchor']}" for r in rows) + " |",
+        "|---" * (1 + len(rows)) + "|",
+    ]
+    for f in files:
+        lines.append(
+            f"| {Path(f).name} | " + " | ".join(_fmt(r["files"].get(f, math.nan), 1) for r in rows) + " |"
+        )
+    lines.append("| mean of files | " + " | ".join(_fmt(r["mean"], 1) for r in rows) + " |")
+    lines.append("| files better | " + " | ".join(f"{r['better']} of {r['compared']}" for r in rows) + " |")
+    return lines
