@@ -2,13 +2,15 @@
 model against the first, per picture and on average.
 
     python bench/image_ab.py BASE.safetensors [NEW.safetensors...] --data DIR_OR_IMAGES [--codec meanscale]
-                             [--preset fast [medium ...]] [--crop 512] [--quality 1 ... 8] [--json out.json]
+                             [--preset fast [medium ...]] [--low-frequency on [off]] [--crop 512]
+                             [--quality 1 ... 8] [--json out.json]
 
 Every point is a file written by ``encode_bytes`` and read back by ``decode_bytes``, as `mcodec eval` does,
 so the rates are real bytes. ``--crop N`` codes the centre N x N of each picture (0: the whole picture):
 512 crops make a held-back check of eight photos take about a minute per model on 2 cores. Each model
 runs at each ``--preset`` (the encoder's latent refinement), the first model at the first preset being the
-base: one file at ``--preset fast medium`` measures what refinement buys. The side
+base: one file at ``--preset fast medium`` measures what refinement buys, ``--low-frequency off on``
+what the low-frequency correction (chunk LFCR) buys. The side
 column is the hyperprior's share of the bytes (the ZLAT chunk), where a drift in the learned priors shows
 first. BD-rate runs on each curve's front: a point that costs more bytes than a better-looking one is
 left out and counted (nobody would pick it); a picture whose curves do not overlap gets no BD-rate and is
@@ -50,9 +52,12 @@ def pictures(sources: list[Path], crop: int) -> list[tuple[str, torch.Tensor]]:
     return out
 
 
-def measure(x: torch.Tensor, codec: str, weights: Path, quality: int, preset: str) -> dict:
+def measure(
+    x: torch.Tensor, codec: str, weights: Path, quality: int, preset: str, low_frequency: bool
+) -> dict:
     """One real file: its bytes, the ZLAT (hyperprior side) bytes, bpp and PSNR-RGB of the decoded picture."""
-    data = encode_bytes(x, "image", codec, quality, weights=weights, preset=preset)
+    options = {} if low_frequency else {"low_frequency": False}  # the codecs without it take no such option
+    data = encode_bytes(x, "image", codec, quality, weights=weights, preset=preset, **options)
     _, y = decode_bytes(data, weights=weights)
     pixels = x.shape[-1] * x.shape[-2]
     side = sum(n for t, n in chunk_sizes(data) if t == "ZLAT")
@@ -78,6 +83,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument(
         "--preset", nargs="+", default=["fast"], help="encoder presets, each run with every model"
     )
+    ap.add_argument(
+        "--low-frequency",
+        nargs="+",
+        choices=["on", "off"],
+        default=["on"],
+        help="the encoder's low-frequency correction (chunk LFCR), each setting run with every model",
+    )
     ap.add_argument("--crop", type=int, default=512, help="centre crop side (0: the whole picture)")
     ap.add_argument("--quality", type=int, nargs="+", default=list(range(1, 9)))
     ap.add_argument("--json", type=Path)
@@ -85,12 +97,19 @@ def main(argv: list[str] | None = None) -> dict:
     pics = pictures(args.data, args.crop)
     if not pics:
         sys.exit("image_ab: no images in --data")
-    rows = [(m, p) for m in args.models for p in args.preset]  # the base first
-    labels = [f"{m} {p}" if len(args.preset) > 1 else str(m) for m, p in rows]
+    rows = [(m, p, lf) for m in args.models for p in args.preset for lf in args.low_frequency]  # base first
+    labels = [
+        " ".join(
+            [str(m)]
+            + ([p] if len(args.preset) > 1 else [])
+            + ([f"lf {lf}"] if len(args.low_frequency) > 1 else [])
+        )
+        for m, p, lf in rows
+    ]
     points = {}  # (row index, picture) -> [point per quality]
-    for i, (m, preset) in enumerate(rows):
+    for i, (m, preset, lf) in enumerate(rows):
         for name, x in pics:
-            points[i, name] = [measure(x, args.codec, m, q, preset) for q in args.quality]
+            points[i, name] = [measure(x, args.codec, m, q, preset, lf == "on") for q in args.quality]
             print(f"{labels[i]} {name}", file=sys.stderr, flush=True)
 
     names = [n for n, _ in pics]
@@ -100,7 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
     print("| model | " + " | ".join(f"q{q} bpp / dB" for q in args.quality) + " | side | BD-rate vs base |")
     print("|---" * (len(args.quality) + 3) + "|")
     report = {"pictures": names, "qualities": args.quality, "models": []}
-    for i, (m, preset) in enumerate(rows):
+    for i, (m, preset, lf) in enumerate(rows):
         curves = [points[i, n] for n in names]
         bpp = np.mean([[p["bpp"] for p in c] for c in curves], 0)
         db = np.mean([[p["psnr"] for p in c] for c in curves], 0)
@@ -116,6 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
             {
                 "file": str(m),
                 "preset": preset,
+                "low_frequency": lf,
                 "points": {n: points[i, n] for n in names},
                 "side_share": side,
                 "bd_rate": bds,

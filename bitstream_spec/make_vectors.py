@@ -31,6 +31,7 @@ import torch
 from mcodec import decode_bytes, encode_bytes, encode_stream
 from mcodec.codec import registry
 from mcodec.codec.base import Payload
+from mcodec.codec.image import lowfreq
 from mcodec.codec.media_io import read_audio, read_image, read_video
 from mcodec.entropy import Container, decode_factorized, read_container, write_container
 from mcodec.nerv import codec as nerv_codec
@@ -100,6 +101,14 @@ def main() -> None:
         "fruits_meanscale_q4.mcd": encode_bytes(sample, "image", "meanscale", 4),
     }
     decodable["ancillary_chunk.mcd"] = with_ancillary(decodable["gray_37x23_q8.mcd"])
+    # the low-frequency correction (6.2.2), forced: the encoder weighs its bytes at 1/100 of their cost
+    choose, lowfreq.choose = (
+        lowfreq.choose,
+        lambda source, decoded, lmbda: choose(source, decoded, 100 * lmbda),
+    )
+    decodable["fruits_meanscale_q1_lfcr.mcd"] = encode_bytes(sample, "image", "meanscale", 1)
+    lowfreq.choose = choose
+    assert "LFCR" in dict(read_container(decodable["fruits_meanscale_q1_lfcr.mcd"]).chunks)
     tree, rate = read_video(Path(str(files("mcodec") / "samples" / "tree_128x96.mkv")), max_frames=3)
     for kind in ("hnerv", "nerv"):  # 3 frames of 64x48: the smallest networks (strides 4, 4)
         clip = (tree[:, :, 24:72, 32:96].contiguous(), rate)

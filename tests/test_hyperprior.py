@@ -49,7 +49,8 @@ def test_roundtrip_any_size(ours, shape):
     header, decoded = decode_bytes(data, weights=weights)
     assert decoded.shape == image.shape
     assert header.header.profile == "cpu-f64"
-    assert [t for t, _ in header.chunks] == CHUNKS[codec]
+    # an untrained model's pictures are off in their slow colours: the low-frequency correction pays
+    assert [t for t, _ in header.chunks] == CHUNKS[codec] + ["LFCR"] * (shape[1] > 1)
 
 
 def test_checkerboard_context_in_bands_is_the_whole_latents(monkeypatch):

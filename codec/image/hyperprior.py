@@ -33,10 +33,10 @@ from mcodec.entropy import (
 )
 from mcodec.entropy.gaussian import SCALE_LEVELS
 
-from . import tiling
+from . import lowfreq, tiling
 from .conv_gemm import compile_transform
 from .hyperprior_model import ARCH, STRIDE, GainedHyperprior
-from .lambdas import LAMBDAS, lambdas_of
+from .lambdas import LAMBDAS, lambdas_of, quality_lambda
 from .latent_refine import refine_latents, total_steps
 from .model_meta import derived_buffers, sizes, synthesis_width
 from .tensors import check_chunks, image_schema, synthesize, to_input
@@ -85,6 +85,9 @@ class HyperpriorCodec(Codec):
     chunk_types = ("ZLAT", "YLAT")
     # an encoder choice (see quantize); a dead zone measured worse (bench/README.md, finished probes)
     rounding_offset = 0.5
+    # the encoder adds a low-frequency correction (lowfreq, chunk LFCR) where it lowers the quality's loss;
+    # off for codecs whose lambdas are not known (compressai checkpoints) and for A/B measurements
+    low_frequency = True
 
     def __init__(
         self,
@@ -139,10 +142,12 @@ class HyperpriorCodec(Codec):
         device: str = "cpu",
         preset: str = "fast",
         progress: bool = False,
+        low_frequency: bool | None = None,
         **options,
     ) -> Payload:
         """``preset``: how many latent-refinement steps the encoder spends (REFINE_STEPS); fast: none.
-        ``progress``: a bar on stderr over those steps."""
+        ``progress``: a bar on stderr over those steps. ``low_frequency``: whether the encoder may add the
+        correction chunk (default: the codec's ``low_frequency``)."""
         self.check_preset(preset)
         c, h, w = image.shape
         x = to_input(image, STRIDE, self.info.id).to(device)
@@ -161,12 +166,20 @@ class HyperpriorCodec(Codec):
             "quality": float(quality),
             "ep_crc32": crc,
         }
-        return Payload(params, [("ZLAT", encode_factorized(z_symbols.numpy(), self.ztables)), *y_chunks])
+        payload = Payload(params, [("ZLAT", encode_factorized(z_symbols.numpy(), self.ztables)), *y_chunks])
+        if self.low_frequency if low_frequency is None else low_frequency:
+            # the picture a decoder makes of this file, so the correction fits exactly what it will add to
+            correction = lowfreq.choose(
+                image, self.decode(payload), quality_lambda(float(quality), self.lambdas)
+            )
+            if correction is not None:
+                payload.chunks.append((lowfreq.CHUNK, correction))
+        return payload
 
     def latent(self, payload: Payload) -> tuple[torch.Tensor, float]:
         """(y_hat float64 [M, h, w], quality): entropy decoding on the cpu-f64 path, checked by ep_crc32."""
         p = payload.params  # checked by the schema
-        check_chunks(payload, self.chunk_types)
+        check_chunks(payload, self.chunk_types, optional=(lowfreq.CHUNK,))
         zh, zw = -(-p["height"] // STRIDE), -(-p["width"] // STRIDE)
         z_symbols = decode_factorized(payload.chunk("ZLAT"), (self.model.n, zh, zw), self.ztables)
         y_hat = self._decode_y(payload, *self._hyper_parameters(torch.from_numpy(z_symbols).to(torch.int64)))
@@ -174,7 +187,12 @@ class HyperpriorCodec(Codec):
 
     def decode(self, payload: Payload, device: str = "cpu", **options) -> torch.Tensor:
         y_hat, quality = self.latent(payload)
-        return synthesize(self.model, y_hat, quality, payload.params, device)
+        picture = synthesize(self.model, y_hat, quality, payload.params, device)
+        if any(t == lowfreq.CHUNK for t, _ in payload.chunks):
+            p = payload.params
+            grid, _ = lowfreq.unpack(payload.chunk(lowfreq.CHUNK), p["channels"], p["height"], p["width"])
+            picture = lowfreq.apply(picture, grid)
+        return picture
 
 
 def _refine(

@@ -32,11 +32,13 @@ def image_schema(info: CodecInfo, **extra: Field) -> Schema:
     return Schema(f"{info.id} params", fields)
 
 
-def check_chunks(payload: Payload, types: tuple[str, ...]) -> None:
-    """The file holds exactly these chunks, one of each (an unknown critical chunk is refused)."""
+def check_chunks(payload: Payload, types: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
+    """The file holds exactly these chunks, one of each, and at most one of each ``optional`` one (an
+    unknown critical chunk is refused)."""
     found = sorted(t for t, _ in payload.chunks)
-    if found != sorted(types):
-        raise CodecError(f"expected chunks {', '.join(types)}; found {', '.join(found) or 'none'}")
+    if sorted(t for t in found if t not in optional or found.count(t) > 1) != sorted(types):
+        expected = ", ".join(types) + "".join(f" (and {t})" for t in optional)
+        raise CodecError(f"expected chunks {expected}; found {', '.join(found) or 'none'}")
 
 
 def to_image(x_hat: torch.Tensor, height: int, width: int, channels: int) -> torch.Tensor:

@@ -70,7 +70,7 @@ def load_zoo(codec_id: str, weights: Path | None = None) -> HyperpriorCodec:
     except (RuntimeError, KeyError) as e:
         raise CodecError(f"{path} does not fit {codec_id}: {str(e).splitlines()[0][:160]}") from None
     ytables = gaussian_tables()
-    return HyperpriorCodec(
+    codec = HyperpriorCodec(
         INFOS[codec_id],
         model,
         factorized_tables(copy.deepcopy(model.entropy_bottleneck)),
@@ -78,3 +78,5 @@ def load_zoo(codec_id: str, weights: Path | None = None) -> HyperpriorCodec:
         codec_id,
         hashlib.sha256(data).digest(),
     )
+    codec.low_frequency = False  # its choice weighs bytes against error by the lambda, which is not known
+    return codec
