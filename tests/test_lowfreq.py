@@ -84,7 +84,8 @@ def test_choice_pays_for_itself():
     corrected = lowfreq.apply(decoded.clone(), grid)
     mse = [float(((source.float() - p.float()) ** 2).mean()) for p in (decoded, corrected)]
     bits = (len(payload) + lowfreq.CHUNK_OVERHEAD) * 8 / (96 * 128)
-    assert 0.01 * mse[1] + bits < 0.01 * mse[0]
+    lmbda = 0.01 * lowfreq.LAMBDA_SCALE
+    assert lmbda * mse[1] + bits < lmbda * mse[0]
     assert lowfreq.choose(source, decoded, 1e-6) is None
 
 
@@ -111,7 +112,7 @@ def test_codec_adds_the_chunk_where_it_pays_and_decoders_check_it(tiny_meanscale
     for d in (plain, data):
         _, decoded = decode_bytes(d, weights=tiny_meanscale)
         mse = float(((decoded.float() - image.float()) ** 2).mean())
-        loss.append(LAMBDAS[3] * mse + len(d) * 8 / image[0].numel())
+        loss.append(lowfreq.LAMBDA_SCALE * LAMBDAS[3] * mse + len(d) * 8 / image[0].numel())
     assert loss[1] < loss[0]
 
     c = read_container(data)
