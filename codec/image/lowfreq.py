@@ -83,13 +83,14 @@ class Fit:
     one pass over the pixels: B = Uy^T E Ux. The best grid solves (Uy^T Uy) G (Ux^T Ux) = B exactly,
     and the squared error left by any grid G is |E|^2 - 2 <G, B> + <G, Ay G Ax>, with Ay, Ax small."""
 
-    def __init__(self, error: torch.Tensor, block: int):
+    def __init__(self, error: torch.Tensor, block: int, energy: float | None = None):
+        """``energy``: the sum of error^2, where the caller has it (it costs a pass over the pixels)."""
         height, width = error.shape[-2:]
         gh, gw = grid_shape(height, width, block)
         uy, ux = _axis_matrix(height, gh), _axis_matrix(width, gw)
         self.ay, self.ax = uy.T @ uy, ux.T @ ux
         self.b = uy.T @ (error @ ux.float()).double()  # [C, gh, gw]
-        self.energy = float((error.double() ** 2).sum())
+        self.energy = energy if energy is not None else squared_sum(error)
         self.pixels = error.numel()
         self.grid = torch.linalg.solve(self.ay, self.b) @ torch.linalg.inv(self.ax)
 
@@ -99,6 +100,11 @@ class Fit:
             self.energy - 2 * float((grid * self.b).sum()) + float((grid * (self.ay @ grid @ self.ax)).sum())
         )
         return max(left, 0.0) / self.pixels
+
+
+def squared_sum(error: torch.Tensor) -> float:
+    """The sum of squares of a float32 tensor, accumulated in float64 (no float64 copy of a large photo)."""
+    return float((error * error).sum(dtype=torch.float64))
 
 
 def fit(error: torch.Tensor, block: int) -> torch.Tensor:
@@ -163,10 +169,11 @@ def choose(source: torch.Tensor, decoded: torch.Tensor, lmbda: float) -> bytes |
     before the final rounding to 8 bits (Fit.mse)."""
     lmbda *= LAMBDA_SCALE
     pixels = source.shape[-2] * source.shape[-1]
-    error = source.float() - decoded.float()
-    best_loss, best = lmbda * float((error.double() ** 2).mean()), None
+    error = (source.to(torch.int16) - decoded.to(torch.int16)).float()  # one float32 copy: 13 MP, 157 MB
+    energy = squared_sum(error)
+    best_loss, best = lmbda * energy / error.numel(), None
     for log2_block in ENCODER_LOG2_BLOCKS:
-        f = Fit(error, 1 << log2_block)
+        f = Fit(error, 1 << log2_block, energy)
         for step in ENCODER_STEPS:
             symbols = torch.round(f.grid / step)
             distortion = lmbda * f.mse(symbols * step)
