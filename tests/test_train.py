@@ -597,7 +597,9 @@ def test_a_checkerboard_model_starts_from_a_meanscale_file_and_its_context_learn
 
     image = random_image(3, 40, 56, seed=5)
     header, decoded = decode_bytes(encode_bytes(image, "image", "checkerboard", 3, weights=cb), weights=cb)
-    assert [t for t, _ in header.chunks] == ["ZLAT", "YLAT", "YCTX"] and decoded.shape == image.shape
+    chunks = [t for t, _ in header.chunks]
+    assert chunks[:3] == ["ZLAT", "YLAT", "YCTX"] and chunks[3:] in ([], ["LFCR"])  # LFCR: lowfreq's choice
+    assert decoded.shape == image.shape
 
 
 def test_channel_shuffle_reorders_the_colours_of_about_that_share_of_crops(capfd, tmp_path, monkeypatch):
