@@ -142,7 +142,8 @@ def test_gray_sources_are_corrected_in_their_one_channel(tiny_meanscale):
 
 
 def test_the_fast_preset_fits_it_to_pictures_up_to_a_size(tiny_meanscale, monkeypatch):
-    """It costs the encoder a decode: at the fast preset only up to FAST_MAX_PIXELS, unless asked for."""
+    """It costs the encoder a decode: only up to FAST_MAX_PIXELS, and not after latent refinement (medium),
+    unless asked for."""
     yy, xx = torch.meshgrid(torch.arange(80), torch.arange(120), indexing="ij")
     image = torch.stack([xx * 2, yy * 3, 255 - xx - yy]).clamp(0, 255).to(torch.uint8)
     monkeypatch.setattr(lowfreq, "FAST_MAX_PIXELS", 80 * 120 - 1)
@@ -155,3 +156,4 @@ def test_the_fast_preset_fits_it_to_pictures_up_to_a_size(tiny_meanscale, monkey
     assert chunks(low_frequency=True) == ["ZLAT", "YLAT", "LFCR"]
     monkeypatch.setattr(lowfreq, "FAST_MAX_PIXELS", 80 * 120)
     assert chunks() == ["ZLAT", "YLAT", "LFCR"]
+    assert chunks(preset="medium") == ["ZLAT", "YLAT"]

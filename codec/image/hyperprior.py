@@ -147,8 +147,8 @@ class HyperpriorCodec(Codec):
     ) -> Payload:
         """``preset``: how many latent-refinement steps the encoder spends (REFINE_STEPS); fast: none.
         ``progress``: a bar on stderr over those steps. ``low_frequency``: whether the encoder may add the
-        correction chunk (default: the codec's ``low_frequency``, at the fast preset for pictures of at most
-        lowfreq.FAST_MAX_PIXELS)."""
+        correction chunk (default: the codec's ``low_frequency``, at the fast preset only, for pictures of at
+        most lowfreq.FAST_MAX_PIXELS)."""
         self.check_preset(preset)
         c, h, w = image.shape
         x = to_input(image, STRIDE, self.info.id).to(device)
@@ -169,7 +169,7 @@ class HyperpriorCodec(Codec):
         }
         payload = Payload(params, [("ZLAT", encode_factorized(z_symbols.numpy(), self.ztables)), *y_chunks])
         if low_frequency is None:
-            low_frequency = self.low_frequency and (preset != "fast" or h * w <= lowfreq.FAST_MAX_PIXELS)
+            low_frequency = self.low_frequency and preset == "fast" and h * w <= lowfreq.FAST_MAX_PIXELS
         if low_frequency:
             # the picture a decoder makes of this file, so the correction fits exactly what it will add to
             correction = lowfreq.choose(

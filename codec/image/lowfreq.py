@@ -40,9 +40,10 @@ ENCODER_STEPS = (0.75, 1.0, 1.5, 2.0, 3.0)
 # photos 1.4 was better than 1 on each (-3.25 -> -3.50% on average).
 LAMBDA_SCALE = 1.4
 # The encoder decodes its own file to fit the correction: +0.43 s on a 768x512 picture (0.33 -> 0.76 s, 2
-# threads), but on a 13 MP photo +12 s (17.7 -> 29.9 s, 2.2 s/MP against issue 20's 1.5). At the fast preset
-# it is fitted to pictures up to this size (1920x1080 and the 1280 px photos included); medium and slow,
-# which spend seconds per megapixel anyway, fit it at any size.
+# threads), but on a 13 MP photo +12 s (17.7 -> 29.9 s, 2.2 s/MP against issue 20's 1.5), so it is fitted to
+# pictures up to this size (1920x1080 and the 1280 px photos included). Only at the fast preset: after latent
+# refinement (medium), which already fits the picture's squared error, it cost +0.36% (held-back 512 crops,
+# none of 8 better).
 FAST_MAX_PIXELS = 2_500_000
 CHUNK_OVERHEAD = 12  # the container's type, length and CRC of a chunk
 BAND_ROWS = 256  # rows interpolated at once when a correction is applied: memory follows the width
