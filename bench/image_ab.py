@@ -2,7 +2,7 @@
 model against the first, per picture and on average.
 
     python bench/image_ab.py BASE.safetensors [NEW.safetensors...] --data DIR_OR_IMAGES [--codec meanscale]
-                             [--preset fast [medium ...]] [--low-frequency on [off]] [--crop 512]
+                             [--preset fast [medium ...]] [--low-frequency auto|on|off ...] [--crop 512]
                              [--quality 1 ... 8] [--json out.json]
 
 Every point is a file written by ``encode_bytes`` and read back by ``decode_bytes``, as `mcodec eval` does,
@@ -10,7 +10,8 @@ so the rates are real bytes. ``--crop N`` codes the centre N x N of each picture
 512 crops make a held-back check of eight photos take about a minute per model on 2 cores. Each model
 runs at each ``--preset`` (the encoder's latent refinement), the first model at the first preset being the
 base: one file at ``--preset fast medium`` measures what refinement buys, ``--low-frequency off on``
-what the low-frequency correction (chunk LFCR) buys. The side
+what the low-frequency correction (chunk LFCR) buys (on and off force it; auto, the default, leaves the
+choice to the encoder, which fits it at the fast preset to pictures up to 2.5 MP). The side
 column is the hyperprior's share of the bytes (the ZLAT chunk), where a drift in the learned priors shows
 first. BD-rate runs on each curve's front: a point that costs more bytes than a better-looking one is
 left out and counted (nobody would pick it); a picture whose curves do not overlap gets no BD-rate and is
@@ -53,10 +54,10 @@ def pictures(sources: list[Path], crop: int) -> list[tuple[str, torch.Tensor]]:
 
 
 def measure(
-    x: torch.Tensor, codec: str, weights: Path, quality: int, preset: str, low_frequency: bool
+    x: torch.Tensor, codec: str, weights: Path, quality: int, preset: str, low_frequency: str
 ) -> dict:
     """One real file: its bytes, the ZLAT (hyperprior side) bytes, bpp and PSNR-RGB of the decoded picture."""
-    options = {} if low_frequency else {"low_frequency": False}  # the codecs without it take no such option
+    options = {} if low_frequency == "auto" else {"low_frequency": low_frequency == "on"}
     data = encode_bytes(x, "image", codec, quality, weights=weights, preset=preset, **options)
     _, y = decode_bytes(data, weights=weights)
     pixels = x.shape[-1] * x.shape[-2]
@@ -86,9 +87,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument(
         "--low-frequency",
         nargs="+",
-        choices=["on", "off"],
-        default=["on"],
-        help="the encoder's low-frequency correction (chunk LFCR), each setting run with every model",
+        choices=["auto", "on", "off"],
+        default=["auto"],
+        help="the encoder's low-frequency correction (chunk LFCR): forced on or off, or the encoder's own "
+        "choice; each setting run with every model",
     )
     ap.add_argument("--crop", type=int, default=512, help="centre crop side (0: the whole picture)")
     ap.add_argument("--quality", type=int, nargs="+", default=list(range(1, 9)))
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
     points = {}  # (row index, picture) -> [point per quality]
     for i, (m, preset, lf) in enumerate(rows):
         for name, x in pics:
-            points[i, name] = [measure(x, args.codec, m, q, preset, lf == "on") for q in args.quality]
+            points[i, name] = [measure(x, args.codec, m, q, preset, lf) for q in args.quality]
             print(f"{labels[i]} {name}", file=sys.stderr, flush=True)
 
     names = [n for n, _ in pics]
