@@ -114,7 +114,7 @@ def test_the_decoder_runs_them(monkeypatch):
 
     image = read_image(SAMPLE)[:, :64, :96]
     monkeypatch.setattr(conv_gemm.ShiftedGemms, "__call__", counted)
-    # without the low-frequency correction, whose fit decodes the file (the decoder's calls, at encode)
+    # without the low-frequency correction, whose fit synthesizes the file's picture (the decoder's calls)
     data = encode_bytes(image, "image", "meanscale", quality=2, low_frequency=False)
     assert calls == [torch.float64] * 3
     _, decoded = decode_bytes(data)

@@ -104,6 +104,23 @@ def test_entropy_parameter_mismatch_is_reported(ours):
         decode_bytes(write_container(c), weights=weights)
 
 
+def test_the_correction_is_fitted_to_the_decoders_picture(ours, monkeypatch):
+    """The encoder synthesizes its own y_hat rather than decode its file: the picture it fits the
+    low-frequency correction to is the one a decoder makes of the file without the correction."""
+    from mcodec.codec.image import lowfreq
+
+    codec, weights = ours
+    seen = []
+    choose = lowfreq.choose
+    monkeypatch.setattr(
+        lowfreq, "choose", lambda s, decoded, lmbda: seen.append(decoded) or choose(s, decoded, lmbda)
+    )
+    image = random_image(3, 50, 70, seed=3)
+    plain = encode_bytes(image, "image", codec, 3, weights=weights, low_frequency=False)
+    encode_bytes(image, "image", codec, 3, weights=weights)
+    assert len(seen) == 1 and torch.equal(seen[0], decode_bytes(plain, weights=weights)[1])
+
+
 DECODE = """
 import sys, hashlib, torch
 torch.set_num_threads(int(sys.argv[3]))

@@ -30,7 +30,7 @@ class CheckerboardCodec(HyperpriorCodec):
         scales, means = context_parameters(self.context64, y_hat, scales, means)
         return scale_indexes(scales[~anchors]), means[~anchors]
 
-    def _code_y(self, y: np.ndarray, scales: np.ndarray, means: np.ndarray) -> tuple[list, int]:
+    def _code_y(self, y: np.ndarray, scales: np.ndarray, means: np.ndarray) -> tuple[list, int, np.ndarray]:
         anchors = anchors_of(y.shape)
         indexes = scale_indexes(scales[anchors])
         residual = quantize(y[anchors] - means[anchors], self.rounding_offset)
@@ -38,12 +38,13 @@ class CheckerboardCodec(HyperpriorCodec):
         y_hat[anchors] = residual + means[anchors]
         other_indexes, other_means = self._context(y_hat, anchors, scales, means)
         other = quantize(y[~anchors] - other_means, self.rounding_offset)
+        y_hat[~anchors] = other + other_means
         crc = indexes_crc(indexes, other_indexes)
         chunks = [
             ("YLAT", encode_indexed(residual, indexes, self.ytables)),
             ("YCTX", encode_indexed(other, other_indexes, self.ytables)),
         ]
-        return chunks, crc
+        return chunks, crc, y_hat
 
     def _decode_y(self, payload, scales: np.ndarray, means: np.ndarray) -> np.ndarray:
         anchors = anchors_of(means.shape)

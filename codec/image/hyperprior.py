@@ -123,11 +123,13 @@ class HyperpriorCodec(Codec):
             return scales.numpy(), means.numpy()
         return params.numpy(), np.zeros(params.shape)
 
-    def _code_y(self, y: np.ndarray, scales: np.ndarray, means: np.ndarray) -> tuple[list, int]:
-        """y float64 [M, h, w] -> (its chunks, the CRC-32 of its scale indexes)."""
+    def _code_y(self, y: np.ndarray, scales: np.ndarray, means: np.ndarray) -> tuple[list, int, np.ndarray]:
+        """y float64 [M, h, w] -> (its chunks, the CRC-32 of its scale indexes, y_hat as _decode_y returns
+        it)."""
         indexes = scale_indexes(scales.reshape(-1))
         residual = quantize(y - means, self.rounding_offset)
-        return [("YLAT", encode_indexed(residual, indexes, self.ytables))], indexes_crc(indexes)
+        chunks = [("YLAT", encode_indexed(residual, indexes, self.ytables))]
+        return chunks, indexes_crc(indexes), residual + means
 
     def _decode_y(self, payload: Payload, scales: np.ndarray, means: np.ndarray) -> np.ndarray:
         """The chunks of _code_y -> y_hat float64 [M, h, w], the scale indexes checked by ep_crc32."""
@@ -159,7 +161,7 @@ class HyperpriorCodec(Codec):
         if REFINE_STEPS[preset]:
             y = _refine(model, x, y, z, float(quality), REFINE_STEPS[preset], h, w, progress, self.lambdas)
         z_symbols = torch.round(z[0].cpu().double() - self.z_medians[:, None, None]).to(torch.int64)
-        y_chunks, crc = self._code_y(y[0].cpu().double().numpy(), *self._hyper_parameters(z_symbols))
+        y_chunks, crc, y_hat = self._code_y(y[0].cpu().double().numpy(), *self._hyper_parameters(z_symbols))
         params = {
             "width": w,
             "height": h,
@@ -171,10 +173,10 @@ class HyperpriorCodec(Codec):
         if low_frequency is None:
             low_frequency = self.low_frequency and preset == "fast" and h * w <= lowfreq.FAST_MAX_PIXELS
         if low_frequency:
-            # the picture a decoder makes of this file, so the correction fits exactly what it will add to
-            correction = lowfreq.choose(
-                image, self.decode(payload), quality_lambda(float(quality), self.lambdas)
-            )
+            # the picture a decoder makes of this file (its y_hat is the decoder's, bit for bit), so the
+            # correction fits exactly what it will add to
+            decoded = synthesize(self.model, torch.from_numpy(y_hat), float(quality), params, "cpu")
+            correction = lowfreq.choose(image, decoded, quality_lambda(float(quality), self.lambdas))
             if correction is not None:
                 payload.chunks.append((lowfreq.CHUNK, correction))
         return payload

@@ -4,10 +4,10 @@ At low rates the learned transforms leave slow drifts over smooth areas (a wall,
 decoded picture is off by one to three levels in patches tens of pixels wide, a coloured blotch pattern,
 where AVIF's error is fine grain. A grid of one value per B x B pixels and channel, bilinearly
 interpolated to the picture and added to the decoded 8 bits, removes much of it for a few hundred bytes.
-The encoder decodes its own file, fits the grid to the error by least squares, rounds it to a step, codes
-it under one of the 64 frozen Gaussian tables per channel, and keeps the chunk only where it lowers the
-quality's own loss (LAMBDA_SCALE x lambda x MSE + bpp) with its real bytes counted; otherwise the file is
-as before.
+The encoder synthesizes its file's picture, fits the grid to the error by least squares, rounds it to a
+step, codes it under one of the 64 frozen Gaussian tables per channel, and keeps the chunk only where it
+lowers the quality's own loss (LAMBDA_SCALE x lambda x MSE + bpp) with its real bytes counted; otherwise
+the file is as before.
 
 Measured with meanscale-v23 (`bench/image_rd.py`, real bytes), without -> with it: against AVIF +28.8 ->
 +26.1% on the 33 shared images, +39.1 -> +29.2% on the 8 held-back photos; per held-back photo -2.34%
@@ -39,11 +39,11 @@ ENCODER_STEPS = (0.75, 1.0, 1.5, 2.0, 3.0)
 # per-photo BD-rate of the correction was -0.52 / -0.62 / -0.57 / -0.33% at 1 / 1.4 / 2 / 3; on 4 held-back
 # photos 1.4 was better than 1 on each (-3.25 -> -3.50% on average).
 LAMBDA_SCALE = 1.4
-# The encoder decodes its own file to fit the correction: +0.43 s on a 768x512 picture (0.33 -> 0.76 s, 2
-# threads), but on a 13 MP photo +12 s (17.7 -> 29.9 s, 2.2 s/MP against issue 20's 1.5), so it is fitted to
-# pictures up to this size (1920x1080 and the 1280 px photos included). Only at the fast preset: after latent
-# refinement (medium), which already fits the picture's squared error, it cost +0.36% (held-back 512 crops,
-# none of 8 better).
+# The encoder synthesizes its file's picture to fit the correction: +0.31 s on a 768x512 picture (0.32 ->
+# 0.64 s, 2 threads), but on a 13 MP photo about +12 s (17.7 -> 29.9 s when it decoded the whole file,
+# 2.2 s/MP against issue 20's 1.5), so it is fitted to pictures up to this size (1920x1080 and the 1280 px
+# photos included). Only at the fast preset: after latent refinement (medium), which already fits the
+# picture's squared error, it cost +0.36% (held-back 512 crops, none of 8 better).
 FAST_MAX_PIXELS = 2_500_000
 CHUNK_OVERHEAD = 12  # the container's type, length and CRC of a chunk
 BAND_ROWS = 256  # rows interpolated at once when a correction is applied: memory follows the width
