@@ -2,7 +2,8 @@
 model against the first, per picture and on average.
 
     python bench/image_ab.py BASE.safetensors [NEW.safetensors...] --data DIR_OR_IMAGES [--codec meanscale]
-                             [--preset fast [medium ...]] [--low-frequency auto|on|off ...] [--crop 512]
+                             [--preset fast [medium ...]] [--low-frequency auto|on|off ...]
+                             [--restoration-filter auto|on|off ...] [--crop 512]
                              [--quality 1 ... 8] [--json out.json]
 
 Every point is a file written by ``encode_bytes`` and read back by ``decode_bytes``, as `mcodec eval` does,
@@ -11,7 +12,8 @@ so the rates are real bytes. ``--crop N`` codes the centre N x N of each picture
 runs at each ``--preset`` (the encoder's latent refinement), the first model at the first preset being the
 base: one file at ``--preset fast medium`` measures what refinement buys, ``--low-frequency off on``
 what the low-frequency correction (chunk LFCR) buys (on and off force it; auto, the default, leaves the
-choice to the encoder, which fits it at the fast preset to pictures up to 2.5 MP). The side
+choice to the encoder, which fits it at the fast preset to pictures up to 2.5 MP), and
+``--restoration-filter off on`` what the restoration filter (chunk WFLT) buys, on the same terms. The side
 column is the hyperprior's share of the bytes (the ZLAT chunk), where a drift in the learned priors shows
 first. BD-rate runs on each curve's front: a point that costs more bytes than a better-looking one is
 left out and counted (nobody would pick it); a picture whose curves do not overlap gets no BD-rate and is
@@ -54,10 +56,21 @@ def pictures(sources: list[Path], crop: int) -> list[tuple[str, torch.Tensor]]:
 
 
 def measure(
-    x: torch.Tensor, codec: str, weights: Path, quality: int, preset: str, low_frequency: str
+    x: torch.Tensor,
+    codec: str,
+    weights: Path,
+    quality: int,
+    preset: str,
+    low_frequency: str,
+    restoration_filter: str = "auto",
 ) -> dict:
-    """One real file: its bytes, the ZLAT (hyperprior side) bytes, bpp and PSNR-RGB of the decoded picture."""
-    options = {} if low_frequency == "auto" else {"low_frequency": low_frequency == "on"}
+    """One real file: its bytes, the ZLAT (hyperprior side) bytes, bpp and PSNR-RGB of the decoded picture.
+    ``low_frequency``, ``restoration_filter``: auto (the encoder's choice), on or off."""
+    options = {
+        name: setting == "on"
+        for name, setting in (("low_frequency", low_frequency), ("restoration_filter", restoration_filter))
+        if setting != "auto"
+    }
     data = encode_bytes(x, "image", codec, quality, weights=weights, preset=preset, **options)
     _, y = decode_bytes(data, weights=weights)
     pixels = x.shape[-1] * x.shape[-2]
@@ -92,6 +105,13 @@ def main(argv: list[str] | None = None) -> dict:
         help="the encoder's low-frequency correction (chunk LFCR): forced on or off, or the encoder's own "
         "choice; each setting run with every model",
     )
+    ap.add_argument(
+        "--restoration-filter",
+        nargs="+",
+        choices=["auto", "on", "off"],
+        default=["auto"],
+        help="the encoder's restoration filter (chunk WFLT), as --low-frequency",
+    )
     ap.add_argument("--crop", type=int, default=512, help="centre crop side (0: the whole picture)")
     ap.add_argument("--quality", type=int, nargs="+", default=list(range(1, 9)))
     ap.add_argument("--json", type=Path)
@@ -99,19 +119,26 @@ def main(argv: list[str] | None = None) -> dict:
     pics = pictures(args.data, args.crop)
     if not pics:
         sys.exit("image_ab: no images in --data")
-    rows = [(m, p, lf) for m in args.models for p in args.preset for lf in args.low_frequency]  # base first
+    rows = [  # base first
+        (m, p, lf, rf)
+        for m in args.models
+        for p in args.preset
+        for lf in args.low_frequency
+        for rf in args.restoration_filter
+    ]
     labels = [
         " ".join(
             [str(m)]
             + ([p] if len(args.preset) > 1 else [])
             + ([f"lf {lf}"] if len(args.low_frequency) > 1 else [])
+            + ([f"rf {rf}"] if len(args.restoration_filter) > 1 else [])
         )
-        for m, p, lf in rows
+        for m, p, lf, rf in rows
     ]
     points = {}  # (row index, picture) -> [point per quality]
-    for i, (m, preset, lf) in enumerate(rows):
+    for i, (m, preset, lf, rf) in enumerate(rows):
         for name, x in pics:
-            points[i, name] = [measure(x, args.codec, m, q, preset, lf) for q in args.quality]
+            points[i, name] = [measure(x, args.codec, m, q, preset, lf, rf) for q in args.quality]
             print(f"{labels[i]} {name}", file=sys.stderr, flush=True)
 
     names = [n for n, _ in pics]
@@ -121,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
     print("| model | " + " | ".join(f"q{q} bpp / dB" for q in args.quality) + " | side | BD-rate vs base |")
     print("|---" * (len(args.quality) + 3) + "|")
     report = {"pictures": names, "qualities": args.quality, "models": []}
-    for i, (m, preset, lf) in enumerate(rows):
+    for i, (m, preset, lf, rf) in enumerate(rows):
         curves = [points[i, n] for n in names]
         bpp = np.mean([[p["bpp"] for p in c] for c in curves], 0)
         db = np.mean([[p["psnr"] for p in c] for c in curves], 0)
@@ -138,6 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "file": str(m),
                 "preset": preset,
                 "low_frequency": lf,
+                "restoration_filter": rf,
                 "points": {n: points[i, n] for n in names},
                 "side_share": side,
                 "bd_rate": bds,

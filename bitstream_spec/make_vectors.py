@@ -31,7 +31,7 @@ import torch
 from mcodec import decode_bytes, encode_bytes, encode_stream
 from mcodec.codec import registry
 from mcodec.codec.base import Payload
-from mcodec.codec.image import lowfreq
+from mcodec.codec.image import lowfreq, wiener
 from mcodec.codec.media_io import read_audio, read_image, read_video
 from mcodec.entropy import Container, decode_factorized, read_container, write_container
 from mcodec.nerv import codec as nerv_codec
@@ -109,6 +109,18 @@ def main() -> None:
     decodable["fruits_meanscale_q1_lfcr.mcd"] = encode_bytes(sample, "image", "meanscale", 1)
     lowfreq.choose = choose
     assert "LFCR" in dict(read_container(decodable["fruits_meanscale_q1_lfcr.mcd"]).chunks)
+    # the restoration filter (6.2.3) after the correction, both forced the same way
+    chooses = lowfreq.choose, wiener.choose
+    lowfreq.choose, wiener.choose = (
+        lambda source, decoded, lmbda, choose=choose: choose(source, decoded, 100 * lmbda)
+        for choose in chooses
+    )
+    decodable["fruits_meanscale_q2_wflt.mcd"] = encode_bytes(sample, "image", "meanscale", 2)
+    lowfreq.choose, wiener.choose = chooses
+    assert [t for t, _ in read_container(decodable["fruits_meanscale_q2_wflt.mcd"]).chunks][2:] == [
+        "LFCR",
+        "WFLT",
+    ]
     tree, rate = read_video(Path(str(files("mcodec") / "samples" / "tree_128x96.mkv")), max_frames=3)
     for kind in ("hnerv", "nerv"):  # 3 frames of 64x48: the smallest networks (strides 4, 4)
         clip = (tree[:, :, 24:72, 32:96].contiguous(), rate)

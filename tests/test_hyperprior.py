@@ -106,19 +106,29 @@ def test_entropy_parameter_mismatch_is_reported(ours):
 
 def test_the_correction_is_fitted_to_the_decoders_picture(ours, monkeypatch):
     """The encoder synthesizes its own y_hat rather than decode its file: the picture it fits the
-    low-frequency correction to is the one a decoder makes of the file without the correction."""
-    from mcodec.codec.image import lowfreq
+    low-frequency correction to is the one a decoder makes of the file without the correction, and the
+    picture it fits the restoration filter to is the decoder's without the filter."""
+    from mcodec.codec.image import lowfreq, wiener
 
     codec, weights = ours
-    seen = []
-    choose = lowfreq.choose
-    monkeypatch.setattr(
-        lowfreq, "choose", lambda s, decoded, lmbda: seen.append(decoded) or choose(s, decoded, lmbda)
-    )
+    seen = {}
+    for module in (lowfreq, wiener):
+        choose = module.choose
+
+        def spy(source, picture, lmbda, module=module, choose=choose):
+            seen[module.CHUNK] = picture.clone()
+            return choose(source, picture, lmbda)
+
+        monkeypatch.setattr(module, "choose", spy)
     image = random_image(3, 50, 70, seed=3)
-    plain = encode_bytes(image, "image", codec, 3, weights=weights, low_frequency=False)
+    plain = encode_bytes(
+        image, "image", codec, 3, weights=weights, low_frequency=False, restoration_filter=False
+    )
+    unfiltered = encode_bytes(image, "image", codec, 3, weights=weights, restoration_filter=False)
+    seen.clear()
     encode_bytes(image, "image", codec, 3, weights=weights)
-    assert len(seen) == 1 and torch.equal(seen[0], decode_bytes(plain, weights=weights)[1])
+    assert torch.equal(seen["LFCR"], decode_bytes(plain, weights=weights)[1])
+    assert torch.equal(seen["WFLT"], decode_bytes(unfiltered, weights=weights)[1])
 
 
 DECODE = """

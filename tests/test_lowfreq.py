@@ -89,6 +89,9 @@ def test_choice_pays_for_itself():
     assert lowfreq.choose(source, decoded, 1e-6) is None
 
 
+NO_FILTER = {"restoration_filter": False}  # the restoration filter (test_wiener) left out
+
+
 @pytest.fixture(scope="module")
 def tiny_meanscale(tmp_path_factory):
     torch.manual_seed(1)
@@ -102,8 +105,10 @@ def test_codec_adds_the_chunk_where_it_pays_and_decoders_check_it(tiny_meanscale
     file costs less by the quality's own loss than the file without it (real bytes, decoded pixels)."""
     yy, xx = torch.meshgrid(torch.arange(80), torch.arange(120), indexing="ij")
     image = torch.stack([xx * 2, yy * 3, 255 - xx - yy]).clamp(0, 255).to(torch.uint8)
-    plain = encode_bytes(image, "image", "meanscale", 4, weights=tiny_meanscale, low_frequency=False)
-    data = encode_bytes(image, "image", "meanscale", 4, weights=tiny_meanscale)
+    plain = encode_bytes(
+        image, "image", "meanscale", 4, weights=tiny_meanscale, low_frequency=False, **NO_FILTER
+    )
+    data = encode_bytes(image, "image", "meanscale", 4, weights=tiny_meanscale, **NO_FILTER)
     assert [t for t, _ in read_container(plain).chunks] == ["ZLAT", "YLAT"]
     assert [t for t, _ in read_container(data).chunks] == ["ZLAT", "YLAT", "LFCR"]
     from mcodec.codec.image.lambdas import LAMBDAS
@@ -130,8 +135,10 @@ def test_codec_adds_the_chunk_where_it_pays_and_decoders_check_it(tiny_meanscale
 def test_gray_sources_are_corrected_in_their_one_channel(tiny_meanscale):
     yy, xx = torch.meshgrid(torch.arange(40), torch.arange(70), indexing="ij")
     image = (60 + xx + yy).to(torch.uint8)[None]
-    plain = encode_bytes(image, "image", "meanscale", 2, weights=tiny_meanscale, low_frequency=False)
-    data = encode_bytes(image, "image", "meanscale", 2, weights=tiny_meanscale)
+    plain = encode_bytes(
+        image, "image", "meanscale", 2, weights=tiny_meanscale, low_frequency=False, **NO_FILTER
+    )
+    data = encode_bytes(image, "image", "meanscale", 2, weights=tiny_meanscale, **NO_FILTER)
     grid, _ = lowfreq.unpack(dict(read_container(data).chunks)["LFCR"], 1, 40, 70)
     assert grid.shape[0] == 1
     errors = [
@@ -149,7 +156,7 @@ def test_the_fast_preset_fits_it_to_pictures_up_to_a_size(tiny_meanscale, monkey
     monkeypatch.setattr(lowfreq, "FAST_MAX_PIXELS", 80 * 120 - 1)
 
     def chunks(**options):
-        data = encode_bytes(image, "image", "meanscale", 4, weights=tiny_meanscale, **options)
+        data = encode_bytes(image, "image", "meanscale", 4, weights=tiny_meanscale, **NO_FILTER, **options)
         return [t for t, _ in read_container(data).chunks]
 
     assert chunks() == ["ZLAT", "YLAT"]

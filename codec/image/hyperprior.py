@@ -33,7 +33,7 @@ from mcodec.entropy import (
 )
 from mcodec.entropy.gaussian import SCALE_LEVELS
 
-from . import lowfreq, tiling
+from . import lowfreq, tiling, wiener
 from .conv_gemm import compile_transform
 from .hyperprior_model import ARCH, STRIDE, GainedHyperprior
 from .lambdas import LAMBDAS, lambdas_of, quality_lambda
@@ -88,6 +88,8 @@ class HyperpriorCodec(Codec):
     # the encoder adds a low-frequency correction (lowfreq, chunk LFCR) where it lowers the quality's loss;
     # off for codecs whose lambdas are not known (compressai checkpoints) and for A/B measurements
     low_frequency = True
+    # and a restoration filter (wiener, chunk WFLT) fitted to its picture, on the same terms
+    restoration_filter = True
 
     def __init__(
         self,
@@ -145,12 +147,14 @@ class HyperpriorCodec(Codec):
         preset: str = "fast",
         progress: bool = False,
         low_frequency: bool | None = None,
+        restoration_filter: bool | None = None,
         **options,
     ) -> Payload:
         """``preset``: how many latent-refinement steps the encoder spends (REFINE_STEPS); fast: none.
         ``progress``: a bar on stderr over those steps. ``low_frequency``: whether the encoder may add the
         correction chunk (default: the codec's ``low_frequency``, at the fast preset only, for pictures of at
-        most lowfreq.FAST_MAX_PIXELS)."""
+        most lowfreq.FAST_MAX_PIXELS). ``restoration_filter``: the same for the filter chunk (default: the
+        codec's ``restoration_filter``, at the fast preset only, for pictures of at most that size)."""
         self.check_preset(preset)
         c, h, w = image.shape
         x = to_input(image, STRIDE, self.info.id).to(device)
@@ -170,21 +174,27 @@ class HyperpriorCodec(Codec):
             "ep_crc32": crc,
         }
         payload = Payload(params, [("ZLAT", encode_factorized(z_symbols.numpy(), self.ztables)), *y_chunks])
+        small = preset == "fast" and h * w <= lowfreq.FAST_MAX_PIXELS
         if low_frequency is None:
-            low_frequency = self.low_frequency and preset == "fast" and h * w <= lowfreq.FAST_MAX_PIXELS
-        if low_frequency:
+            low_frequency = self.low_frequency and small
+        if restoration_filter is None:
+            restoration_filter = self.restoration_filter and small
+        if low_frequency or restoration_filter:
             # the picture a decoder makes of this file (its y_hat is the decoder's, bit for bit), so the
-            # correction fits exactly what it will add to
-            decoded = synthesize(self.model, torch.from_numpy(y_hat), float(quality), params, "cpu")
-            correction = lowfreq.choose(image, decoded, quality_lambda(float(quality), self.lambdas))
-            if correction is not None:
-                payload.chunks.append((lowfreq.CHUNK, correction))
+            # correction and the filter fit exactly what they will be applied to
+            picture = synthesize(self.model, torch.from_numpy(y_hat), float(quality), params, "cpu")
+            lmbda = quality_lambda(float(quality), self.lambdas)
+            for enabled, module in ((low_frequency, lowfreq), (restoration_filter, wiener)):
+                chunk = module.choose(image, picture, lmbda) if enabled else None
+                if chunk is not None:
+                    payload.chunks.append((module.CHUNK, chunk))
+                    picture = _restore(picture, module.CHUNK, chunk, params)
         return payload
 
     def latent(self, payload: Payload) -> tuple[torch.Tensor, float]:
         """(y_hat float64 [M, h, w], quality): entropy decoding on the cpu-f64 path, checked by ep_crc32."""
         p = payload.params  # checked by the schema
-        check_chunks(payload, self.chunk_types, optional=(lowfreq.CHUNK,))
+        check_chunks(payload, self.chunk_types, optional=RESTORATION_CHUNKS)
         zh, zw = -(-p["height"] // STRIDE), -(-p["width"] // STRIDE)
         z_symbols = decode_factorized(payload.chunk("ZLAT"), (self.model.n, zh, zw), self.ztables)
         y_hat = self._decode_y(payload, *self._hyper_parameters(torch.from_numpy(z_symbols).to(torch.int64)))
@@ -193,11 +203,23 @@ class HyperpriorCodec(Codec):
     def decode(self, payload: Payload, device: str = "cpu", **options) -> torch.Tensor:
         y_hat, quality = self.latent(payload)
         picture = synthesize(self.model, y_hat, quality, payload.params, device)
-        if any(t == lowfreq.CHUNK for t, _ in payload.chunks):
-            p = payload.params
-            grid, _ = lowfreq.unpack(payload.chunk(lowfreq.CHUNK), p["channels"], p["height"], p["width"])
-            picture = lowfreq.apply(picture, grid)
+        present = {t for t, _ in payload.chunks}
+        for chunk_type in RESTORATION_CHUNKS:
+            if chunk_type in present:
+                picture = _restore(picture, chunk_type, payload.chunk(chunk_type), payload.params)
         return picture
+
+
+RESTORATION_CHUNKS = (lowfreq.CHUNK, wiener.CHUNK)  # optional, applied in this order
+
+
+def _restore(picture: torch.Tensor, chunk_type: str, data: bytes, params: dict) -> torch.Tensor:
+    """picture uint8 [C, H, W] after one restoration chunk (FORMAT.md 6.2.2, 6.2.3)."""
+    c, h, w = params["channels"], params["height"], params["width"]
+    if chunk_type == lowfreq.CHUNK:
+        grid, _ = lowfreq.unpack(data, c, h, w)
+        return lowfreq.apply(picture, grid)
+    return wiener.apply(picture, *wiener.unpack(data, c))
 
 
 def _refine(

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from mcodec.codec.base import CodecError
-from mcodec.entropy import decode_indexed, encode_indexed, gaussian_tables, scale_table
+
+from . import side_symbols
 
 CHUNK = "LFCR"
 HEADER = 2  # bytes before the scale indexes: log2 of the block side, the step in quarter levels
@@ -120,41 +121,20 @@ def fit(error: torch.Tensor, block: int) -> torch.Tensor:
     return Fit(error, block).grid.float()
 
 
-def _code_channel(symbols: np.ndarray) -> tuple[int, bytes]:
-    """(scale index, stream) of one channel's symbols under the frozen table that codes them shortest,
-    searched around the table scale nearest their RMS."""
-    tables, scales = gaussian_tables(), scale_table()
-    rms = float(np.sqrt(np.mean(symbols.astype(np.float64) ** 2)))
-    centre = int(np.searchsorted(scales, rms))
-    best = None
-    for i in range(max(centre - 3, 0), min(centre + 3, len(scales) - 1) + 1):
-        data = encode_indexed(symbols, np.full(symbols.size, i, np.uint8), tables)
-        if best is None or len(data) < len(best[1]):
-            best = (i, data)
-    return best
-
-
 def pack(log2_block: int, step_code: int, symbols: np.ndarray) -> bytes:
     """The chunk payload of symbols [C, gh, gw]: header, one scale index per channel, the stream."""
-    coded = [_code_channel(c.reshape(-1)) for c in symbols]
-    indexes = np.repeat([i for i, _ in coded], symbols[0].size).astype(np.uint8)
-    stream = encode_indexed(symbols.reshape(-1), indexes, gaussian_tables())
-    return bytes([log2_block, step_code, *(i for i, _ in coded)]) + stream
+    return bytes([log2_block, step_code]) + side_symbols.pack(symbols.reshape(len(symbols), -1))
 
 
 def unpack(data: bytes, channels: int, height: int, width: int) -> tuple[torch.Tensor, float]:
     """A chunk payload -> (grid [C, gh, gw] float32 in levels, step); a one-line CodecError if damaged."""
     if len(data) < HEADER + channels:
         raise CodecError(f"{CHUNK} chunk of {len(data)} bytes is too short")
-    log2_block, step_code, indexes = (
-        data[0],
-        data[1],
-        np.frombuffer(data[HEADER : HEADER + channels], np.uint8),
-    )
-    if log2_block not in LOG2_BLOCKS or step_code == 0 or indexes.max() >= len(scale_table()):
+    log2_block, step_code = data[0], data[1]
+    if log2_block not in LOG2_BLOCKS or step_code == 0:
         raise CodecError(f"{CHUNK} chunk has an invalid header")
     gh, gw = grid_shape(height, width, 1 << log2_block)
-    symbols = decode_indexed(data[HEADER + channels :], np.repeat(indexes, gh * gw), gaussian_tables())
+    symbols = side_symbols.unpack(data[HEADER:], channels, gh * gw, CHUNK)
     step = step_code * STEP_UNIT
     return torch.from_numpy(symbols.reshape(channels, gh, gw).astype(np.float32)) * step, step
 

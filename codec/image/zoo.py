@@ -78,5 +78,6 @@ def load_zoo(codec_id: str, weights: Path | None = None) -> HyperpriorCodec:
         codec_id,
         hashlib.sha256(data).digest(),
     )
-    codec.low_frequency = False  # its choice weighs bytes against error by the lambda, which is not known
+    # their choices weigh bytes against error by the lambda, which is not known
+    codec.low_frequency = codec.restoration_filter = False
     return codec
