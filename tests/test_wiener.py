@@ -188,9 +188,9 @@ def test_gray_sources_are_filtered_in_their_one_channel(tiny_meanscale):
     assert errors[1] < errors[0]
 
 
-def test_the_fast_preset_fits_it_to_pictures_up_to_a_size(tiny_meanscale, monkeypatch):
-    """Like the low-frequency correction: up to lowfreq.FAST_MAX_PIXELS, not after latent refinement
-    (medium), unless asked for."""
+def test_the_encoder_fits_it_to_pictures_up_to_a_size_at_every_preset(tiny_meanscale, monkeypatch):
+    """Like the low-frequency correction, up to lowfreq.FAST_MAX_PIXELS unless asked for; unlike it, after
+    latent refinement (medium) too."""
     image = textured(3, 80, 120)
     monkeypatch.setattr(lowfreq, "FAST_MAX_PIXELS", 80 * 120 - 1)
 
@@ -204,4 +204,4 @@ def test_the_fast_preset_fits_it_to_pictures_up_to_a_size(tiny_meanscale, monkey
     assert chunks(restoration_filter=True) == ["ZLAT", "YLAT", "WFLT"]
     monkeypatch.setattr(lowfreq, "FAST_MAX_PIXELS", 80 * 120)
     assert chunks() == ["ZLAT", "YLAT", "WFLT"]
-    assert chunks(preset="medium") == ["ZLAT", "YLAT"]
+    assert chunks(preset="medium") == ["ZLAT", "YLAT", "WFLT"]

@@ -154,7 +154,7 @@ class HyperpriorCodec(Codec):
         ``progress``: a bar on stderr over those steps. ``low_frequency``: whether the encoder may add the
         correction chunk (default: the codec's ``low_frequency``, at the fast preset only, for pictures of at
         most lowfreq.FAST_MAX_PIXELS). ``restoration_filter``: the same for the filter chunk (default: the
-        codec's ``restoration_filter``, at the fast preset only, for pictures of at most that size)."""
+        codec's ``restoration_filter``, at every preset, for pictures of at most that size)."""
         self.check_preset(preset)
         c, h, w = image.shape
         x = to_input(image, STRIDE, self.info.id).to(device)
@@ -174,9 +174,9 @@ class HyperpriorCodec(Codec):
             "ep_crc32": crc,
         }
         payload = Payload(params, [("ZLAT", encode_factorized(z_symbols.numpy(), self.ztables)), *y_chunks])
-        small = preset == "fast" and h * w <= lowfreq.FAST_MAX_PIXELS
+        small = h * w <= lowfreq.FAST_MAX_PIXELS  # fitting either costs the encoder a synthesis
         if low_frequency is None:
-            low_frequency = self.low_frequency and small
+            low_frequency = self.low_frequency and small and preset == "fast"
         if restoration_filter is None:
             restoration_filter = self.restoration_filter and small
         if low_frequency or restoration_filter:

@@ -44,7 +44,8 @@ LAMBDA_SCALE = 1.4
 # 0.64 s, 2 threads), but on a 13 MP photo about +12 s (17.7 -> 29.9 s when it decoded the whole file,
 # 2.2 s/MP against issue 20's 1.5), so it is fitted to pictures up to this size (1920x1080 and the 1280 px
 # photos included). Only at the fast preset: after latent refinement (medium), which already fits the
-# picture's squared error, it cost +0.36% (held-back 512 crops, none of 8 better).
+# picture's squared error, it cost +0.36% (held-back 512 crops, none of 8 better). The restoration filter
+# (wiener.py) is fitted to pictures up to the same size, at every preset.
 FAST_MAX_PIXELS = 2_500_000
 CHUNK_OVERHEAD = 12  # the container's type, length and CRC of a chunk
 BAND_ROWS = 256  # rows interpolated at once when a correction is applied: memory follows the width

@@ -9,10 +9,16 @@ quality's loss (lowfreq.LAMBDA_SCALE x lambda x MSE + bpp) with its real bytes c
 integer, so every decoder makes the same picture of it.
 
 The transforms are trained for the average picture; one picture's own weights take what is left of its
-blur and colour crosstalk. On 10 training photos at q1 / q3 / q5 / q7 the fitted filter (before
-rounding the weights) gains 0.30 / 0.26 / 0.20 / 0.26 dB; a filter without the other channels gains
-0.25 / 0.20 / 0.12 / 0.17, a 5-pixel diamond with them 0.24 / 0.20 / 0.14 / 0.19, and four classes of
-local activity with a filter each 0.37 / 0.31 / 0.25 / 0.32 for four times the weights.
+blur and colour crosstalk. Measured with meanscale-v23 (`bench/image_rd.py`, real bytes), with the
+low-frequency correction before and after: against AVIF +26.1 -> +20.0% on the 33 shared images, +29.2 ->
++21.3% on the 8 held-back photos; per photo -4.93% on the shared (32 of 33 better), -4.15% on the held-back
+(8 of 8; lomiri_bridge -10.3%, lomiri_life -0.8%). Encode 768x512 +0.1 s (0.63 -> 0.73 s on 2 threads),
+decode +0.02 s. How the shape was chosen, by the fitted filter's gain before its weights are rounded, on 10
+training photos at q1 / q3 / q5 / q7: this one 0.30 / 0.26 / 0.20 / 0.26 dB; without the other channels
+0.25 / 0.20 / 0.12 / 0.17; a 5-pixel diamond 0.24 / 0.20 / 0.14 / 0.19; a diamond not point-symmetric
+(with the other channels' pixel alone) 0.30 / 0.26 / 0.20 / 0.26 for 28 weights a channel against 19; a
+weight on the pixel itself (free to scale a flat area) at most +0.005 dB; four classes of local activity, a
+filter each, 0.37 / 0.31 / 0.25 / 0.32 for four times the weights.
 """
 
 from __future__ import annotations
