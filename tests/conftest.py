@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny randomly initialised factorized model (fast) and small images."""
+"""Shared fixtures: tiny randomly initialised models (fast) and small images."""
 
 from __future__ import annotations
 
@@ -43,6 +43,29 @@ def tiny_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
     export_factorized_model(model, path, "tiny-test")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_meanscale(tmp_path_factory) -> Path:
+    """An untrained mean-scale model (n=12, m=16) exported like the shipped one: its pictures are blurred
+    and off in their slow colours, so the encoder's restoration chunks pay (test_lowfreq, test_wiener)."""
+    from mcodec.codec.image.hyperprior_model import GainedHyperprior
+    from mcodec.codec.training.export import export_hyperprior_model
+
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("meanscale") / "meanscale.safetensors"
+    export_hyperprior_model(GainedHyperprior("mean-scale-hyperprior", 12, 16), path, "meanscale-test")
+    return path
+
+
+def quality_loss(data: bytes, image: torch.Tensor, weights: Path, lmbda: float) -> float:
+    """lmbda x MSE (8-bit levels) + bpp of a file against its source, as the encoder's choices weigh them:
+    real bytes, decoded pixels."""
+    from mcodec import decode_bytes
+
+    _, decoded = decode_bytes(data, weights=weights)
+    mse = float(((decoded.float() - image.float()) ** 2).mean())
+    return lmbda * mse + len(data) * 8 / image[0].numel()
 
 
 @pytest.fixture(scope="session")

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import quality_loss
 
 from mcodec import decode_bytes, encode_bytes
 from mcodec.codec import CodecError
 from mcodec.codec.image import lowfreq
-from mcodec.codec.image.hyperprior_model import GainedHyperprior
-from mcodec.codec.training.export import export_hyperprior_model
+from mcodec.codec.image.lambdas import LAMBDAS
 from mcodec.entropy import Container, read_container, write_container
 
 
@@ -92,14 +92,6 @@ def test_choice_pays_for_itself():
 NO_FILTER = {"restoration_filter": False}  # the restoration filter (test_wiener) left out
 
 
-@pytest.fixture(scope="module")
-def tiny_meanscale(tmp_path_factory):
-    torch.manual_seed(1)
-    path = tmp_path_factory.mktemp("lf") / "meanscale.safetensors"
-    export_hyperprior_model(GainedHyperprior("mean-scale-hyperprior", 12, 16), path, "meanscale-test")
-    return path
-
-
 def test_codec_adds_the_chunk_where_it_pays_and_decoders_check_it(tiny_meanscale):
     """An untrained model's pictures are far off in their slow colours: the encoder adds LFCR, and the
     file costs less by the quality's own loss than the file without it (real bytes, decoded pixels)."""
@@ -111,14 +103,10 @@ def test_codec_adds_the_chunk_where_it_pays_and_decoders_check_it(tiny_meanscale
     data = encode_bytes(image, "image", "meanscale", 4, weights=tiny_meanscale, **NO_FILTER)
     assert [t for t, _ in read_container(plain).chunks] == ["ZLAT", "YLAT"]
     assert [t for t, _ in read_container(data).chunks] == ["ZLAT", "YLAT", "LFCR"]
-    from mcodec.codec.image.lambdas import LAMBDAS
-
-    loss = []
-    for d in (plain, data):
-        _, decoded = decode_bytes(d, weights=tiny_meanscale)
-        mse = float(((decoded.float() - image.float()) ** 2).mean())
-        loss.append(lowfreq.LAMBDA_SCALE * LAMBDAS[3] * mse + len(d) * 8 / image[0].numel())
-    assert loss[1] < loss[0]
+    lmbda = lowfreq.LAMBDA_SCALE * LAMBDAS[3]
+    assert quality_loss(data, image, tiny_meanscale, lmbda) < quality_loss(
+        plain, image, tiny_meanscale, lmbda
+    )
 
     c = read_container(data)
     lf = dict(c.chunks)["LFCR"]

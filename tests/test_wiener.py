@@ -5,13 +5,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import quality_loss
 
 from mcodec import decode_bytes, encode_bytes
 from mcodec.codec import CodecError
 from mcodec.codec.image import lowfreq, wiener
-from mcodec.codec.image.hyperprior_model import GainedHyperprior
 from mcodec.codec.image.lambdas import LAMBDAS
-from mcodec.codec.training.export import export_hyperprior_model
 from mcodec.entropy import Container, read_container, write_container
 
 
@@ -128,14 +127,6 @@ def test_choice_pays_for_itself():
     assert wiener.choose(source, picture, 1e-7) is None
 
 
-@pytest.fixture(scope="module")
-def tiny_meanscale(tmp_path_factory):
-    torch.manual_seed(1)
-    path = tmp_path_factory.mktemp("wf") / "meanscale.safetensors"
-    export_hyperprior_model(GainedHyperprior("mean-scale-hyperprior", 12, 16), path, "meanscale-test")
-    return path
-
-
 def textured(channels: int, height: int, width: int) -> torch.Tensor:
     yy, xx = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
     planes = [xx * 2 + 20 * torch.sin(yy * 0.7), yy * 3 + 25 * torch.cos(xx * 0.5), 255 - xx - yy]
@@ -150,12 +141,10 @@ def test_codec_adds_the_chunk_where_it_pays_and_decoders_check_it(tiny_meanscale
     data = encode_bytes(image, "image", "meanscale", 4, weights=tiny_meanscale)
     assert [t for t, _ in read_container(plain).chunks] == ["ZLAT", "YLAT", "LFCR"]
     assert [t for t, _ in read_container(data).chunks] == ["ZLAT", "YLAT", "LFCR", "WFLT"]
-    loss = []
-    for d in (plain, data):
-        _, decoded = decode_bytes(d, weights=tiny_meanscale)
-        mse = float(((decoded.float() - image.float()) ** 2).mean())
-        loss.append(lowfreq.LAMBDA_SCALE * LAMBDAS[3] * mse + len(d) * 8 / image[0].numel())
-    assert loss[1] < loss[0]
+    lmbda = lowfreq.LAMBDA_SCALE * LAMBDAS[3]
+    assert quality_loss(data, image, tiny_meanscale, lmbda) < quality_loss(
+        plain, image, tiny_meanscale, lmbda
+    )
 
     c = read_container(data)
     chunks = dict(c.chunks)
