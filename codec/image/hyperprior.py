@@ -184,11 +184,13 @@ class HyperpriorCodec(Codec):
             # correction and the filter fit exactly what they will be applied to
             picture = synthesize(self.model, torch.from_numpy(y_hat), float(quality), params, "cpu")
             lmbda = quality_lambda(float(quality), self.lambdas)
-            for enabled, module in ((low_frequency, lowfreq), (restoration_filter, wiener)):
-                chunk = module.choose(image, picture, lmbda) if enabled else None
-                if chunk is not None:
-                    payload.chunks.append((module.CHUNK, chunk))
-                    picture = _restore(picture, module.CHUNK, chunk, params)
+            correction = lowfreq.choose(image, picture, lmbda) if low_frequency else None
+            if correction is not None:
+                payload.chunks.append((lowfreq.CHUNK, correction))
+                picture = _restore(picture, lowfreq.CHUNK, correction, params)  # what the filter applies to
+            restoration = wiener.choose(image, picture, lmbda) if restoration_filter else None
+            if restoration is not None:
+                payload.chunks.append((wiener.CHUNK, restoration))
         return payload
 
     def latent(self, payload: Payload) -> tuple[torch.Tensor, float]:

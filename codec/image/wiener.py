@@ -163,14 +163,15 @@ def choose(source: torch.Tensor, picture: torch.Tensor, lmbda: float) -> bytes |
         distortion = lmbda * fit.mse(weights / (1 << shift))
         if distortion >= best_loss or not weights.any():
             continue  # not even free bytes would pay
-        payload = pack(shift, weights.to(torch.int64).numpy())
+        integers = weights.to(torch.int64).numpy()
+        payload = pack(shift, integers)
         loss = distortion + (len(payload) + lowfreq.CHUNK_OVERHEAD) * 8 / pixels
         if loss < best_loss:
-            best_loss, best = loss, (payload, weights, shift)
+            best_loss, best = loss, (payload, integers, shift)
     if best is None:
         return None
-    payload, weights, shift = best
-    filtered = apply(picture, weights.to(torch.int64).numpy(), shift)
+    payload, integers, shift = best
+    filtered = apply(picture, integers, shift)
     mse = lowfreq.squared_sum((source.to(torch.int16) - filtered.to(torch.int16)).float()) / fit.pixels
     real = lmbda * mse + (len(payload) + lowfreq.CHUNK_OVERHEAD) * 8 / pixels
     return payload if real < base else None
