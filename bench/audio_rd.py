@@ -2,6 +2,7 @@
 
     python bench/audio_rd.py [--speech DIR] [--music DIR] [--weights FILE] [--out bench-out/audio]
                              [--music-files 8] [--jobs 1] [--bitrate KBPS ...] [--rtf-seconds 30]
+                             [--postfilter 0..4]
 
 Speech (default ../shared/media/audio/speech) at 1.5/3/6/12 kbit/s: real kbit/s (file bytes, header
 included), mel distance, SI-SDR, PESQ-WB, STOI. Music (the first --music-files of
@@ -43,14 +44,14 @@ def joined_clip(files: list[Path], seconds: float, rate: int = 48000) -> torch.T
 
 
 def real_time_factors(
-    clip: torch.Tensor, rate: int, kbps: float, weights: Path | None
+    clip: torch.Tensor, rate: int, kbps: float, weights: Path | None, options: dict
 ) -> tuple[float, float, float]:
     """(encode and decode speed in x real time, real kbit/s of the file)."""
     seconds = clip.shape[1] / rate
     enc, dec = [], []
     for _ in range(3):
         t0 = time.perf_counter()
-        data = encode_bytes((clip, rate), "audio", "rvq", kbps, weights=weights)
+        data = encode_bytes((clip, rate), "audio", "rvq", kbps, weights=weights, **options)
         t1 = time.perf_counter()
         decode_bytes(data, weights=weights)
         enc.append(t1 - t0)
@@ -78,14 +79,20 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--bitrate", type=float, action="append", help="kbit/s (repeat; default 1.5 3 6 12)")
     ap.add_argument("--rtf-seconds", type=float, default=30.0, help="length of the clip timed")
+    ap.add_argument("--postfilter", type=int, help="pitch postfilter 0 (off)..4; default: the encoder's")
     args = ap.parse_args()
+    options = {} if args.postfilter is None else {"postfilter": args.postfilter}
     bitrates = args.bitrate or list(BITRATES)
     weights = {"rvq": args.weights} if args.weights else {}
     speech = list_files([args.speech])
     music = list_files([args.music])[: args.music_files]
-    records = run_grid(speech, args.out / "speech", ["rvq"], ["opus"], bitrates, args.jobs, weights=weights)
+    records = run_grid(
+        speech, args.out / "speech", ["rvq"], ["opus"], bitrates, args.jobs, weights=weights, options=options
+    )
     report(records, args.out / "speech", ("mel_distance", "si_sdr", "pesq_wb", "stoi"))
-    records = run_grid(music, args.out / "music", ["rvq"], ["opus"], [6.0], args.jobs, weights=weights)
+    records = run_grid(
+        music, args.out / "music", ["rvq"], ["opus"], [6.0], args.jobs, weights=weights, options=options
+    )
     report(records, args.out / "music", ("mel_distance", "si_sdr"))
     clip = joined_clip(speech, args.rtf_seconds)
     threads = torch.get_num_threads()
@@ -94,7 +101,7 @@ def main() -> None:
     # stages to stay within 10% of the request); 30 s shows the rate a longer recording gets.
     print("| kbit/s | real kbit/s | encode (x real time) | decode (x real time) |\n|---|---|---|---|")
     for kbps in bitrates:
-        e, d, real = real_time_factors(clip, 48000, kbps, args.weights)
+        e, d, real = real_time_factors(clip, 48000, kbps, args.weights, options)
         print(f"| {kbps:g} | {real:.2f} | {e:.1f} | {d:.1f} |")
 
 

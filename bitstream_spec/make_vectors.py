@@ -81,7 +81,7 @@ def movie(video: bytes, speech: torch.Tensor, speech_rate: int) -> bytes:
     c = read_container(video)
     p = c.header.params
     samples = p["frames"] * speech_rate * p["fps_den"] // p["fps_num"]
-    sound = encode_stream((speech[:, 8000 : 8000 + samples], speech_rate), "audio", "rvq", 6)
+    sound = encode_stream((speech[:, 8000 : 8000 + samples], speech_rate), "audio", "rvq", 6, postfilter=0)
     return write_container(Container(c.header, c.chunks, more=[sound]))
 
 
@@ -181,7 +181,14 @@ def main() -> None:
     nerv_codec._cheaper = cheaper
     speech, speech_rate = read_audio(Path(str(files("mcodec") / "samples" / "goforward_16k.flac")))
     # 1.5 s at a requested 3 kbit/s: the container's bytes make the encoder shed a stage (n_q = 3)
-    decodable["goforward_rvq_3k.mcd"] = encode_bytes((speech[:, 8000:32000], speech_rate), "audio", "rvq", 3)
+    # (made before the pitch postfilter, 6.3.1: so a file without it is seen to decode as it did)
+    decodable["goforward_rvq_3k.mcd"] = encode_bytes(
+        (speech[:, 8000:32000], speech_rate), "audio", "rvq", 3, postfilter=0
+    )
+    # the postfilter at the encoder's default strength, on 1.5 s at 6 kbit/s
+    decodable["goforward_rvq_6k_pf.mcd"] = encode_bytes(
+        (speech[:, 8000:32000], speech_rate), "audio", "rvq", 6
+    )
     tree_file = OUT / "tree_64x48_hnerv_q1.mcd"
     video = tree_file.read_bytes() if new_only and tree_file.exists() else decodable[tree_file.name]
     decodable["movie_hnerv_rvq.mcd"] = movie(video, speech, speech_rate)

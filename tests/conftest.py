@@ -46,6 +46,25 @@ def tiny_weights(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_rvq(tmp_path_factory) -> Path:
+    """A 16-stage rvq model (base 4, dim 16) with k-means codebooks and code priors, exported like the
+    shipped one."""
+    from mcodec.codec.audio.model import RVQAutoencoder
+    from mcodec.codec.training.export import export_rvq_model
+
+    torch.manual_seed(0)
+    model = RVQAutoencoder(base=4, dim=16, n_q=16)
+    model.train()
+    model(torch.randn(4, 1, 320 * 40) * 0.1, 16)  # k-means initialisation of every codebook
+    model.eval()
+    codes = model.encode(torch.randn(1, 1, 320 * 200) * 0.1, 16)
+    counts = torch.stack([torch.bincount(c.reshape(-1), minlength=1024) for c in codes]).double()
+    path = tmp_path_factory.mktemp("rvq") / "rvq.safetensors"
+    export_rvq_model(model, counts, path, "rvq-test")
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_meanscale(tmp_path_factory) -> Path:
     """An untrained mean-scale model (n=12, m=16) exported like the shipped one: its pictures are blurred
     and off in their slow colours, so the encoder's restoration chunks pay (test_lowfreq, test_wiener)."""

@@ -10,22 +10,12 @@ import torch
 from mcodec import decode_bytes, encode_bytes
 from mcodec.codec import CodecError
 from mcodec.codec.audio.model import RVQAutoencoder, codebooks_for
-from mcodec.codec.training.export import export_rvq_model
 from mcodec.entropy import read_container
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    torch.manual_seed(0)
-    model = RVQAutoencoder(base=4, dim=16, n_q=16)
-    model.train()
-    model(torch.randn(4, 1, 320 * 40) * 0.1, 16)  # k-means initialisation of every codebook
-    model.eval()
-    codes = model.encode(torch.randn(1, 1, 320 * 200) * 0.1, 16)
-    counts = torch.stack([torch.bincount(c.reshape(-1), minlength=1024) for c in codes]).double()
-    path = tmp_path_factory.mktemp("rvq") / "rvq.safetensors"
-    export_rvq_model(model, counts, path, "rvq-test")
-    return path
+def weights(tiny_rvq):
+    return tiny_rvq
 
 
 def tone(channels: int, seconds: float, rate: int) -> torch.Tensor:

@@ -26,6 +26,7 @@ from mcodec.codec.schema import Int, Number, OneOf, Schema, media_fields
 from mcodec.entropy import decode_indexed, encode_indexed
 
 from .model import ARCH, HOP, SAMPLE_RATE, RVQAutoencoder, codebooks_for, sizes
+from .postfilter import MAX_STRENGTH, pitch_postfilter
 from .stream import MonoResampler, OverlapAdd, SampleBuffer
 
 SEGMENT = 10 * SAMPLE_RATE  # samples of 24 kHz audio per chunk (a multiple of HOP)
@@ -34,6 +35,10 @@ CONTEXT = 2400  # samples of context each side of a segment, cross-faded on deco
 # files at 7 stages (rvq-v2), PESQ-WB 2.18 greedy, 2.25 with a beam of 4; 16 adds next to nothing (rvq-v10 on
 # 52 held-back files: +0.02 mean, the median flat, at twice the encode time; codec/models/rvq.md, session 36).
 BEAM = {"fast": 1, "medium": 4, "slow": 16}
+# the pitch postfilter's strength in quarters (postfilter.py, FORMAT.md 6.3.1) that the encoder writes: on 64
+# training files at 6 kbit/s PESQ-WB 2.32 -> 2.47 (1), 2.53 (2), 2.53 (3), with STOI and mel distance
+# slowly worse from 2 on (codec/models/rvq.md, session 42)
+POSTFILTER = 2
 INFO = CodecInfo(
     "rvq",
     "audio",
@@ -87,12 +92,20 @@ class RVQAudioCodec(Codec):
         return n_q
 
     def encode(
-        self, item, quality: float, device: str = "cpu", preset: str = INFO.default_preset, **options
+        self,
+        item,
+        quality: float,
+        device: str = "cpu",
+        preset: str = INFO.default_preset,
+        postfilter: int = POSTFILTER,
+        **options,
     ) -> Payload:
         """item: an ``AudioStream`` (read as it is coded: memory stays a segment's worth), or (audio
         float32 [C, N], sample rate in Hz); quality: the nominal bitrate in kbit/s; preset: the search
-        effort (BEAM)."""
+        effort (BEAM); postfilter: the decoder's pitch postfilter strength, 0 (off) .. 4."""
         self.check_preset(preset)
+        if postfilter not in range(MAX_STRENGTH + 1):
+            raise CodecError(f"postfilter must be an integer 0..{MAX_STRENGTH}, not {postfilter!r}")
         stream = item if isinstance(item, AudioStream) else AudioStream.from_tensor(*item)
         n_q, beam = self.stages(quality), BEAM[preset]
         model = self.model.to(device)
@@ -132,6 +145,8 @@ class RVQAudioCodec(Codec):
             "n_q": n_q,
             "model_samples": mono.end,
         }
+        if postfilter:  # absent means 0: files from before the postfilter decode as they did
+            params["postfilter"] = postfilter
         return Payload(params, chunks)
 
     def decode(self, payload: Payload, device: str = "cpu", **options):
@@ -169,9 +184,12 @@ class RVQAudioCodec(Codec):
     def _synthesize(self, p: dict, bounds: list, codes: list[np.ndarray], device: str):
         model = self.model.to(device)
         rate, channels, samples = p["sample_rate"], p["channels"], p["samples"]
+        strength = p.get("postfilter", 0)
 
-        def synthesize(c: np.ndarray) -> torch.Tensor:
-            return model.decode(torch.from_numpy(c[:, None].astype(np.int64)).to(device))[0, 0].cpu()
+        def synthesize(item: tuple[np.ndarray, int]) -> torch.Tensor:  # (codes, span length) -> samples
+            c, n = item
+            y = model.decode(torch.from_numpy(c[:, None].astype(np.int64)).to(device))[0, 0].cpu()
+            return pitch_postfilter(y[:n], strength)
 
         def emit(mono: np.ndarray) -> np.ndarray:  # cut to the source length, clamp, restore the channels
             nonlocal written
@@ -186,10 +204,11 @@ class RVQAudioCodec(Codec):
         resampler, mix, written = MonoResampler(SAMPLE_RATE, rate), OverlapAdd(), 0
         for i in range(0, len(bounds), group):
             spans = bounds[i : i + group]
-            ys = map_per_item(synthesize, codes[i : i + group], device)
+            items = [(c, hi - lo) for c, (_, _, lo, hi) in zip(codes[i : i + group], spans, strict=True)]
+            ys = map_per_item(synthesize, items, device)
             for (start, end, lo, hi), y in zip(spans, ys, strict=True):
                 w = _crossfade(hi - lo, start - lo, hi - end).numpy()
-                mix.add(lo, y[: hi - lo].numpy(), w)
+                mix.add(lo, y.numpy(), w)
             final = bounds[i + group][2] if i + group < len(bounds) else bounds[-1][3]
             yield emit(resampler.push(mix.pop(final)))
         yield emit(resampler.flush())
@@ -248,6 +267,7 @@ def params_schema(model_stages: int) -> Schema:
             "kbps": Number(*INFO.qualities),
             "n_q": Int(1, model_stages),
             "model_samples": Int(1, (1 << 36) * SAMPLE_RATE),
+            "postfilter": Int(0, MAX_STRENGTH, required=False),
         },
         rules=(model_samples_near_source,),
     )

@@ -1,0 +1,117 @@
+"""The rvq decoder's pitch postfilter (FORMAT.md 6.3.1): it finds the period of voiced sound, thins the noise
+between its harmonics below 2 kHz, leaves unvoiced sound alone, and only files that ask for it get it."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mcodec import decode_bytes, encode_bytes
+from mcodec.codec import CodecError
+from mcodec.codec.audio import postfilter as pf
+from mcodec.entropy import read_container, write_container
+
+RATE = pf.RATE
+
+
+def voiced(seconds: float, f0: float = 150.0, glide: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+    """(a harmonic tone whose pitch glides around f0, its pitch period in samples at each sample)."""
+    t = np.arange(int(seconds * RATE)) / RATE
+    freq = f0 + glide * np.sin(2 * np.pi * 0.5 * t)
+    phase = 2 * np.pi * np.cumsum(freq) / RATE
+    x = sum(np.sin(k * phase) / k for k in range(1, 25)) * 0.2
+    return x, RATE / freq
+
+
+def snr_db(clean: np.ndarray, noisy: np.ndarray) -> float:
+    return 10 * math.log10((clean**2).sum() / ((noisy - clean) ** 2).sum())
+
+
+def si_snr_db(clean: np.ndarray, noisy: np.ndarray) -> float:
+    """SNR after the best gain: the comb lifts the harmonics by sqrt(1 + g), which is no noise."""
+    return snr_db(clean * (noisy @ clean) / (clean @ clean), noisy)
+
+
+def lowpass(x: np.ndarray, cutoff: float) -> np.ndarray:
+    spectrum = np.fft.rfft(x)
+    spectrum[np.fft.rfftfreq(x.size, 1 / RATE) > cutoff] = 0
+    return np.fft.irfft(spectrum, x.size)
+
+
+def test_the_pitch_track_follows_a_gliding_tone_and_calls_it_voiced():
+    x, period = voiced(2.0)
+    centres, lag, voicing = pf.pitch_track(torch.from_numpy(x))
+    true = period[centres.long().numpy()]
+    inner = slice(10, -10)  # the windows of the first and last 50 ms reach past the ends
+    assert np.abs(lag.numpy() - true)[inner].max() < 1.0  # samples at 24 kHz, out of 130-200
+    assert voicing[inner].min().item() > 0.95
+
+
+def test_noise_is_left_alone():
+    noise = torch.from_numpy(np.random.default_rng(1).standard_normal(RATE) * 0.1).float()
+    _, _, voicing = pf.pitch_track(noise.double())
+    assert voicing.median().item() < pf.VOICED  # below the threshold: mostly no comb at all
+    y = pf.pitch_postfilter(noise, 4)
+    assert y.shape == noise.shape and y.dtype == torch.float32
+    assert snr_db(noise.numpy(), y.numpy()) > 20  # what the comb changes in noise is small
+
+
+def test_the_comb_thins_noise_between_harmonics_below_2_khz_only():
+    x, _ = voiced(1.5)
+    noise = np.random.default_rng(2).standard_normal(x.size) * 0.03
+    noisy = torch.from_numpy(x + noise).float()
+    y = pf.pitch_postfilter(noisy, 2).double().numpy()
+    low_before = si_snr_db(lowpass(x, 1800), lowpass(noisy.numpy(), 1800))
+    low_after = si_snr_db(lowpass(x, 1800), lowpass(y, 1800))
+    assert low_after > low_before + 2  # dB: the harmonics kept, the noise between them thinned
+    # the band above the comb's cut-off is untouched (away from the ends, where the FFT's low-pass wraps)
+    high, high_y = (v - lowpass(v, 3000) for v in (noisy.numpy(), y))
+    inner = slice(2400, -2400)
+    assert snr_db(high[inner], high_y[inner]) > 30
+
+
+def test_strength_zero_and_tiny_spans_are_the_identity_and_strength_scales_the_change():
+    x = torch.from_numpy(voiced(0.5)[0] + np.random.default_rng(3).standard_normal(RATE // 2) * 0.03).float()
+    assert torch.equal(pf.pitch_postfilter(x, 0), x)
+    assert torch.equal(pf.pitch_postfilter(x[:1], 4), x[:1])
+    changes = [(pf.pitch_postfilter(x, s) - x).abs().mean().item() for s in range(pf.MAX_STRENGTH + 1)]
+    assert changes[0] == 0 and all(a < b for a, b in zip(changes, changes[1:], strict=False))
+
+
+def test_files_carry_the_strength_and_decode_with_it(tiny_rvq):
+    x, _ = voiced(1.0)
+    audio = torch.from_numpy(x + np.random.default_rng(4).standard_normal(x.size) * 0.02).float()[None]
+    default = encode_bytes((audio, RATE), "audio", "rvq", 6, weights=tiny_rvq)
+    off = encode_bytes((audio, RATE), "audio", "rvq", 6, weights=tiny_rvq, postfilter=0)
+    c, c_off = read_container(default), read_container(off)
+    assert c.header.params["postfilter"] == 2 and "postfilter" not in c_off.header.params
+    assert c.chunks == c_off.chunks  # the codes are the same: the filter is the decoder's alone
+    filtered, plain = decode_bytes(default, weights=tiny_rvq)[1][0], decode_bytes(off, weights=tiny_rvq)[1][0]
+    assert not torch.equal(filtered, plain)
+    # the same codes, the strength set to 0 in the header: the unfiltered samples
+    c.header.params["postfilter"] = 0
+    assert torch.equal(decode_bytes(write_container(c), weights=tiny_rvq)[1][0], plain)
+
+
+@pytest.mark.parametrize("bad", [5, -1, 1.5, "2"])
+def test_a_bad_strength_is_refused_by_encoder_and_decoder(tiny_rvq, bad):
+    audio = torch.zeros(1, RATE // 10)
+    with pytest.raises(CodecError, match="postfilter"):
+        encode_bytes((audio, RATE), "audio", "rvq", 6, weights=tiny_rvq, postfilter=bad)
+    c = read_container(encode_bytes((audio, RATE), "audio", "rvq", 6, weights=tiny_rvq))
+    c.header.params["postfilter"] = bad
+    with pytest.raises(CodecError, match="rvq params: postfilter"):
+        decode_bytes(write_container(c), weights=tiny_rvq)
+
+
+def test_the_reference_vector_holds_the_postfilter():
+    """bitstream_spec/vectors/goforward_rvq_6k_pf.mcd (checked by test_vectors) is filtered: its strength is
+    the encoder's default and its samples are not those of the same codes unfiltered."""
+    from pathlib import Path
+
+    data = (Path(__file__).parents[1] / "bitstream_spec" / "vectors" / "goforward_rvq_6k_pf.mcd").read_bytes()
+    c = read_container(data)
+    assert c.header.params["postfilter"] == 2
+    c.header.params["postfilter"] = 0
+    assert not torch.equal(decode_bytes(data)[1][0], decode_bytes(write_container(c))[1][0])
