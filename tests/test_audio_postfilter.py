@@ -80,7 +80,7 @@ def test_strength_zero_and_tiny_spans_are_the_identity_and_strength_scales_the_c
 
 
 def test_files_carry_the_strength_and_decode_with_it(tiny_rvq):
-    x, _ = voiced(1.0)
+    x, _ = voiced(3.0)  # long enough for the header's bytes to shed nothing
     audio = torch.from_numpy(x + np.random.default_rng(4).standard_normal(x.size) * 0.02).float()[None]
     default = encode_bytes((audio, RATE), "audio", "rvq", 6, weights=tiny_rvq)
     off = encode_bytes((audio, RATE), "audio", "rvq", 6, weights=tiny_rvq, postfilter=0)
@@ -115,3 +115,16 @@ def test_the_reference_vector_holds_the_postfilter():
     assert c.header.params["postfilter"] == 2
     c.header.params["postfilter"] = 0
     assert not torch.equal(decode_bytes(data)[1][0], decode_bytes(write_container(c))[1][0])
+
+
+def test_a_short_file_drops_the_postfilter_before_it_sheds_a_stage(tiny_rvq):
+    """The strength's header bytes come off first when a file is over its bitrate: a stage costs more."""
+    from mcodec.codec import registry
+
+    codec = registry.get("rvq", tiny_rvq)
+    audio = torch.from_numpy(voiced(0.5)[0]).float()[None]
+    payload = codec.encode((audio, RATE), 6.0)
+    lower = codec.reduce_rate(payload)
+    assert "postfilter" not in lower.params and lower.params["n_q"] == payload.params["n_q"]
+    assert lower.chunks == payload.chunks
+    assert codec.reduce_rate(lower).params["n_q"] == payload.params["n_q"] - 1

@@ -216,9 +216,13 @@ class RVQAudioCodec(Codec):
             yield emit(np.zeros(samples - written, np.float32))
 
     def reduce_rate(self, payload: Payload) -> Payload | None:
-        """The payload without its finest stage (re-coded from the decoded codes: the first k stages of a
+        """The payload without its postfilter param, where it has one (its ~15 header bytes made short
+        files shed a stage, which cost more PESQ-WB than the filter gave: 7 of 8 such held-back files at 3
+        kbit/s); else without its finest stage (re-coded from the decoded codes: the first k stages of a
         search over more are still a good k-stage code; see rvq.beam_search), or None at one stage.
         ``kbps`` keeps the requested rate."""
+        if "postfilter" in payload.params:
+            return Payload({k: v for k, v in payload.params.items() if k != "postfilter"}, payload.chunks)
         n_q = payload.params["n_q"]
         if n_q <= 1:
             return None
