@@ -187,9 +187,7 @@ def main() -> None:
     )
     # the postfilter at the encoder's default strength on 1.5 s at 6 kbit/s (7 stages), set in the header:
     # the encoder drops it from a file this short, whose container bytes are over the request
-    pf = read_container(
-        encode_bytes((speech[:, 8000:32000], speech_rate), "audio", "rvq", 6, postfilter=0)
-    )
+    pf = read_container(encode_bytes((speech[:, 8000:32000], speech_rate), "audio", "rvq", 6, postfilter=0))
     pf.header.params["postfilter"] = 2
     decodable["goforward_rvq_6k_pf.mcd"] = write_container(pf)
     tree_file = OUT / "tree_64x48_hnerv_q1.mcd"
