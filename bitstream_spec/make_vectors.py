@@ -185,8 +185,8 @@ def main() -> None:
     decodable["goforward_rvq_3k.mcd"] = encode_bytes(
         (speech[:, 8000:32000], speech_rate), "audio", "rvq", 3, postfilter=0
     )
-    # the postfilter at the encoder's default strength on 1.5 s at 6 kbit/s (7 stages), set in the header:
-    # the encoder drops it from a file this short, whose container bytes are over the request
+    # the postfilter at the encoder's default strength on 1.5 s at 6 kbit/s (7 stages), set in the header
+    # (the bytes the encoder writes by default)
     pf = read_container(encode_bytes((speech[:, 8000:32000], speech_rate), "audio", "rvq", 6, postfilter=0))
     pf.header.params["postfilter"] = 2
     decodable["goforward_rvq_6k_pf.mcd"] = write_container(pf)
