@@ -2,12 +2,14 @@
 beside its PESQ-WB, STOI and mel figures (issue 21: "look at spectrograms before and after").
 
     python bench/audio_spectrograms.py CLIP... --weights OLD --weights NEW [--bitrate 6] [--opus 6 8]
-                                      [--seconds 4] [--out docs/rvq_spectrograms.png]
+                                      [--seconds 4] [--postfilter 0 --postfilter 2]
+                                      [--out docs/rvq_spectrograms.png]
 
-One row per clip (its first --seconds), one column each for the source, every --weights model and every
---opus bitrate: log-mel spectrograms (80 bands to 12 kHz, dB) of the decoded audio on one colour scale per
-row, each titled with its real kbit/s (file bytes), mel distance and, for speech at 16 kHz or more,
-PESQ-WB (where it finds speech). Real encodes and decodes through the `mcodec eval` contenders.
+One row per clip (its first --seconds), one column each for the source, every --weights model (with
+--postfilter, every model and strength) and every --opus bitrate: log-mel spectrograms (80 bands to 12 kHz,
+dB) of the decoded audio on one colour scale per row, each titled with its real kbit/s (file bytes), mel
+distance and, for speech at 16 kHz or more, PESQ-WB (where it finds speech). Real encodes and decodes
+through the `mcodec eval` contenders.
 """
 
 from __future__ import annotations
@@ -41,13 +43,15 @@ def log_mel(audio: torch.Tensor, rate: int) -> torch.Tensor:
 
 
 def columns(
-    item, weights: list[Path], opus: list[float], kbps: float
+    item, weights: list[Path], opus: list[float], kbps: float, postfilters: list[int | None]
 ) -> list[tuple[str, object, int | None]]:
     """(label, decoded item, file bytes or None for the source) per column."""
     out = [("source", item, None)]
     for w in weights:
-        trial = OurCodec("rvq", weights=str(w)).run(item, kbps)
-        out.append((w.stem, trial.decoded, trial.bytes))
+        for p in postfilters:  # None: the encoder's default strength
+            options = {} if p is None else {"postfilter": p}
+            trial = OurCodec("rvq", options=options, weights=str(w)).run(item, kbps)
+            out.append((w.stem + ("" if p is None else f", postfilter {p}"), trial.decoded, trial.bytes))
     for point in opus:
         trial = OpusAnchor().run(item, point)
         out.append((f"Opus {point:g}", trial.decoded, trial.bytes))
@@ -70,6 +74,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0, help="the start of each clip shown (default 4)")
     ap.add_argument("--out", type=Path, default=Path("bench-out/rvq_spectrograms.png"))
     ap.add_argument("--dpi", type=int, default=80)
+    ap.add_argument(
+        "--postfilter", type=int, action="append", help="rvq pitch postfilter 0..4, a column each (repeat)"
+    )
     args = ap.parse_args()
     if not args.weights:
         raise SystemExit("audio_spectrograms: give at least one --weights model file")
@@ -79,7 +86,8 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n_cols = 1 + len(args.weights) + len(args.opus)
+    postfilters = args.postfilter or [None]
+    n_cols = 1 + len(args.weights) * len(postfilters) + len(args.opus)
     fig, axes = plt.subplots(
         len(args.clips), n_cols, figsize=(2.6 * n_cols, 2.4 * len(args.clips)), squeeze=False, sharey=True
     )
@@ -87,7 +95,7 @@ def main() -> None:
         audio, rate = read_audio(clip)
         audio = audio[:, : int(args.seconds * rate)]
         seconds = audio.shape[1] / rate
-        panels = columns((audio, rate), args.weights, args.opus, args.bitrate)
+        panels = columns((audio, rate), args.weights, args.opus, args.bitrate, postfilters)
         specs = [log_mel(decoded[0], decoded[1]) for _, decoded, _ in panels]
         top = float(specs[0].max())
         for ax, (label, (decoded, _), size), spec in zip(row, panels, specs, strict=True):
