@@ -181,9 +181,11 @@ def test_audio_spectrograms(tmp_path):
     out = tmp_path / "spec.png"
     model = REPO / "codec" / "models" / "rvq.safetensors"
     stdout = run_bench(
-        "audio_spectrograms.py", SPEECH, "--weights", model, "--opus", 6, "--seconds", 1, "--out", out
+        "audio_spectrograms.py",
+        *(SPEECH, "--weights", model, "--opus", 6, "--seconds", 1, "--out", out),
+        *("--postfilter", 0, "--postfilter", 2),  # a column per strength
     )
-    assert "1 clips x 3 columns" in stdout
+    assert "1 clips x 4 columns" in stdout
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
