@@ -124,6 +124,11 @@ def cli(ctx: click.Context, quiet: bool) -> None:
     "block, and any group but a pan's or zoom's is drawn from key pictures alone (a frame in 12, each other "
     "frame's blocks moved from those around it, no network) where that costs less (default: on)",
 )
+@click.option(
+    "--postfilter",
+    type=click.IntRange(0, 4),
+    help="audio (rvq): the strength of the decoder's pitch postfilter, 0 (off) .. 4 (default: 2)",
+)
 @click.option("--no-audio", is_flag=True, help="video: leave the sound out (default: code the first track)")
 @click.option(
     "--audio-bitrate",
@@ -147,6 +152,7 @@ def encode(  # noqa: PLR0913 - one parameter per option
     motion,
     key_pictures,
     block_motion,
+    postfilter,
     no_audio,
     audio_bitrate,
     device,
@@ -183,6 +189,10 @@ def encode(  # noqa: PLR0913 - one parameter per option
         raise click.UsageError(f"--motion is for the hnerv codec, not {used}")
     if motion is not None and media not in (None, "video"):
         raise click.UsageError(f"--motion is for the hnerv codec; {used} codes {media}")
+    if postfilter is not None:
+        if used not in (None, "rvq"):  # None: src is unreadable, which encode_file reports
+            raise click.UsageError(f"--postfilter is for the rvq audio codec, not {used}")
+        options["postfilter"] = postfilter
     if media not in (None, "video") and (no_audio or audio_bitrate is not None):
         raise click.UsageError("--no-audio and --audio-bitrate are for video files (movies with sound)")
     if audio_bitrate is not None:

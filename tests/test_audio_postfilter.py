@@ -125,3 +125,21 @@ def test_a_file_over_its_bitrate_keeps_the_postfilter_as_it_sheds_a_stage(tiny_r
     payload = codec.encode((audio, RATE), 6.0)
     lower = codec.reduce_rate(payload)
     assert lower.params["postfilter"] == 2 and lower.params["n_q"] == payload.params["n_q"] - 1
+
+
+def test_cli_sets_the_strength_and_refuses_it_for_other_codecs(tiny_rvq, tmp_path, capfd):
+    from conftest import SAMPLE, run_cli
+
+    from mcodec.codec.media_io import write_audio
+
+    src = tmp_path / "voiced.wav"
+    write_audio(src, torch.from_numpy(voiced(3.0)[0]).float()[None], RATE)
+    for strength in (0, 3):
+        out = tmp_path / f"s{strength}.mcd"
+        code, _, err = run_cli(capfd, "encode", src, out, "--postfilter", strength, "--weights", tiny_rvq)
+        assert code == 0, err
+        assert read_container(out.read_bytes()).header.params.get("postfilter", 0) == strength
+    code, _, err = run_cli(capfd, "encode", SAMPLE, tmp_path / "img.mcd", "--postfilter", 2)
+    assert code != 0 and "--postfilter is for the rvq audio codec, not meanscale" in err
+    code, _, err = run_cli(capfd, "encode", src, tmp_path / "x.mcd", "--postfilter", 5, "--weights", tiny_rvq)
+    assert code != 0 and "--postfilter" in err
