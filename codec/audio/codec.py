@@ -36,8 +36,8 @@ CONTEXT = 2400  # samples of context each side of a segment, cross-faded on deco
 # 52 held-back files: +0.02 mean, the median flat, at twice the encode time; codec/models/rvq.md, session 36).
 BEAM = {"fast": 1, "medium": 4, "slow": 16}
 # the pitch postfilter's strength in quarters (postfilter.py, FORMAT.md 6.3.1) that the encoder writes: on 64
-# training files at 6 kbit/s PESQ-WB 2.32 -> 2.47 (1), 2.53 (2), 2.53 (3), with STOI and mel distance
-# slowly worse from 2 on (codec/models/rvq.md, session 42)
+# training files PESQ-WB at 6 kbit/s 2.32 -> 2.51 at 2, 2.52 at 3 with STOI and mel distance worse; at 3
+# kbit/s 1.80 -> 1.87, 1.90, 1.91, 1.89 at 1..4 (codec/models/rvq.md, session 42)
 POSTFILTER = 2
 INFO = CodecInfo(
     "rvq",
