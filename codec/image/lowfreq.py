@@ -23,9 +23,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mcodec.codec import side_symbols
 from mcodec.codec.base import CodecError
-
-from . import side_symbols
 
 CHUNK = "LFCR"
 HEADER = 2  # bytes before the scale indexes: log2 of the block side, the step in quarter levels

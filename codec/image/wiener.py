@@ -26,9 +26,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mcodec.codec import side_symbols
 from mcodec.codec.base import CodecError
 
-from . import lowfreq, side_symbols
+from . import lowfreq
 
 CHUNK = "WFLT"
 HEADER = 1  # the shift, before the scale indexes

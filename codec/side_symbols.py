@@ -1,6 +1,6 @@
-"""Small arrays of side symbols of the image codecs (LFCR's grid, WFLT's filter coefficients): one scale
-index per channel into the 64 frozen Gaussian tables of FORMAT.md 6.2, then one stream of every channel's
-symbols in turn."""
+"""Small arrays of side symbols (the image codecs' LFCR grid and WFLT coefficients, rvq's AHBE levels):
+one scale index per channel into the 64 frozen Gaussian tables of FORMAT.md 6.2, then one stream of every
+channel's symbols in turn."""
 
 from __future__ import annotations
 
