@@ -72,8 +72,8 @@ def encode_stream(
 
     coded = stream(payload)
     limit = _byte_limit(info.unit, quality, payload.params)
-    while limit is not None and _file_bytes(coded) > limit:
-        if (lower := codec.reduce_rate(payload)) is None:
+    while limit is not None and (excess := _file_bytes(coded) - limit) > 0:
+        if (lower := codec.reduce_rate(payload, excess)) is None:
             break
         payload = lower
         coded = stream(payload)

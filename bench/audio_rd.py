@@ -2,7 +2,7 @@
 
     python bench/audio_rd.py [--speech DIR] [--music DIR] [--weights FILE] [--out bench-out/audio]
                              [--music-files 8] [--jobs 1] [--bitrate KBPS ...] [--rtf-seconds 30]
-                             [--postfilter 0..4]
+                             [--postfilter 0..4] [--no-high-band]
 
 Speech (default ../shared/media/audio/speech) at 1.5/3/6/12 kbit/s: real kbit/s (file bytes, header
 included), mel distance, SI-SDR, PESQ-WB, STOI. Music (the first --music-files of
@@ -80,8 +80,11 @@ def main() -> None:
     ap.add_argument("--bitrate", type=float, action="append", help="kbit/s (repeat; default 1.5 3 6 12)")
     ap.add_argument("--rtf-seconds", type=float, default=30.0, help="length of the clip timed")
     ap.add_argument("--postfilter", type=int, help="pitch postfilter 0 (off)..4; default: the encoder's")
+    ap.add_argument("--no-high-band", action="store_true", help="code no levels above 12 kHz (highband.py)")
     args = ap.parse_args()
     options = {} if args.postfilter is None else {"postfilter": args.postfilter}
+    if args.no_high_band:
+        options["high_band"] = False
     bitrates = args.bitrate or list(BITRATES)
     weights = {"rvq": args.weights} if args.weights else {}
     speech = list_files([args.speech])

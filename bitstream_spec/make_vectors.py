@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torchaudio
 
 from mcodec import decode_bytes, encode_bytes, encode_stream
 from mcodec.codec import registry
@@ -190,6 +191,12 @@ def main() -> None:
     pf = read_container(encode_bytes((speech[:, 8000:32000], speech_rate), "audio", "rvq", 6, postfilter=0))
     pf.header.params["postfilter"] = 2
     decodable["goforward_rvq_6k_pf.mcd"] = write_container(pf)
+    # 2 s at 48 kHz with a hiss (rms 0.003, then 0.03 from 1 s) above 12 kHz, at 12 kbit/s: its high band
+    # in an AHBE chunk (6.3.2)
+    up = torchaudio.functional.resample(speech[:, 8000:40000], speech_rate, 48000)
+    rms = np.where(np.arange(up.shape[1]) < 48000, 0.003, 0.03)
+    hiss = torch.from_numpy(np.random.default_rng(0).standard_normal(up.shape[1]) * rms).float()
+    decodable["goforward_48k_rvq_12k_hb.mcd"] = encode_bytes((up + hiss, 48000), "audio", "rvq", 12)
     tree_file = OUT / "tree_64x48_hnerv_q1.mcd"
     video = tree_file.read_bytes() if new_only and tree_file.exists() else decodable[tree_file.name]
     decodable["movie_hnerv_rvq.mcd"] = movie(video, speech, speech_rate)
@@ -222,6 +229,9 @@ def main() -> None:
             table[name]["symbols_sha256"] = symbols_sha256(data)
         if container.header.media == "audio":
             table[name]["codes_sha256"] = codes_sha256(data)
+            payload = Payload(container.header.params, container.chunks)
+            if (levels := registry.get("rvq").high_band(payload)) is not None:  # AHBE (6.3.2): exact too
+                table[name]["high_band_sha256"] = hashlib.sha256(levels.astype("<i4").tobytes()).hexdigest()
         keys = [chunk for ctype, chunk in container.chunks if ctype == "VKEY"]
         if keys:  # the key pictures' image synthesis is float32: the frames' hash holds where theirs does
             table[name]["keys_sha256"] = keys_sha256(keys)

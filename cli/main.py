@@ -129,6 +129,12 @@ def cli(ctx: click.Context, quiet: bool) -> None:
     type=click.IntRange(0, 4),
     help="audio (rvq): the strength of the decoder's pitch postfilter, 0 (off) .. 4 (default: 2)",
 )
+@click.option(
+    "--high-band/--no-high-band",
+    default=None,
+    help="audio (rvq) sampled above 24 kHz: code the levels of the band above 12 kHz, which the decoder "
+    "fills with noise (~0.1 kbit/s; default: on)",
+)
 @click.option("--no-audio", is_flag=True, help="video: leave the sound out (default: code the first track)")
 @click.option(
     "--audio-bitrate",
@@ -153,6 +159,7 @@ def encode(  # noqa: PLR0913 - one parameter per option
     key_pictures,
     block_motion,
     postfilter,
+    high_band,
     no_audio,
     audio_bitrate,
     device,
@@ -193,6 +200,10 @@ def encode(  # noqa: PLR0913 - one parameter per option
         if used not in (None, "rvq"):  # None: src is unreadable, which encode_file reports
             raise click.UsageError(f"--postfilter is for the rvq audio codec, not {used}")
         options["postfilter"] = postfilter
+    if high_band is not None:
+        if used not in (None, "rvq"):
+            raise click.UsageError(f"--high-band is for the rvq audio codec, not {used}")
+        options["high_band"] = high_band
     if media not in (None, "video") and (no_audio or audio_bitrate is not None):
         raise click.UsageError("--no-audio and --audio-bitrate are for video files (movies with sound)")
     if audio_bitrate is not None:

@@ -74,7 +74,8 @@ class Codec(ABC):
             known = ", ".join(self.info.presets)
             raise CodecError(f"{self.info.id} has no preset {preset!r} (presets: {known})")
 
-    def reduce_rate(self, payload: Payload) -> Payload | None:
+    def reduce_rate(self, payload: Payload, excess: int | None = None) -> Payload | None:
         """The same media coded at the next lower rate, or None where there is none. Rate control for
-        bitrate (``kbps``) codecs: the caller sheds rate this way until the file meets the request."""
+        bitrate (``kbps``) codecs: the caller sheds rate this way until the file meets the request;
+        ``excess``: by how many bytes the file is over it (None: unknown), so a codec may pick the cut."""
         return None

@@ -38,6 +38,9 @@ def test_decodable_vector(name):
         codes = registry.get(c.header.codec).codes(Payload(c.header.params, c.chunks))
         digest = hashlib.sha256(b"".join(x.astype("<i2").tobytes() for x in codes)).hexdigest()
         assert digest == expected["codes_sha256"]
+    if "high_band_sha256" in expected:  # and the levels of its high band (FORMAT.md 6.3.2)
+        levels = registry.get(c.header.codec).high_band(Payload(c.header.params, c.chunks))
+        assert hashlib.sha256(levels.astype("<i4").tobytes()).hexdigest() == expected["high_band_sha256"]
     for i, stream in enumerate(c.more, 1):  # a movie's further streams: their codes, then their samples
         codec = registry.get(stream.header.codec)
         payload = Payload(stream.header.params, stream.chunks)

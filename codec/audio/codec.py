@@ -7,7 +7,9 @@ coded, synthesized and written as a stream (``audio_stream``): memory holds a fe
 file's length. Each segment is one ``ASEG`` chunk: the codes [n_q, T] stage by stage, table index =
 stage, under per-stage priors learned from the training corpus (categorical tables shipped in the model
 file), or under a uniform table where that is shorter (one flag byte per stage), so the real bitrate
-stays at or below the nominal 0.75 kbit/s per stage. Profile ``tables``.
+stays at or below the nominal 0.75 kbit/s per stage. Profile ``tables``. A source sampled above 24 kHz
+also keeps the levels of its band above 12 kHz, an ``AHBE`` chunk after each ``ASEG`` (highband.py), which
+the decoder fills with noise.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from mcodec.codec.model_file import default_weights, load_state, load_weights
 from mcodec.codec.schema import Int, Number, OneOf, Schema, media_fields
 from mcodec.entropy import decode_indexed, encode_indexed
 
+from . import highband
 from .model import ARCH, HOP, SAMPLE_RATE, RVQAutoencoder, codebooks_for, sizes
 from .postfilter import MAX_STRENGTH, pitch_postfilter
 from .stream import MonoResampler, OverlapAdd, SampleBuffer
@@ -39,6 +42,11 @@ BEAM = {"fast": 1, "medium": 4, "slow": 16}
 # training files PESQ-WB at 6 kbit/s 2.32 -> 2.51 at 2, 2.52 at 3 with STOI and mel distance worse; at 3
 # kbit/s 1.80 -> 1.87, 1.90, 1.91, 1.89 at 1..4 (codec/models/rvq.md, session 42)
 POSTFILTER = 2
+# rate control (reduce_rate): at this many stages and fewer, a file over its request drops its high band
+# before a stage. On short held-back syllables, shedding the 4th stage to keep the band cost PESQ-WB 0.3
+# (the 52 at 3 kbit/s: 1.909 -> 1.855) and the 8th next to nothing (2.445 -> 2.443), while on short music
+# samples dropping the band cost more than the 8th stage (mel distance: codec/models/rvq.md, session 43)
+BAND_FIRST = 4
 INFO = CodecInfo(
     "rvq",
     "audio",
@@ -98,44 +106,63 @@ class RVQAudioCodec(Codec):
         device: str = "cpu",
         preset: str = INFO.default_preset,
         postfilter: int = POSTFILTER,
+        high_band: bool = True,
         **options,
     ) -> Payload:
         """item: an ``AudioStream`` (read as it is coded: memory stays a segment's worth), or (audio
         float32 [C, N], sample rate in Hz); quality: the nominal bitrate in kbit/s; preset: the search
-        effort (BEAM); postfilter: the decoder's pitch postfilter strength, 0 (off) .. 4."""
+        effort (BEAM); postfilter: the decoder's pitch postfilter strength, 0 (off) .. 4; high_band: code
+        the levels of the band above 12 kHz of a source sampled above 24 kHz (highband.py)."""
         self.check_preset(preset)
         if postfilter not in range(MAX_STRENGTH + 1):
             raise CodecError(f"postfilter must be an integer 0..{MAX_STRENGTH}, not {postfilter!r}")
         stream = item if isinstance(item, AudioStream) else AudioStream.from_tensor(*item)
         n_q, beam = self.stages(quality), BEAM[preset]
         model = self.model.to(device)
+        high = highband.Analyser(int(stream.rate)) if high_band and stream.rate > SAMPLE_RATE else None
 
-        def code(span: np.ndarray) -> tuple[str, bytes]:
+        def code(span: np.ndarray, start: int, end: int) -> list[tuple[str, bytes]]:
             x = torch.from_numpy(span.copy())
             x = torch.nn.functional.pad(x, (0, _frames(span.size) * HOP - span.size))
             with torch.no_grad():
                 codes = model.encode(x[None, None].to(device), n_q, beam)[:, 0].cpu().numpy()  # [n_q, T]
-            return "ASEG", self._code_segment(codes)
+            out = [("ASEG", self._code_segment(codes))]
+            if high is not None:  # the levels of the core's 80 ms frames
+                nonlocal silent
+                levels = high.levels(start // highband.ENVELOPE, -(-end // highband.ENVELOPE), samples)
+                silent = silent and levels.max(initial=0) < highband.AUDIBLE
+                out.append((highband.CHUNK, highband.pack(levels)))
+            return out
 
         # A segment whose span lies whole in the buffer is the same whatever follows (segment_bounds), so
         # it is coded at once and the buffer keeps only the next span's start onwards.
         resampler, mono = MonoResampler(stream.rate, SAMPLE_RATE), SampleBuffer()
-        chunks, samples, start = [], 0, 0
+        chunks, samples, start, silent = [], 0, 0, True
         for block in stream.blocks:
             if not np.isfinite(block).all():
                 raise CodecError("audio must have no NaN or infinite values")
             samples += block.shape[1]
             mono.append(resampler.push(block.mean(0)))
+            if high is not None:
+                high.push(block.mean(0))
             while mono.end >= start + SEGMENT + CONTEXT:
-                chunks.append(code(mono.take(max(0, start - CONTEXT), start + SEGMENT + CONTEXT)))
+                chunks += code(
+                    mono.take(max(0, start - CONTEXT), start + SEGMENT + CONTEXT), start, start + SEGMENT
+                )
                 start += SEGMENT
                 mono.drop_before(start - CONTEXT)
         if samples == 0:
             raise CodecError("audio must have samples")
         mono.append(resampler.flush())
+        if high is not None:
+            high.push(np.zeros(0, np.float32), final=True)
         if mono.end == 0:  # a few source samples may resample to none
             mono.append(np.zeros(1, np.float32))
-        chunks += [code(mono.take(lo, hi)) for s, _, lo, hi in segment_bounds(mono.end) if s >= start]
+        for s, e, lo, hi in segment_bounds(mono.end):
+            if s >= start:
+                chunks += code(mono.take(lo, hi), s, e)
+        if silent:  # nothing audible above 12 kHz (say, a source upsampled from 24 kHz or less): no band
+            chunks = [(t, d) for t, d in chunks if t != highband.CHUNK]
         params = {
             "sample_rate": int(stream.rate),
             "channels": stream.channels,
@@ -157,9 +184,10 @@ class RVQAudioCodec(Codec):
         """The payload's audio as blocks, synthesized while they are consumed. Every segment's codes are
         entropy-decoded and checked here first, so a corrupt file fails before a sample is produced."""
         p = payload.params
-        codes = self.codes(payload)
+        codes, levels = self.codes(payload), self.high_band(payload)
         bounds = segment_bounds(p["model_samples"])
-        return AudioStream(p["sample_rate"], p["channels"], self._synthesize(p, bounds, codes, device))
+        high = None if levels is None else highband.Synthesizer(p["sample_rate"], levels)
+        return AudioStream(p["sample_rate"], p["channels"], self._synthesize(p, bounds, codes, high, device))
 
     def codes(self, payload: Payload) -> list[np.ndarray]:
         """Each segment's codes, int16 [n_q, T], of a payload whose params the schema accepted."""
@@ -168,20 +196,46 @@ class RVQAudioCodec(Codec):
             for flags, stream, t in self._segments(payload)
         ]
 
+    def high_band(self, payload: Payload) -> np.ndarray | None:
+        """The high band's levels int32 [bands, frames] over the whole file (FORMAT.md 6.3.2), or None
+        where the file has no AHBE chunks."""
+        p, pairs = payload.params, self._chunk_pairs(payload)
+        if pairs[0][1] is None:
+            return None
+        if p["sample_rate"] <= SAMPLE_RATE:
+            raise CodecError(f"{highband.CHUNK} chunks in a file sampled at {p['sample_rate']} Hz")
+        n_bands = len(highband.bands(p["sample_rate"]))
+        levels = []
+        for (start, end, _, _), (_, data) in zip(segment_bounds(p["model_samples"]), pairs, strict=True):
+            n = -(-end // highband.ENVELOPE) - start // highband.ENVELOPE
+            levels.append(highband.unpack(data, n_bands, n))
+        return np.concatenate(levels, axis=1)
+
+    def _chunk_pairs(self, payload: Payload) -> list[tuple[bytes, bytes | None]]:
+        """(ASEG payload, AHBE payload or None) per segment: either every ASEG is followed by an AHBE or
+        none is (the count from model_samples)."""
+        m, chunks = payload.params["model_samples"], payload.chunks
+        n, types = -(-m // SEGMENT), [t for t, _ in chunks]
+        if types == ["ASEG"] * n:
+            return [(data, None) for _, data in chunks]
+        if types == ["ASEG", highband.CHUNK] * n:
+            return [(chunks[2 * i][1], chunks[2 * i + 1][1]) for i in range(n)]
+        raise CodecError(
+            f"expected {n} ASEG chunks, each followed by an {highband.CHUNK} or none, found {len(chunks)}"
+        )
+
     def _segments(self, payload: Payload) -> list[tuple[bytes, bytes, int]]:
         """(stage flags, stream, frames T) of each ASEG chunk: the in-chunk checks, all made before any
         segment is decoded (the count from model_samples, the chunk types, n_q flag bytes in {0, 1})."""
         n_q, m = payload.params["n_q"], payload.params["model_samples"]
-        if len(payload.chunks) != -(-m // SEGMENT) or any(t != "ASEG" for t, _ in payload.chunks):
-            raise CodecError(f"expected {-(-m // SEGMENT)} ASEG chunks, found {len(payload.chunks)}")
         out = []
-        for (_, _, lo, hi), (_, data) in zip(segment_bounds(m), payload.chunks, strict=True):
+        for (_, _, lo, hi), (data, _) in zip(segment_bounds(m), self._chunk_pairs(payload), strict=True):
             if len(data) < n_q or any(f > 1 for f in data[:n_q]):
                 raise CodecError("corrupt audio segment (stage flags)")
             out.append((data[:n_q], data[n_q:], _frames(hi - lo)))
         return out
 
-    def _synthesize(self, p: dict, bounds: list, codes: list[np.ndarray], device: str):
+    def _synthesize(self, p: dict, bounds: list, codes: list[np.ndarray], high, device: str):
         model = self.model.to(device)
         rate, channels, samples = p["sample_rate"], p["channels"], p["samples"]
         strength = p.get("postfilter", 0)
@@ -191,9 +245,12 @@ class RVQAudioCodec(Codec):
             y = model.decode(torch.from_numpy(c[:, None].astype(np.int64)).to(device))[0, 0].cpu()
             return pitch_postfilter(y[:n], strength)
 
-        def emit(mono: np.ndarray) -> np.ndarray:  # cut to the source length, clamp, restore the channels
-            nonlocal written
-            mono = np.clip(mono[: samples - written], -1, 1)
+        def emit(mono: np.ndarray) -> np.ndarray:  # cut to the source length, add the high band, clamp,
+            nonlocal written  # restore the channels
+            mono = mono[: samples - written]
+            if high is not None:
+                mono = mono + high.render(written, written + mono.size)
+            mono = np.clip(mono, -1, 1)
             written += mono.size
             return np.broadcast_to(mono, (channels, mono.size))
 
@@ -215,16 +272,25 @@ class RVQAudioCodec(Codec):
         if written < samples:
             yield emit(np.zeros(samples - written, np.float32))
 
-    def reduce_rate(self, payload: Payload) -> Payload | None:
-        """The payload without its finest stage (re-coded from the decoded codes: the first k stages of a
-        search over more are still a good k-stage code; see rvq.beam_search), or None at one stage.
-        ``kbps`` keeps the requested rate. The postfilter param stays: its ~15 header bytes make some short
-        files shed a stage, but dropping it first measured worse (held-back 52, PESQ-WB 2.445 -> 2.423 at 6
-        kbit/s and 1.909 -> 1.818 at 3, as every file that sheds anyway then loses the filter)."""
+    def reduce_rate(self, payload: Payload, excess: int | None = None) -> Payload | None:
+        """The payload at the next lower rate, or None at one stage and no high band. Above BAND_FIRST
+        stages the finest stage goes first (re-coded from the decoded codes: the first k stages of a search
+        over more are still a good k-stage code; see rvq.beam_search) and the high band (the AHBE chunks)
+        stays; at BAND_FIRST stages and fewer the band goes first where that alone sheds ``excess`` bytes
+        (or the excess is unknown). ``kbps`` keeps the requested rate. The postfilter param stays: its ~15
+        header bytes make some short files shed a stage, but dropping it first measured worse (held-back
+        52, PESQ-WB 2.445 -> 2.423 at 6 kbit/s and 1.909 -> 1.818 at 3, as every file that sheds anyway
+        then loses the filter)."""
+        band = sum(len(d) + 12 for t, d in payload.chunks if t == highband.CHUNK)  # 12: a chunk's framing
         n_q = payload.params["n_q"]
+        if band and (n_q <= 1 or (n_q <= BAND_FIRST and (excess is None or band >= excess))):
+            return Payload(payload.params, [(t, d) for t, d in payload.chunks if t != highband.CHUNK])
         if n_q <= 1:
             return None
-        chunks = [("ASEG", self._code_segment(c[: n_q - 1].astype(np.int64))) for c in self.codes(payload)]
+        chunks = []
+        for c, (_, high) in zip(self.codes(payload), self._chunk_pairs(payload), strict=True):
+            chunks.append(("ASEG", self._code_segment(c[: n_q - 1].astype(np.int64))))
+            chunks += [] if high is None else [(highband.CHUNK, high)]
         return Payload({**payload.params, "n_q": n_q - 1}, chunks)
 
     def _code_segment(self, codes: np.ndarray) -> bytes:
