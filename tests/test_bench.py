@@ -184,6 +184,7 @@ def test_audio_spectrograms(tmp_path):
         "audio_spectrograms.py",
         *(SPEECH, "--weights", model, "--opus", 6, "--seconds", 1, "--out", out),
         *("--postfilter", 0, "--postfilter", 2),  # a column per strength
+        *("--high-band", 1, "--rate", 32000),  # one setting: no more columns; bands to 16 kHz
     )
     assert "1 clips x 4 columns" in stdout
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
