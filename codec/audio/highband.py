@@ -74,41 +74,38 @@ class Analyser:
 
     def __init__(self, rate: int):
         self.rate, self.h = rate, hop(rate)
-        self.bins = _bins(rate, 2 * self.h)
+        self.bands = np.zeros((self.h + 1, len(bands(rate))))  # bin -> band indicator
+        for i, b in enumerate(_bins(rate, 2 * self.h)):
+            self.bands[b, i] = 1
         self.window = _window(2 * self.h)
-        self.buffer = np.zeros(self.h, np.float64)  # the signal from sample -h (zeros before 0)
-        self.base = -self.h  # absolute index of buffer[0]
-        self.power: list[np.ndarray] = []  # band power [bands] of noise frames first, first + 1, ...
-        self.first = 0  # (centre f h); frames before it were consumed by ``levels``
+        self.buffer = np.zeros(self.h, np.float64)  # the signal from the next noise frame's first sample
+        self.power = np.zeros((0, self.bands.shape[1]))  # band power [frames, bands] of noise frames first..
+        self.first = 0  # (centres f h); frames before it were consumed by ``levels``
 
     def push(self, x: np.ndarray, final: bool = False) -> None:
         """The next piece of the source; ``final``: the last one (the signal is zero after it)."""
         parts = [self.buffer, x.astype(np.float64)] + [np.zeros(2 * self.h)] * final
         self.buffer, h = np.concatenate(parts), self.h
-        while (
-            f := self.first + len(self.power)
-        ) * h + h <= self.base + self.buffer.size:  # [f h - h, f h + h)
-            start = f * h - h - self.base
-            spec = np.fft.rfft(self.window * self.buffer[start : start + 2 * h])
-            p = np.abs(spec) ** 2 / h**2  # a band's variance from its bins (sine window, Parseval)
-            self.power.append(np.array([p[b].sum() for b in self.bins]))
-        keep = (self.first + len(self.power)) * h - h - self.base  # the next frame's first sample
-        self.buffer, self.base = self.buffer[keep:], self.base + keep
+        count = (self.buffer.size - h) // h  # whole noise frames [f h - h, f h + h) in the buffer
+        if count > 0:
+            frames = np.lib.stride_tricks.sliding_window_view(self.buffer, 2 * h)[::h][:count]
+            spec = np.fft.rfft(self.window * frames, axis=1)
+            # a band's variance from its bins (sine window, Parseval)
+            self.power = np.concatenate([self.power, (np.abs(spec) ** 2 / h**2) @ self.bands])
+            self.buffer = self.buffer[count * h :]
 
     def levels(self, k0: int, k1: int, samples: int) -> np.ndarray:
         """Levels int32 [bands, k1 - k0] of frames k0..k1-1, of a source of ``samples`` samples (so far);
         the noise frames before frame k1 are then let go (calls go forward)."""
-        out = np.zeros((len(self.bins), k1 - k0))
-        if self.power:
-            power = np.stack(self.power)  # [noise frames, bands]
-            index = self.first + np.arange(len(power))
-            frame = index * self.h * SAMPLE_RATE // (self.rate * ENVELOPE)  # the level frame of its centre
-            for i, k in enumerate(range(k0, k1)):
-                inside = (frame == k) & (index * self.h < samples)
-                if inside.any():
-                    out[:, i] = np.sqrt(power[inside].mean(0))
-            done = int(np.count_nonzero(frame < k1))
-            self.power, self.first = self.power[done:], self.first + done
+        out = np.zeros((self.bands.shape[1], k1 - k0))
+        index = self.first + np.arange(len(self.power))
+        frame = index * self.h * SAMPLE_RATE // (self.rate * ENVELOPE)  # the level frame of its centre
+        for i, k in enumerate(range(k0, k1)):
+            inside = (frame == k) & (index * self.h < samples)
+            if inside.any():
+                out[:, i] = np.sqrt(self.power[inside].mean(0))
+        done = int(np.count_nonzero(frame < k1))
+        self.power, self.first = self.power[done:], self.first + done
         return _level_index(out)
 
 
@@ -183,10 +180,13 @@ class Synthesizer:
         if self.amp.shape[1] == 0 or b <= a:
             return np.zeros(max(b - a, 0), np.float32)
         first, last = max(a // h - 1, 0), b // h + 1  # frame f covers [f h - h, f h + h)
-        origin, out = first * h - h, np.zeros((last - first + 2) * h)
-        for g in range(first // GROUP, last // GROUP + 1):
-            frames = self._group(g)
-            for f in range(max(first, g * GROUP), min(last, (g + 1) * GROUP - 1) + 1):
-                lo = f * h - h - origin
-                out[lo : lo + 2 * h] += frames[f - g * GROUP]
-        return out[a - origin : b - origin].astype(np.float32)
+        groups = range(first // GROUP, last // GROUP + 1)
+        frames = np.concatenate([self._group(g) for g in groups])[
+            first - groups[0] * GROUP : last + 1 - groups[0] * GROUP
+        ]
+        # overlap-add: the stretch [f h - h, f h) holds frame f's first half and frame f - 1's second
+        out = np.zeros((len(frames) + 1, h))
+        out[:-1] += frames[:, :h]
+        out[1:] += frames[:, h:]
+        origin = first * h - h
+        return out.reshape(-1)[a - origin : b - origin].astype(np.float32)
