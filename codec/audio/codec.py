@@ -142,9 +142,10 @@ class RVQAudioCodec(Codec):
             if not np.isfinite(block).all():
                 raise CodecError("audio must have no NaN or infinite values")
             samples += block.shape[1]
-            mono.append(resampler.push(block.mean(0)))
+            downmix = block.mean(0)
+            mono.append(resampler.push(downmix))
             if high is not None:
-                high.push(block.mean(0))
+                high.push(downmix)
             while mono.end >= start + SEGMENT + CONTEXT:
                 chunks += code(
                     mono.take(max(0, start - CONTEXT), start + SEGMENT + CONTEXT), start, start + SEGMENT
