@@ -113,3 +113,32 @@ def test_loading_without_ema_state_rebuilds_it_and_a_checkpoint_keeps_its_own():
     saved = {"embedding": embedding, "ema_sum": 2 * embedding, "ema_count": torch.full((5,), 2.0)}
     cb.load_state_dict({**saved, "initialized": torch.tensor(True)})  # a training checkpoint: as saved
     assert torch.equal(cb.ema_sum, 2 * embedding) and torch.equal(cb.ema_count, torch.full((5,), 2.0))
+
+
+def test_code_histograms_share_the_seconds_between_groups_and_search_as_the_encoder(tmp_path):
+    """The priors come from every group (here 1 s each of 2 s, though the first group alone holds 12 s),
+    with codes searched as the codec's encoder searches them (its default beam)."""
+    from mcodec.codec.audio.codec import BEAM, INFO
+    from mcodec.codec.media_io import write_audio
+    from mcodec.codec.training.audio_task import code_histograms
+
+    torch.manual_seed(0)
+    model = RVQAutoencoder(base=4, dim=16, n_q=4)
+    model.train()
+    model(torch.randn(2, 1, 320 * 40) * 0.1, 4)  # k-means initialisation of the codebooks
+    model.eval()
+    noise = torch.randn(1, 12 * 24000) * 0.1
+    tone = 0.3 * torch.sin(2 * math.pi * 330 * torch.arange(3 * 24000) / 24000)[None]
+    for group, audio in (("a", noise), ("b", tone)):
+        (tmp_path / "all" / group).mkdir(parents=True)
+        (tmp_path / group).mkdir()
+        write_audio(tmp_path / "all" / group / "x.wav", audio, 24000)
+        write_audio(tmp_path / group / "x.wav", audio, 24000)
+    both = code_histograms(model, tmp_path / "all", max_seconds=2)
+    assert both.sum(1).tolist() == [150.0] * 4  # 2 s of 75 frames a second, every stage
+    alone = code_histograms(model, tmp_path / "a", max_seconds=1) + code_histograms(model, tmp_path / "b", 1)
+    assert torch.equal(both, alone)
+    clip, _ = read_audio(tmp_path / "b" / "x.wav")  # as read back from the file
+    codes = model.encode(clip[None, :, :24000], 4, BEAM[INFO.default_preset])
+    expected = torch.stack([torch.bincount(c.reshape(-1), minlength=1024) for c in codes]).double()
+    assert torch.equal(code_histograms(model, tmp_path / "b", max_seconds=1), expected)

@@ -306,21 +306,30 @@ def train_audio(
 
 
 @torch.no_grad()
-def code_histograms(model: RVQAutoencoder, data: Path, max_seconds: float = 600.0) -> torch.Tensor:
-    """Counts [n_q, codebook size] of each stage's codes over (up to max_seconds of) the corpus: the
-    priors the exported tables are built from."""
+def code_histograms(
+    model: RVQAutoencoder, data: Path, max_seconds: float = 600.0, beam: int | None = None
+) -> torch.Tensor:
+    """Counts [n_q, codebook size] of each stage's codes as the codec's encoder picks them (its default
+    preset's beam), over up to max_seconds of the corpus shared evenly between its groups and, within a
+    group, its subfolders (voices, languages): the priors the exported tables are built from. Until session
+    43 it took the first 600 s in path order (one voice: Allison's prompts) searched greedily; rvq-v10's
+    tables, made so, cost held-back voices over 10 bits a code on stages 1 and 2, where the encoder falls
+    back to the uniform table (codec/models/rvq.md)."""
+    from mcodec.codec.audio.codec import BEAM, INFO
+
+    beam = BEAM[INFO.default_preset] if beam is None else beam
     model.eval()
     counts = torch.zeros(model.n_q, model.quantizer.size, dtype=torch.float64)
-    budget = int(max_seconds * SAMPLE_RATE)
-    every = (c for subs in load_corpus(data, HOP).values() for clips in subs.values() for c in clips)
-    for clip in every:
-        clip = clip[: min(budget, clip.numel()) // HOP * HOP]
-        if clip.numel() < HOP:
-            continue
-        codes = model.encode(clip[None, None], model.n_q)
-        for k in range(model.n_q):
-            counts[k] += torch.bincount(codes[k].reshape(-1), minlength=model.quantizer.size).double()
-        budget -= clip.numel()
-        if budget <= 0:
-            break
+    corpus = load_corpus(data, HOP)
+    for subs in corpus.values():
+        for clips in subs.values():
+            budget = int(max_seconds * SAMPLE_RATE / len(corpus) / len(subs))
+            for clip in clips:
+                clip = clip[: min(budget, clip.numel()) // HOP * HOP]
+                if clip.numel() < HOP:
+                    break
+                codes = model.encode(clip[None, None], model.n_q, beam)
+                for k in range(model.n_q):
+                    counts[k] += torch.bincount(codes[k].reshape(-1), minlength=model.quantizer.size).double()
+                budget -= clip.numel()
     return counts
