@@ -34,7 +34,7 @@ def levels_of(x: np.ndarray, rate: int = RATE) -> np.ndarray:
     for i in range(0, x.size, 7777):  # pieces cut anywhere
         an.push(x[i : i + 7777])
     an.push(np.zeros(0, np.float32), final=True)
-    return an.levels(0, hb.frames(round(x.size * 24000 / rate)), x.size)
+    return an.levels(*hb.frame_range(0, round(x.size * 24000 / rate)), x.size)
 
 
 def test_bands_follow_the_source_rate():

@@ -129,7 +129,7 @@ class RVQAudioCodec(Codec):
             out = [("ASEG", self._code_segment(codes))]
             if high is not None:  # the levels of the core's 80 ms frames
                 nonlocal silent
-                levels = high.levels(start // highband.ENVELOPE, -(-end // highband.ENVELOPE), samples)
+                levels = high.levels(*highband.frame_range(start, end), samples)
                 silent = silent and levels.max(initial=0) < highband.AUDIBLE
                 out.append((highband.CHUNK, highband.pack(levels)))
             return out
@@ -208,8 +208,8 @@ class RVQAudioCodec(Codec):
         n_bands = len(highband.bands(p["sample_rate"]))
         levels = []
         for (start, end, _, _), (_, data) in zip(segment_bounds(p["model_samples"]), pairs, strict=True):
-            n = -(-end // highband.ENVELOPE) - start // highband.ENVELOPE
-            levels.append(highband.unpack(data, n_bands, n))
+            k0, k1 = highband.frame_range(start, end)
+            levels.append(highband.unpack(data, n_bands, k1 - k0))
         return np.concatenate(levels, axis=1)
 
     def _chunk_pairs(self, payload: Payload) -> list[tuple[bytes, bytes | None]]:

@@ -44,13 +44,14 @@ def hop(rate: int) -> int:
     return 1 << max(4, math.ceil(math.log2(rate / 100)))
 
 
-def frames(model_samples: int) -> int:
-    return -(-model_samples // ENVELOPE)
+def frame_range(start: int, end: int) -> tuple[int, int]:
+    """(k0, k1): the level frames k0..k1-1 a segment core [start, end) of the 24 kHz timeline carries."""
+    return start // ENVELOPE, -(-end // ENVELOPE)
 
 
 def _bins(rate: int, n_fft: int) -> list[np.ndarray]:
     f = np.arange(n_fft // 2 + 1) * rate / n_fft
-    return [np.flatnonzero((f >= lo) & (f < hi) & (f < rate / 2)) for lo, hi in bands(rate)]
+    return [np.flatnonzero((f >= lo) & (f < hi)) for lo, hi in bands(rate)]  # (hi is at most rate / 2)
 
 
 def _window(n_fft: int) -> np.ndarray:
