@@ -28,8 +28,8 @@ USER_ERRORS = (CodecError, ContainerError, EntropyDecodeError)
 MAX_INPUT_BYTES = 1 << 31
 # A bitrate request (a codec whose knob is kbit/s) is met in file bytes, headers included, within this
 # margin: where a short file's fixed container bytes would push it further over, the codec sheds rate
-# (rvq: its finest stages) until it fits or can go no lower. rvq's ~195 fixed bytes are 10% of the request
-# below ~11 s at 1.5 kbit/s and ~3 s at 6, so longer files keep every stage.
+# (rvq: its finest stages) until it fits or can go no lower. rvq's ~115 fixed bytes (container 1.3) are 10% of
+# the request below ~6 s at 1.5 kbit/s and ~1.5 s at 6, so longer files keep every stage.
 RATE_TOLERANCE = 0.10
 
 

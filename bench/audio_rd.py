@@ -100,7 +100,7 @@ def main() -> None:
     clip = joined_clip(speech, args.rtf_seconds)
     threads = torch.get_num_threads()
     print(f"\nCPU real-time factor on {args.rtf_seconds:g} s of speech, torch threads: {threads}\n")
-    # The 1-4 s speech files pay the container's ~195 fixed bytes on little audio (the encoder sheds RVQ
+    # The 1-4 s speech files pay the container's ~115 fixed bytes on little audio (the encoder sheds RVQ
     # stages to stay within 10% of the request); 30 s shows the rate a longer recording gets.
     print("| kbit/s | real kbit/s | encode (x real time) | decode (x real time) |\n|---|---|---|---|")
     for kbps in bitrates:

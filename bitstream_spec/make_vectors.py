@@ -9,7 +9,7 @@ segment's [n_q, T] in turn); for files a reader must refuse, a substring of the 
 The video vectors are fitted here on the CPU (preset fast): regenerating them writes other files, which
 is fine, since the table records what the files decode to.
 
-Files named ``v1.0_*`` were written by the version 1.0 writer and are kept as they are (with their table
+Files named ``v1.N_*`` were written by the version 1.N writer and are kept as they are (with their table
 entries), so older versions keep decoding. A weights change that makes one undecodable retires it.
 ``--new-only`` writes only the vectors the table lacks and keeps the others' files and entries (a format
 addition adds its vectors without re-fitting the video ones).
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 import sys
 import zlib
@@ -87,8 +88,10 @@ def movie(video: bytes, speech: torch.Tensor, speech_rate: int) -> bytes:
 
 
 def with_stream_marked_1_1(data: bytes) -> bytes:
-    """A movie whose version bytes say 1.1 readers may read it: they would drop its STRM stream."""
-    return data[:9] + b"\x01\x01" + data[11:]
+    """A movie whose version bytes say 1.1 readers may read it: they would drop its STRM stream. (Its
+    headers are in the 1.1 layout, JSON params, so that the STRM chunk is what a reader refuses.)"""
+    old = write_container(read_container(data), min_reader_minor=2)
+    return old[:9] + b"\x01\x01" + old[11:]
 
 
 def main() -> None:
@@ -207,11 +210,11 @@ def main() -> None:
         "bad_crc.mcd": (bytes(flipped), "CRC mismatch"),
         "truncated.mcd": (good[:-12], "no MEND"),
         "major_2.mcd": (good[:8] + b"\x02" + good[9:], "unsupported container version"),
-        "min_reader_minor_3.mcd": (good[:10] + b"\x03" + good[11:], "needs a reader of version 1.3"),
+        "min_reader_minor_4.mcd": (good[:10] + b"\x04" + good[11:], "needs a reader of version 1.4"),
         "stream_in_1.1_file.mcd": (with_stream_marked_1_1(decodable["movie_hnerv_rvq.mcd"]), "STRM chunk"),
     }
     legacy = json.loads((OUT / "vectors.json").read_text()) if (OUT / "vectors.json").exists() else {}
-    table = {name: entry for name, entry in legacy.items() if name.startswith("v1.0_")}
+    table = {name: entry for name, entry in legacy.items() if re.match(r"v1\.\d+_", name)}
     if new_only:  # the table's vectors stay as they are; those it lacks are added
         table = {name: entry for name, entry in legacy.items() if (OUT / name).exists()}
         decodable = {name: data for name, data in decodable.items() if name not in table}

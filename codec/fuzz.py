@@ -20,6 +20,8 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from mcodec.entropy.container import DEFLATED_PARAMS_MINOR, deflate_params, head_hash_bytes, unpack_params
+
 SIGNATURE = b"\x89MCD\r\n\x1a\n"
 _HEAD = struct.Struct("<4sI")
 JSON_HEADER_CHUNKS = (b"VGOP", b"VDIF")  # chunks whose payload starts with u32 n + n bytes of JSON
@@ -78,17 +80,16 @@ class McdFile:
         (head_type, head), *rest = chunks
         if head_type != b"HEAD" or rest[-1][0] != b"MEND":
             raise ValueError("file does not start with HEAD and end with MEND")
-        for n in range(len(head) - 1):  # the params are the last n bytes, after their u16 length
-            if struct.unpack_from("<H", head, len(head) - n - 2)[0] == n:
-                try:
-                    params = json.loads(head[len(head) - n :])
-                except ValueError:
-                    continue
-                return cls(data[8:12], head[: len(head) - n - 2], params, rest[:-1])
-        raise ValueError("HEAD params not found")
+        pos = 1  # FORMAT.md section 3: media, codec id, model id, two hashes, profile, params length
+        for field in ("codec", "model", "hashes", "profile"):
+            pos += 2 * head_hash_bytes(data[10]) if field == "hashes" else 1 + head[pos]
+        params = unpack_params(head[pos + 2 :], data[10])
+        return cls(data[8:12], head[:pos], params, rest[:-1])
 
     def to_bytes(self) -> bytes:
         params = json.dumps(self.params, sort_keys=True, separators=(",", ":")).encode("utf-8")
+        if self.version[2] >= DEFLATED_PARAMS_MINOR:
+            params = deflate_params(params)
         head = self.head_prefix + struct.pack("<H", len(params) & 0xFFFF) + params
         parts = [(b"HEAD", head), *self.chunks, (b"MEND", b"")]
         return SIGNATURE + self.version + b"".join(frame(t, p) for t, p in parts)

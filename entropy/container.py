@@ -4,9 +4,12 @@ Version 1.1 writes the HEAD's two hashes as their first 8 bytes (1.0: the whole 
 2.8 s speech file's 2.3 kB); it reads both layouts. 1.0 readers refuse 1.1 files (min_reader_minor = 1).
 Version 1.2 adds streams: a file may carry several (a movie's video and its sound), each opened by a
 header (HEAD for the first, a ``STRM`` chunk of the same layout for each next) and owning the chunks that
-follow it. A file of one stream is written as a 1.1 file, byte for byte; a file of several needs a 1.2
-reader (min_reader_minor = 2), so a 1.1 reader refuses it with a version message instead of dropping a
+follow it. A 1.2 writer wrote a file of one stream as a 1.1 file, byte for byte; a file of several needed a
+1.2 reader (min_reader_minor = 2), so a 1.1 reader refuses it with a version message instead of dropping a
 stream.
+Version 1.3 deflates the header's JSON params against a preset dictionary of the keys and values codecs
+write (FORMAT.md 3.1): ~125 bytes of an audio file's params become ~20, bytes a short clip at a low bitrate
+spends on codes instead. Every file it writes needs a 1.3 reader (min_reader_minor = 3).
 
 The reader validates the whole file (signature, versions, every chunk's bounds and CRC32, the header's
 fields and media sizes) before any payload is handed to a codec, so a decoder never allocates from
@@ -22,17 +25,32 @@ import zlib
 from dataclasses import dataclass, field
 
 SIGNATURE = b"\x89MCD\r\n\x1a\n"
-MAJOR, MINOR = 1, 2
-# What this writer's files need: the 1.1 HEAD layout; 1.2 for a file of several streams, which a file of
-# one stream (written as 1.1, version bytes and all) does not use.
-MIN_READER_MINOR, STREAMS_MINOR = 1, 2
+MAJOR, MINOR = 1, 3
+# From which min_reader_minor on a file may hold streams, and its HEAD params are deflated; every file this
+# writer makes needs the latter, so it is what the writer marks.
+STREAMS_MINOR, DEFLATED_PARAMS_MINOR = 2, 3
+MIN_READER_MINOR = DEFLATED_PARAMS_MINOR
 MAX_STREAMS = 8  # a video, its sound and a few more: more is a damaged or hostile file
 MEDIA_KINDS = {1: "image", 2: "video", 3: "audio"}
 MEDIA_CODES = {v: k for k, v in MEDIA_KINDS.items()}
 HASH_BYTES = 32  # a full SHA-256, as codecs hold it
 MAX_FILE_BYTES = 1 << 31
 MAX_CHUNKS = 1 << 20
-MAX_PARAMS_BYTES = 4096
+MAX_PARAMS_BYTES = 4096  # the JSON text, deflated or not
+# The preset dictionary of deflated params (FORMAT.md 3.1, normative): the canonical JSON that the codecs
+# write, with typical values, the commonest last (deflate codes nearer matches in fewer bits). Changing it
+# makes every 1.3 file unreadable.
+PARAMS_DICTIONARY = b"".join(
+    [
+        b'{"channels":3,"ep_crc32":0,"height":1080,"quality":1.0,"width":1920}',  # image
+        b'{"fps_den":1,"fps_num":25,"frames":0,"height":720,"preset":"fast","quality":1.0,"width":1280}',
+        b'"medium","slow"',  # video
+        b'{"channels":1,"coded_channels":1,"kbps":12.0,"model_samples":0,"n_q":8,"postfilter":2,'
+        b'"sample_rate":48000,"samples":0}44100,"samples":',
+        b'{"channels":1,"coded_channels":1,"kbps":6.0,"model_samples":0,"n_q":8,"postfilter":2,'
+        b'"sample_rate":16000,"samples":0}',  # audio
+    ]
+)
 _ID = re.compile(r"^[a-z0-9][a-z0-9._:-]{0,63}$")
 _CHUNK_TYPE = re.compile(rb"^[A-Za-z][A-Za-z0-9_ ]{3}$")
 _CHUNK_HEAD = struct.Struct("<4sI")
@@ -77,7 +95,7 @@ class Stream:
 class Container:
     header: Header  # the first stream's (HEAD)
     chunks: list[tuple[str, bytes]]  # the first stream's codec chunks in file order (HEAD, MEND excluded)
-    version: tuple[int, int] = (1, MIN_READER_MINOR)  # (major, minor) of the file read; 1.1 or 1.2 written
+    version: tuple[int, int] = (1, MIN_READER_MINOR)  # (major, minor) of the file read; 1.3 written
     more: list[Stream] = field(default_factory=list)  # the streams after the first, each opened by STRM
 
     @property
@@ -92,6 +110,42 @@ def head_hash_bytes(min_reader_minor: int) -> int:
     return HASH_BYTES if min_reader_minor == 0 else 8
 
 
+def pack_params(params, min_reader_minor: int = MIN_READER_MINOR) -> bytes:
+    """HEAD params (any JSON value) -> their bytes in a file of this min_reader_minor: the canonical JSON
+    text, raw-deflated against PARAMS_DICTIONARY from 1.3 on."""
+    text = json.dumps(params, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    if len(text) > MAX_PARAMS_BYTES:
+        raise ValueError("codec parameters too large")
+    return text if min_reader_minor < DEFLATED_PARAMS_MINOR else deflate_params(text)
+
+
+def deflate_params(text: bytes) -> bytes:
+    """Raw deflate (RFC 1951) against PARAMS_DICTIONARY; the exact bytes are not normative, only that
+    they inflate to ``text``."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, PARAMS_DICTIONARY)
+    return deflate.compress(text) + deflate.flush()
+
+
+def unpack_params(raw: bytes, min_reader_minor: int) -> object:
+    """pack_params' inverse: the JSON value, or ContainerError. The inflated text is capped at
+    MAX_PARAMS_BYTES before it is held, so a small chunk cannot inflate to a large allocation."""
+    if min_reader_minor >= DEFLATED_PARAMS_MINOR:
+        inflate = zlib.decompressobj(-15, PARAMS_DICTIONARY)
+        try:
+            text = inflate.decompress(raw, MAX_PARAMS_BYTES + 1)
+        except zlib.error:
+            raise ContainerError("codec parameters are not a valid deflate stream") from None
+        if len(text) > MAX_PARAMS_BYTES:
+            raise ContainerError("codec parameters too large")
+        if not inflate.eof or inflate.unused_data:
+            raise ContainerError("codec parameters are not one complete deflate stream")
+        raw = text
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: "[[[[..."
+        raise ContainerError("codec parameters are not valid JSON") from None
+
+
 def _chunk(ctype: bytes, payload: bytes) -> bytes:
     return _CHUNK_HEAD.pack(ctype, len(payload)) + payload + struct.pack("<I", zlib.crc32(ctype + payload))
 
@@ -102,16 +156,17 @@ def _short_str(s: str, what: str, allow_empty: bool) -> bytes:
     return bytes([len(s)]) + s.encode("ascii")
 
 
-def encode_header(h: Header) -> bytes:
-    """The HEAD payload in this writer's layout (hashes cut to head_hash_bytes(MIN_READER_MINOR))."""
+def encode_header(h: Header, min_reader_minor: int = MIN_READER_MINOR) -> bytes:
+    """The HEAD payload in the layout of a file of this min_reader_minor (this writer's, or an older one's,
+    for tests of what readers accept)."""
     if h.media not in MEDIA_CODES:
         raise ValueError(f"unknown media kind {h.media!r}")
-    n = head_hash_bytes(MIN_READER_MINOR)
+    n = head_hash_bytes(min_reader_minor)
     if {len(h.weights_hash), len(h.tables_hash)} - {HASH_BYTES, n}:  # a read 1.1 header holds prefixes
         raise ValueError(f"hashes must be {HASH_BYTES} bytes or their {n}-byte prefixes")
     validate_params(h.media, h.params)
-    params = json.dumps(h.params, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    if len(params) > MAX_PARAMS_BYTES:
+    params = pack_params(h.params, min_reader_minor)
+    if len(params) > MAX_PARAMS_BYTES:  # deflate may grow incompressible text by a few bytes
         raise ValueError("codec parameters too large")
     return (
         bytes([MEDIA_CODES[h.media]])
@@ -125,15 +180,18 @@ def encode_header(h: Header) -> bytes:
     )
 
 
-def write_container(c: Container) -> bytes:
+def write_container(c: Container, min_reader_minor: int = MIN_READER_MINOR) -> bytes:
     """Serialize: signature, version bytes, HEAD and the first stream's chunks, then STRM and the chunks
-    of each further stream, MEND. One stream: a version 1.1 file; several: 1.2."""
+    of each further stream, MEND. A version 1.3 file, or (``min_reader_minor`` 1 or 2) one as the 1.1 or
+    1.2 writer made it, for readers of those versions."""
     if len(c.more) + 1 > MAX_STREAMS:
         raise ValueError(f"at most {MAX_STREAMS} streams in a file")
-    minor = STREAMS_MINOR if c.more else MIN_READER_MINOR
-    out = [SIGNATURE, bytes([MAJOR, minor, minor, 0])]
+    if not (STREAMS_MINOR if c.more else 1) <= min_reader_minor <= MINOR:
+        streams = len(c.streams)
+        raise ValueError(f"a file of {streams} streams cannot be written for 1.{min_reader_minor} readers")
+    out = [SIGNATURE, bytes([MAJOR, min_reader_minor, min_reader_minor, 0])]
     for i, stream in enumerate(c.streams):
-        out.append(_chunk(b"STRM" if i else b"HEAD", encode_header(stream.header)))
+        out.append(_chunk(b"STRM" if i else b"HEAD", encode_header(stream.header, min_reader_minor)))
         for ctype, payload in stream.chunks:
             t = ctype.encode("ascii")
             if not _CHUNK_TYPE.match(t) or t in (b"HEAD", b"STRM", b"MEND"):
@@ -165,9 +223,9 @@ class _Cursor:
         return s
 
 
-def decode_header(payload: bytes, hash_bytes: int = HASH_BYTES, chunk: str = "HEAD") -> Header:
-    """A HEAD (or STRM) payload whose hashes are hash_bytes long (head_hash_bytes of the file's
-    min_reader_minor)."""
+def decode_header(payload: bytes, min_reader_minor: int = MIN_READER_MINOR, chunk: str = "HEAD") -> Header:
+    """A HEAD (or STRM) payload in the layout of a file of this min_reader_minor."""
+    hash_bytes = head_hash_bytes(min_reader_minor)
     cur = _Cursor(payload)
     code = cur.take(1, "media kind")[0]
     if code not in MEDIA_KINDS:
@@ -184,10 +242,7 @@ def decode_header(payload: bytes, hash_bytes: int = HASH_BYTES, chunk: str = "HE
     raw = cur.take(n, "parameters")
     if cur.pos != len(payload):
         raise ContainerError(f"trailing bytes in {chunk} chunk")
-    try:
-        params = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: "[[[[..."
-        raise ContainerError("codec parameters are not valid JSON") from None
+    params = unpack_params(raw, min_reader_minor)
     try:
         validate_params(media, params)
     except ValueError as e:
@@ -251,7 +306,7 @@ def read_container(data: bytes) -> Container:
         if not streams:
             if name != "HEAD":
                 raise ContainerError("first chunk is not HEAD")
-            streams.append(Stream(decode_header(payload, head_hash_bytes(min_reader_minor)), []))
+            streams.append(Stream(decode_header(payload, min_reader_minor), []))
         elif name == "HEAD":
             raise ContainerError("more than one HEAD chunk")
         elif name == "STRM":
@@ -259,7 +314,7 @@ def read_container(data: bytes) -> Container:
                 raise ContainerError(f"STRM chunk in a file marked for {major}.{min_reader_minor} readers")
             if len(streams) >= MAX_STREAMS:
                 raise ContainerError(f"more than {MAX_STREAMS} streams")
-            streams.append(Stream(decode_header(payload, head_hash_bytes(min_reader_minor), "STRM"), []))
+            streams.append(Stream(decode_header(payload, min_reader_minor, "STRM"), []))
         elif name == "MEND":
             if length:
                 raise ContainerError("MEND chunk must be empty")

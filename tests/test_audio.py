@@ -47,7 +47,7 @@ def test_bitrates_and_real_rate_at_most_nominal(weights, kbps):
 
 
 def test_short_files_shed_stages_to_meet_the_bitrate(weights):
-    """A 1 s clip at 1.5 kbit/s: the ~195 container bytes alone are 1.6 kbit/s, so stages are shed to the
+    """A 1 s clip at 1.5 kbit/s: the ~115 container bytes alone are 0.9 kbit/s, so stages are shed to the
     last one. The decoded clip keeps its length; ``kbps`` still says what was asked."""
     audio = tone(1, 1.0, 16000) + 0.05 * torch.randn(1, 16000)
     data = encode_bytes((audio, 16000), "audio", "rvq", 1.5, weights=weights)

@@ -6,7 +6,15 @@ import zlib
 import pytest
 
 from mcodec.entropy import Container, ContainerError, Header, read_container, write_container
-from mcodec.entropy.container import MAX_STREAMS, SIGNATURE, Stream, chunk_sizes
+from mcodec.entropy.container import (
+    MAX_PARAMS_BYTES,
+    MAX_STREAMS,
+    PARAMS_DICTIONARY,
+    SIGNATURE,
+    Stream,
+    chunk_sizes,
+    encode_header,
+)
 
 PARAMS = {"width": 40, "height": 30, "channels": 3, "quality": 4.0}
 
@@ -41,8 +49,8 @@ def split(data: bytes) -> list[bytes]:
 def test_roundtrip():
     data = make([("YLAT", b"abc"), ("ZLAT", b""), ("YLAT", b"x" * 1000)])
     c = read_container(data)
-    # version 1.1: the HEAD holds the hashes' first 8 bytes, and 1.0 readers are told to upgrade
-    assert data[8:12] == bytes([1, 1, 1, 0]) and c.version == (1, 1)
+    # version 1.3: the HEAD holds the hashes' first 8 bytes and deflated params (1.2 readers: upgrade)
+    assert data[8:12] == bytes([1, 3, 3, 0]) and c.version == (1, 3)
     assert c.header == Header("image", "factorized", "model-x", b"\x11" * 8, b"\x22" * 8, "tables", PARAMS)
     assert c.chunks == [("YLAT", b"abc"), ("ZLAT", b""), ("YLAT", b"x" * 1000)]
     assert [t for t, _ in chunk_sizes(data)] == ["HEAD", "YLAT", "ZLAT", "YLAT", "MEND"]
@@ -120,13 +128,14 @@ def head_payload(
     params=b'{"channels":3,"height":30,"width":40}',
     profile=b"tables",
     params_len=None,
+    hash_bytes=32,
 ):
     n = len(params) if params_len is None else params_len
     return (
         bytes([media, len(codec)])
         + codec
         + bytes([0])
-        + b"\0" * 64
+        + b"\0" * 2 * hash_bytes
         + bytes([len(profile)])
         + profile
         + struct.pack("<H", n)
@@ -202,11 +211,11 @@ def make_movie(streams: int = 2) -> bytes:
     return write_container(Container(first.header, first.chunks, more=more))
 
 
-def test_streams_roundtrip_in_a_1_2_file():
+def test_streams_roundtrip():
     data = make_movie()
     c = read_container(data)
-    assert data[8:12] == bytes([1, 2, 2, 0]) and c.version == (1, 2)
-    assert c.chunks == [("YLAT", b"v1"), ("YLAT", b"v2")]  # the first stream's, as in a 1.1 file
+    assert data[8:12] == bytes([1, 3, 3, 0]) and c.version == (1, 3)
+    assert c.chunks == [("YLAT", b"v1"), ("YLAT", b"v2")]  # the first stream's, as in a file of one
     assert [(s.header.media, s.chunks) for s in c.streams] == [
         ("image", [("YLAT", b"v1"), ("YLAT", b"v2")]),
         ("audio", [("ASEG", b"\x00\x00\x00")]),
@@ -215,28 +224,90 @@ def test_streams_roundtrip_in_a_1_2_file():
     assert [t for t, _ in chunk_sizes(data)] == ["HEAD", "YLAT", "YLAT", "STRM", "ASEG", "MEND"]
 
 
-def test_a_file_of_one_stream_is_still_written_as_1_1():
-    assert make()[8:12] == bytes([1, 1, 1, 0])
+def test_files_of_earlier_minors_still_read():
+    for data in (make(), make_movie()):
+        new = read_container(data)
+        for minor in (2,) if new.more else (1, 2):
+            old = read_container(write_container(new, minor))
+            assert (old.streams, old.version) == (new.streams, (1, minor))
+            assert len(write_container(new, minor)) > len(data)  # the JSON params, which 1.3 deflates
+    with pytest.raises(ValueError, match="cannot be written for 1.1 readers"):
+        write_container(read_container(make_movie()), 1)
 
 
-def test_a_1_1_reader_is_kept_from_a_movie():
-    data = make_movie()
+def test_a_1_2_reader_is_told_to_upgrade_and_a_1_1_reader_kept_from_a_movie():
+    with pytest.raises(ContainerError, match="needs a reader of version 1.3"):
+        _read_as_minor(make(), 2)
+    movie = write_container(read_container(make_movie()), 2)
     with pytest.raises(ContainerError, match="needs a reader of version 1.2"):
-        _read_as_1_1(data)
+        _read_as_minor(movie, 1)
     # and a file that says 1.1 readers may read it, yet holds STRM, is refused: they would drop a stream
     with pytest.raises(ContainerError, match="STRM chunk in a file marked for 1.1 readers"):
-        read_container(data[:9] + b"\x01\x01" + data[11:])
+        read_container(movie[:9] + b"\x01\x01" + movie[11:])
 
 
-def _read_as_1_1(data: bytes):
+def _read_as_minor(data: bytes, minor: int):
     import mcodec.entropy.container as container
 
     old = container.MINOR
-    container.MINOR = 1
+    container.MINOR = minor
     try:
         return read_container(data)
     finally:
         container.MINOR = old
+
+
+def deflated(text: bytes, zdict: bytes = PARAMS_DICTIONARY) -> bytes:
+    d = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, zdict)
+    return d.compress(text) + d.flush()
+
+
+def test_params_deflate_to_a_fifth():
+    """An rvq file's params, 127 bytes of JSON, cost ~20 bytes (FORMAT.md 3.1); text the dictionary does not
+    know still round-trips."""
+    sound = {
+        "channels": 1,
+        "coded_channels": 1,
+        "kbps": 6.0,
+        "model_samples": 124173,
+        "n_q": 8,
+        "postfilter": 2,
+        "sample_rate": 16000,
+        "samples": 82782,
+    }
+    data = write_container(Container(Header(**{**vars(SOUND), "params": sound}), [("ASEG", b"")]))
+    head = split(data)[0]
+    assert len(head) - 12 - (1 + 4 + 6 + 16 + 7 + 2) <= 24
+    assert read_container(data).header.params == sound
+    odd = {**PARAMS, "name": "".join(chr(0x3B1 + i % 25) + str(i * 7919) for i in range(60))}
+    assert read_container(make(params=odd)).header.params == odd
+
+
+PARAMS_TEXT = b'{"channels":3,"height":30,"width":40}'
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (deflated(PARAMS_TEXT), None),
+        (b"\xff\xff\xff", "not a valid deflate stream"),
+        (deflated(PARAMS_TEXT)[:-2], "not one complete deflate stream"),
+        (deflated(PARAMS_TEXT) + b"\x00", "not one complete deflate stream"),
+        (deflated(PARAMS_TEXT, PARAMS_TEXT), "not valid JSON"),  # deflated against another dictionary
+        (deflated(PARAMS_TEXT + b" " * 10**6), "too large"),  # ~1 kB inflating to 1 MB: refused at the cap
+        (deflated(PARAMS_TEXT.ljust(MAX_PARAMS_BYTES + 1)), "too large"),
+        (deflated(PARAMS_TEXT.ljust(MAX_PARAMS_BYTES)), None),
+        (deflated(b"[1,2]"), "JSON object"),
+    ],
+)
+def test_deflated_params_rules(raw, message):
+    data = SIGNATURE + bytes([1, 3, 3, 0]) + chunk(b"HEAD", head_payload(params=raw, hash_bytes=8))
+    data += chunk(b"MEND", b"")
+    if message is None:
+        assert read_container(data).header.params == {"channels": 3, "height": 30, "width": 40}
+    else:
+        with pytest.raises(ContainerError, match=message):
+            read_container(data)
 
 
 def test_stream_count_is_bounded():
@@ -251,12 +322,21 @@ def test_stream_count_is_bounded():
 
 
 def test_stream_headers_are_validated_like_head():
-    from mcodec.entropy.container import encode_header
-
-    data = make_movie()
+    data = write_container(read_container(make_movie()), 2)  # JSON params, which a test can edit in place
     parts = split(data)  # HEAD, YLAT, YLAT, STRM, ASEG, MEND
-    payload = encode_header(Header(**{**vars(SOUND), "params": {**SOUND.params, "sample_rate": 9}}))
+    payload = encode_header(Header(**{**vars(SOUND), "params": {**SOUND.params, "sample_rate": 9}}), 2)
     payload = payload.replace(b'"sample_rate":9', b'"sample_rate":0')  # the same length
     mutated = data[:12] + b"".join(parts[:3]) + chunk(b"STRM", payload) + b"".join(parts[4:])
     with pytest.raises(ContainerError, match="sample_rate = 0 outside"):
         read_container(mutated)
+
+
+def test_the_spec_states_the_dictionary():
+    """FORMAT.md 3.1 prints D and its SHA-256: a second reader copies D from there."""
+    import hashlib
+    from pathlib import Path
+
+    spec = (Path(__file__).resolve().parents[1] / "bitstream_spec" / "FORMAT.md").read_text()
+    section = spec[spec.index("### 3.1") :]
+    printed = section.split("```\n")[1].rstrip("\n").encode("ascii")
+    assert printed == PARAMS_DICTIONARY and hashlib.sha256(printed).hexdigest() in section

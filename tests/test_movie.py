@@ -77,7 +77,7 @@ def coded_movie(tmp_path_factory):
 def test_a_movie_is_two_streams_and_info_lists_them(capfd, coded_movie):
     _, bit = coded_movie
     c = read_container(bit.read_bytes())
-    assert c.version == (1, 2)
+    assert c.version == (1, 3)
     assert [(s.header.media, s.header.codec) for s in c.streams] == [("video", "hnerv"), ("audio", "rvq")]
     sound = c.more[0].header.params
     assert (sound["channels"], sound["sample_rate"], sound["samples"]) == (2, RATE, RATE * FRAMES // FPS)
@@ -143,7 +143,7 @@ def test_the_sound_is_never_dropped_silently(capfd, tmp_path, coded_movie):
     code, _, err = run_cli(capfd, "encode", src, silent, "--preset", "fast", "--quality", "1", "--no-audio")
     assert code == 0, err
     c = read_container(silent.read_bytes())
-    assert c.version == (1, 1) and not c.more  # one stream: a 1.1 file
+    assert c.version == (1, 3) and not c.more  # one stream
 
 
 def test_several_audio_tracks_code_the_first_and_say_so(capfd, tmp_path):

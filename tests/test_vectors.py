@@ -105,16 +105,18 @@ def assert_near_float64_audio(c, audio):
     assert (audio - reference).abs().max().item() <= 1e-4
 
 
-def test_the_movie_vector_is_a_version_1_2_file_of_two_streams():
-    c = read_container((VECTORS / "movie_hnerv_rvq.mcd").read_bytes())
-    assert c.version == (1, 2) and [s.header.media for s in c.streams] == ["video", "audio"]
-    single = read_container((VECTORS / "tree_64x48_hnerv_q1.mcd").read_bytes())
-    assert single.version == (1, 1) and single.chunks == c.chunks  # a file of one stream stays a 1.1 file
+def test_the_movie_vectors_are_files_of_two_streams():
+    for name, version in (("movie_hnerv_rvq.mcd", (1, 3)), ("v1.2_movie_hnerv_rvq.mcd", (1, 2))):
+        c = read_container((VECTORS / name).read_bytes())
+        assert c.version == version and [s.header.media for s in c.streams] == ["video", "audio"]
+        single = read_container((VECTORS / "tree_64x48_hnerv_q1.mcd").read_bytes())
+        assert single.chunks == c.chunks  # the video stream is the single-stream file's
 
 
-def test_the_v1_0_vectors_are_version_1_0_files():  # test_decodable_vector decodes them
-    legacy = [n for n in TABLE if n.startswith("v1.0_")]
-    assert legacy and all(read_container((VECTORS / n).read_bytes()).version == (1, 0) for n in legacy)
+def test_the_legacy_vectors_are_files_of_their_version():  # test_decodable_vector decodes them
+    legacy = {n: tuple(map(int, n[1:].split("_")[0].split("."))) for n in TABLE if n.startswith("v1.")}
+    assert sorted({minor for _, minor in legacy.values()}) == [0, 1, 2]  # every earlier layout
+    assert all(read_container((VECTORS / n).read_bytes()).version == v for n, v in legacy.items())
 
 
 @pytest.mark.parametrize("name", sorted(n for n, v in TABLE.items() if "refuse" in v))
