@@ -196,14 +196,12 @@ def encode(  # noqa: PLR0913 - one parameter per option
         raise click.UsageError(f"--motion is for the hnerv codec, not {used}")
     if motion is not None and media not in (None, "video"):
         raise click.UsageError(f"--motion is for the hnerv codec; {used} codes {media}")
-    if postfilter is not None:
-        if used not in (None, "rvq"):  # None: src is unreadable, which encode_file reports
-            raise click.UsageError(f"--postfilter is for the rvq audio codec, not {used}")
-        options["postfilter"] = postfilter
-    if high_band is not None:
-        if used not in (None, "rvq"):
-            raise click.UsageError(f"--high-band is for the rvq audio codec, not {used}")
-        options["high_band"] = high_band
+    rvq_only = (("--postfilter", "postfilter", postfilter), ("--high-band", "high_band", high_band))
+    for flag, key, value in rvq_only:
+        if value is not None:
+            if used not in (None, "rvq"):  # None: src is unreadable, which encode_file reports
+                raise click.UsageError(f"{flag} is for the rvq audio codec, not {used}")
+            options[key] = value
     if media not in (None, "video") and (no_audio or audio_bitrate is not None):
         raise click.UsageError("--no-audio and --audio-bitrate are for video files (movies with sound)")
     if audio_bitrate is not None:
