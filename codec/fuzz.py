@@ -20,7 +20,13 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from mcodec.entropy.container import DEFLATED_PARAMS_MINOR, deflate_params, head_hash_bytes, unpack_params
+from mcodec.entropy.container import (
+    CHUNK_FRAMING,
+    DEFLATED_PARAMS_MINOR,
+    deflate_params,
+    head_hash_bytes,
+    unpack_params,
+)
 
 SIGNATURE = b"\x89MCD\r\n\x1a\n"
 _HEAD = struct.Struct("<4sI")
@@ -76,7 +82,7 @@ class McdFile:
         while pos < len(data):
             ctype, length = _HEAD.unpack_from(data, pos)
             chunks.append((ctype, data[pos + 8 : pos + 8 + length]))
-            pos += length + 12
+            pos += length + CHUNK_FRAMING
         (head_type, head), *rest = chunks
         if head_type != b"HEAD" or rest[-1][0] != b"MEND":
             raise ValueError("file does not start with HEAD and end with MEND")

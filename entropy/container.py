@@ -54,6 +54,7 @@ PARAMS_DICTIONARY = b"".join(
 _ID = re.compile(r"^[a-z0-9][a-z0-9._:-]{0,63}$")
 _CHUNK_TYPE = re.compile(rb"^[A-Za-z][A-Za-z0-9_ ]{3}$")
 _CHUNK_HEAD = struct.Struct("<4sI")
+CHUNK_FRAMING = _CHUNK_HEAD.size + 4  # a chunk's bytes besides its payload: type, length and CRC
 
 # Media sizes a reader accepts (FORMAT.md, "Limits"): field -> (min, max), all required integers.
 MEDIA_LIMITS: dict[str, dict[str, tuple[int, int]]] = {
@@ -290,7 +291,7 @@ def read_container(data: bytes) -> Container:
         if count >= MAX_CHUNKS:
             raise ContainerError("too many chunks")
         count += 1
-        if pos + 12 > len(data):
+        if pos + CHUNK_FRAMING > len(data):
             raise ContainerError(f"truncated chunk header at byte {pos}")
         ctype, length = _CHUNK_HEAD.unpack_from(data, pos)
         if not _CHUNK_TYPE.match(ctype):
@@ -332,10 +333,10 @@ def read_container(data: bytes) -> Container:
 
 
 def chunk_sizes(data: bytes) -> list[tuple[str, int]]:
-    """(type, total bytes incl. 12 bytes of framing) of every chunk of an already validated file."""
+    """(type, total bytes incl. CHUNK_FRAMING) of every chunk of an already validated file."""
     pos, out = 12, []
     while pos < len(data):
         ctype, length = _CHUNK_HEAD.unpack_from(data, pos)
-        out.append((ctype.decode("ascii"), length + 12))
-        pos += length + 12
+        out.append((ctype.decode("ascii"), length + CHUNK_FRAMING))
+        pos += length + CHUNK_FRAMING
     return out

@@ -26,6 +26,7 @@ from mcodec.codec.media_io.audio_stream import AudioStream
 from mcodec.codec.model_file import default_weights, load_state, load_weights
 from mcodec.codec.schema import Int, Number, OneOf, Schema, media_fields
 from mcodec.entropy import decode_indexed, encode_indexed
+from mcodec.entropy.container import CHUNK_FRAMING
 
 from . import highband
 from .model import ARCH, HOP, SAMPLE_RATE, RVQAutoencoder, codebooks_for, sizes
@@ -282,7 +283,7 @@ class RVQAudioCodec(Codec):
         header bytes make some short files shed a stage, but dropping it first measured worse (held-back
         52, PESQ-WB 2.445 -> 2.423 at 6 kbit/s and 1.909 -> 1.818 at 3, as every file that sheds anyway
         then loses the filter)."""
-        band = sum(len(d) + 12 for t, d in payload.chunks if t == highband.CHUNK)  # 12: a chunk's framing
+        band = sum(len(d) + CHUNK_FRAMING for t, d in payload.chunks if t == highband.CHUNK)
         n_q = payload.params["n_q"]
         if band and (n_q <= 1 or (n_q <= BAND_FIRST and (excess is None or band >= excess))):
             return Payload(payload.params, [(t, d) for t, d in payload.chunks if t != highband.CHUNK])
