@@ -346,6 +346,12 @@ def train_image(
     "--group-weight klettres 2 for more voices than the folders' even split gives",
 )
 @click.option(
+    "--decoder-only",
+    is_flag=True,
+    help="with --init: train the decoder alone on the codes the codec's encoder picks; the encoder, "
+    "codebooks and code priors stay the init file's, so the bitstream of any input is unchanged",
+)
+@click.option(
     "--adversarial",
     is_flag=True,
     help="add multi-scale STFT and multi-period discriminators with feature matching (training only: the "
@@ -391,6 +397,7 @@ def train_audio_command(
     focus_stages,
     speed_perturb,
     group_weights,
+    decoder_only,
     adversarial,
     adv_start,
     adv_weight,
@@ -423,8 +430,11 @@ def train_audio_command(
     for name, value in given.items():
         if value is not None and not adversarial:
             raise click.BadParameter("needs --adversarial", param_hint=name)
+    if decoder_only and not init_weights:
+        hint = "--decoder-only"
+        raise click.BadParameter("needs --init (the encoder and codebooks it keeps)", param_hint=hint)
     run_dir = _start_run(out, run_dir, device, force)
-    init_state, shape, context = None, width, context_units or 0
+    init_state, shape, context, init_tables = None, width, context_units or 0, None
     if init_weights:
         w = load_weights(init_weights, ARCH)
         *shape, file_context = sizes(w)  # the file's base, dim, stages and codebook size, not --width
@@ -435,6 +445,7 @@ def train_audio_command(
             )
         context = file_context if context_units is None else context_units
         init_state = init_state_from(w)
+        init_tables = w.tables("tables")
     model = RVQAutoencoder(*shape, context=context)
     if focus_stages is not None and focus_stages > model.n_q:
         raise click.BadParameter(f"the model has {model.n_q} stages", param_hint="--focus-stages")
@@ -448,6 +459,7 @@ def train_audio_command(
         speed=speed_perturb,
         group_weights=tuple(group_weights),
         context_lr_factor=context_lr_factor,
+        decoder_only=decoder_only,
         adversarial=adversarial,
         disc_lr=disc_lr,
     )
@@ -460,7 +472,8 @@ def train_audio_command(
     if not train_audio(model, data, run_dir, cfg, device=device, init_state=init_state):
         return  # a torchrun worker: rank 0 exports
     model.cpu()
-    counts = code_histograms(model, data)
+    # a decoder-only run codes as its init model did: its priors are kept, not refit
+    counts = init_tables if decoder_only else code_histograms(model, data)
     step = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)["step"]
     export_rvq_model(model, counts, out, model_id, {"steps": str(step)})
     click.echo(f"wrote {out}", err=True)

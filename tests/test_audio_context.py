@@ -73,3 +73,22 @@ def test_context_units_added_by_init_learn_at_their_own_rate(capfd, tmp_path, sp
 
     code, _, err = run_cli(capfd, *common, "--init", out, "--context-units", 1, "--out", tmp_path / "x.st")
     assert code == 2 and "has 2 context units" in err, err
+
+
+def test_a_decoder_only_fine_tune_keeps_the_bitstream_and_moves_the_decoder(capfd, tmp_path, speech_folder):
+    """`--decoder-only`: the encoder, the codebooks and the code priors are the init file's (so every
+    input codes to the same bytes) and only the decoder learns."""
+    common = ["train", "audio", speech_folder, "--batch", 2, "--seconds", 0.1, "--steps", 2]
+    start = tmp_path / "start.safetensors"
+    code, _, err = run_cli(capfd, *common, "--width", 2, 8, "--out", start)
+    assert code == 0, err
+    out = tmp_path / "dec.safetensors"
+    code, _, err = run_cli(capfd, *common, "--init", start, "--decoder-only", "--lr", 1e-2, "--out", out)
+    assert code == 0, err
+    a, b = load_weights(start, ARCH), load_weights(out, ARCH)
+    assert a.tables("tables").sha256() == b.tables("tables").sha256()
+    moved = {k for k in a.tensors if not torch.equal(a.tensors[k], b.tensors[k])}
+    assert moved and all(k.startswith("decoder.") for k in moved), moved
+
+    code, _, err = run_cli(capfd, *common, "--decoder-only", "--out", tmp_path / "x.st")
+    assert code == 2 and "needs --init" in err, err

@@ -117,8 +117,14 @@ class RVQAutoencoder(nn.Module):
     def n_q(self) -> int:
         return self.quantizer.n_q
 
-    def forward(self, audio: torch.Tensor, n_q: int) -> dict:
-        """Training pass: audio [B, 1, N] -> reconstruction, codes, commitment loss."""
+    def forward(self, audio: torch.Tensor, n_q: int, frozen_beam: int | None = None) -> dict:
+        """Training pass: audio [B, 1, N] -> reconstruction, codes, commitment loss. With ``frozen_beam``
+        the encoder and codebooks are held (no gradient, no EMA update) and the codes are the encoder's
+        search with that beam, as the codec will code them: only the decoder learns."""
+        if frozen_beam is not None:
+            codes = self.encode(audio, n_q, frozen_beam)
+            zq = self.quantizer.decode(codes)
+            return {"audio_hat": self.decoder(zq), "codes": codes, "commit": zq.new_zeros(())}
         z = self.encoder(audio)
         zq, codes, commit = self.quantizer(z, n_q)
         return {"audio_hat": self.decoder(zq), "codes": codes, "commit": commit}

@@ -76,6 +76,9 @@ class AudioTrainConfig:
     adv_loss: str = "hinge"  # or "ls" (least squares)
     disc_lr: float | None = None  # the discriminators' rate (None: the generator's)
     context_lr_factor: float = 1.0  # the decoder's context units learn at this multiple of lr
+    # train the decoder alone on the codes the codec's encoder picks (its default beam): the encoder,
+    # codebooks and so the bitstream and the code priors stay the init model's
+    decoder_only: bool = False
 
 
 def training_signal(audio: torch.Tensor, rate: int) -> torch.Tensor:
@@ -207,6 +210,11 @@ class AudioTask:
 
     def __init__(self, model: RVQAutoencoder, data: Path, cfg: AudioTrainConfig, opt, adversary=None):
         self.model, self.data, self.cfg, self.opt, self.adversary = model, data, cfg, opt, adversary
+        self.frozen_beam = None
+        if cfg.decoder_only:
+            from mcodec.codec.audio.codec import BEAM, INFO
+
+            self.frozen_beam = BEAM[INFO.default_preset]
 
     def setup(self, d: distributed.Dist) -> str:
         self.d = d
@@ -239,7 +247,7 @@ class AudioTask:
     def step(self, net, rng: random.Random, step: int = 0) -> dict[str, float]:
         cfg = self.cfg
         x = random_batch(self.groups, cfg.batch, self.samples, rng, cfg.speed, self.weights).to(self.device)
-        out = net(x, self.stages(rng))
+        out = net(x, self.stages(rng), self.frozen_beam)
         l1, mel = F.l1_loss(out["audio_hat"], x), self.mel_loss(out["audio_hat"][:, 0], x[:, 0])
         # the mel loss is blind to phase, and the plain L1 on the waveform too weak a pull beside it:
         # without this term a model learned noise with the right spectrum (SI-SDR -45 dB, 7.8k GPU steps)
@@ -286,8 +294,12 @@ def train_audio(
 ) -> bool:
     """Train until ``cfg.steps`` total steps (or ``cfg.max_seconds``), resuming from run_dir/checkpoint.pt;
     returns whether this is the main process (the one that should export), torchrun or not."""
+    if cfg.decoder_only:
+        for p in [*model.encoder.parameters(), *model.quantizer.parameters()]:
+            p.requires_grad_(False)
     context = list(model.decoder.context.parameters())
-    rest = [p for name, p in model.named_parameters() if not name.startswith("decoder.context.")]
+    trained = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    rest = [p for name, p in trained if not name.startswith("decoder.context.")]
     groups = [{"params": rest}]
     if context:
         groups.append({"params": context, "lr_factor": cfg.context_lr_factor})
