@@ -434,7 +434,7 @@ def train_audio_command(
         hint = "--decoder-only"
         raise click.BadParameter("needs --init (the encoder and codebooks it keeps)", param_hint=hint)
     run_dir = _start_run(out, run_dir, device, force)
-    init_state, shape, context, init_tables = None, width, context_units or 0, None
+    init_state, shape, context = None, width, context_units or 0
     if init_weights:
         w = load_weights(init_weights, ARCH)
         *shape, file_context = sizes(w)  # the file's base, dim, stages and codebook size, not --width
@@ -445,7 +445,6 @@ def train_audio_command(
             )
         context = file_context if context_units is None else context_units
         init_state = init_state_from(w)
-        init_tables = w.tables("tables")
     model = RVQAutoencoder(*shape, context=context)
     if focus_stages is not None and focus_stages > model.n_q:
         raise click.BadParameter(f"the model has {model.n_q} stages", param_hint="--focus-stages")
@@ -472,8 +471,8 @@ def train_audio_command(
     if not train_audio(model, data, run_dir, cfg, device=device, init_state=init_state):
         return  # a torchrun worker: rank 0 exports
     model.cpu()
-    # a decoder-only run codes as its init model did: its priors are kept, not refit
-    counts = init_tables if decoder_only else code_histograms(model, data)
+    # a decoder-only run (which has an init file, w) codes as its init model did: its priors are kept
+    priors = w.tables("tables") if decoder_only else code_histograms(model, data)
     step = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)["step"]
-    export_rvq_model(model, counts, out, model_id, {"steps": str(step)})
+    export_rvq_model(model, priors, out, model_id, {"steps": str(step)})
     click.echo(f"wrote {out}", err=True)

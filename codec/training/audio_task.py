@@ -215,11 +215,7 @@ class AudioTask:
 
     def __init__(self, model: RVQAutoencoder, data: Path, cfg: AudioTrainConfig, opt, adversary=None):
         self.model, self.data, self.cfg, self.opt, self.adversary = model, data, cfg, opt, adversary
-        self.frozen_beam = None
-        if cfg.decoder_only:
-            from mcodec.codec.audio.codec import BEAM, INFO
-
-            self.frozen_beam = BEAM[INFO.default_preset]
+        self.frozen_beam = encoder_beam() if cfg.decoder_only else None
 
     def setup(self, d: distributed.Dist) -> str:
         self.d = d
@@ -322,6 +318,13 @@ def train_audio(
     return train_loop(model, task, optimizers, run_dir, cfg, device, init_state, log, modules)
 
 
+def encoder_beam() -> int:
+    """The RVQ search's beam of the codec's default preset: the codes a file will carry."""
+    from mcodec.codec.audio.codec import BEAM, INFO
+
+    return BEAM[INFO.default_preset]
+
+
 @torch.no_grad()
 def code_histograms(
     model: RVQAutoencoder, data: Path, max_seconds: float = PRIOR_SECONDS, beam: int | None = None
@@ -332,9 +335,7 @@ def code_histograms(
     43 it took the first 600 s in path order (one voice: Allison's prompts) searched greedily; rvq-v10's
     tables, made so, cost held-back voices over 10 bits a code on stages 1 and 2, where the encoder falls
     back to the uniform table (codec/models/rvq.md)."""
-    from mcodec.codec.audio.codec import BEAM, INFO
-
-    beam = BEAM[INFO.default_preset] if beam is None else beam
+    beam = encoder_beam() if beam is None else beam
     model.eval()
     counts = torch.zeros(model.n_q, model.quantizer.size, dtype=torch.float64)
     corpus = load_corpus(data, HOP)

@@ -95,17 +95,17 @@ def _write_image_model(model, tables: dict[str, TableSet], out: Path, meta: dict
 
 def export_rvq_model(
     model: RVQAutoencoder,
-    counts: torch.Tensor | TableSet,
+    priors: torch.Tensor | TableSet,
     out: Path,
     model_id: str,
     extra: dict | None = None,
 ) -> TableSet:
-    """fp16 weights (EMA statistics left out) and one categorical table per stage from code counts
-    [n_q, size] (add-one smoothed), and a last, uniform table; or, given a TableSet (a decoder-only
-    fine-tune, whose codes are its init model's), those tables as they are."""
-    tables = counts
-    if not isinstance(counts, TableSet):
-        pmfs = [(c + 1).numpy() for c in counts] + [np.ones(counts.shape[1])]  # last: the uniform fallback
+    """fp16 weights (EMA statistics left out) and ``priors``: code counts [n_q, size], made one
+    categorical table per stage (add-one smoothed) and a last, uniform table; or a TableSet (a decoder-only
+    fine-tune, whose codes are its init model's), written as it is."""
+    tables = priors
+    if not isinstance(priors, TableSet):
+        pmfs = [(c + 1).numpy() for c in priors] + [np.ones(priors.shape[1])]  # last: the uniform fallback
         tables = TableSet.from_pmfs(pmfs, [0] * len(pmfs), [1e-9] * len(pmfs))
     tensors = {k: v for k, v in model.state_dict().items() if ".ema_" not in k}
     meta = {
