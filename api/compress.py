@@ -72,8 +72,9 @@ def encode_stream(
 
     coded = stream(payload)
     limit = _byte_limit(info.unit, quality, payload.params)
-    while limit is not None and (excess := _file_bytes(coded) - limit) > 0:
-        if (lower := codec.reduce_rate(payload, excess)) is None:
+    while limit is not None and (excess := (size := _file_bytes(coded)) - limit) > 0:
+        aim = size - _byte_limit(info.unit, quality, payload.params, tolerance=0)
+        if (lower := codec.reduce_rate(payload, excess, aim)) is None:
             break
         payload = lower
         coded = stream(payload)
@@ -98,12 +99,12 @@ def encode_bytes(
     return write_container(Container(s.header, s.chunks))
 
 
-def _byte_limit(unit: str, kbps: float, params: dict) -> int | None:
-    """The most file bytes an audio bitrate request allows (RATE_TOLERANCE over it); None for quality
+def _byte_limit(unit: str, kbps: float, params: dict, tolerance: float = RATE_TOLERANCE) -> int | None:
+    """The most file bytes an audio bitrate request allows (``tolerance`` over it); None for quality
     levels."""
     if unit != "kbps" or "samples" not in params:
         return None
-    return int((1 + RATE_TOLERANCE) * kbps * 1000 * params["samples"] / params["sample_rate"] / 8)
+    return int((1 + tolerance) * kbps * 1000 * params["samples"] / params["sample_rate"] / 8)
 
 
 def _open_payload(data: bytes, weights: Path | None = None):

@@ -74,8 +74,11 @@ class Codec(ABC):
             known = ", ".join(self.info.presets)
             raise CodecError(f"{self.info.id} has no preset {preset!r} (presets: {known})")
 
-    def reduce_rate(self, payload: Payload, excess: int | None = None) -> Payload | None:
-        """The same media coded at the next lower rate, or None where there is none. Rate control for
-        bitrate (``kbps``) codecs: the caller sheds rate this way until the file meets the request;
-        ``excess``: by how many bytes the file is over it (None: unknown), so a codec may pick the cut."""
+    def reduce_rate(
+        self, payload: Payload, excess: int | None = None, aim: int | None = None
+    ) -> Payload | None:
+        """The same media coded at a lower rate, or None where there is none. Rate control for bitrate
+        (``kbps``) codecs: the caller sheds rate this way until the file meets the request; ``excess``:
+        by how many bytes the file is over it, tolerance included (None: unknown), so a codec may pick the
+        cut; ``aim``: by how many it is over the request itself, for a codec that can cut to measure."""
         return None

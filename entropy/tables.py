@@ -101,6 +101,14 @@ class TableSet:
         c = np.append(np.arange(n) + (cum * (TOTAL - n)) // TOTAL, TOTAL)
         return np.diff(c)
 
+    def code_lengths(self, k: int, n: int) -> np.ndarray:
+        """Ideal code length in bits of each symbol 0 .. n - 1 under table k, escapes included (what
+        ``information_bits`` sums): a rate-aware search weighs its choices with them."""
+        pos = np.arange(n) - self.offsets[k]
+        escape = (pos < 0) | (pos >= self.lengths[k])
+        f = self.effective_freqs(k)[np.where(escape, self.lengths[k], pos)].astype(np.float64)
+        return PRECISION - np.log2(f) + 32 * escape
+
     def information_bits(self, symbols: np.ndarray, indexes: np.ndarray) -> float:
         """Ideal code length sum(-log2 p) of the symbols under the tables' effective frequencies,
         32 bits per escape included: what a perfect entropy coder would need."""

@@ -99,6 +99,52 @@ def test_beam_search_of_width_one_is_greedy_and_of_full_width_exact():
     assert error(rvq.encode(x, 3, beam=4)) < error(rvq.encode(x, 3))
 
 
+def test_a_rate_aware_search_trades_error_for_bits():
+    from mcodec.codec.audio.rvq import beam_search
+
+    torch.manual_seed(0)
+    books = [torch.randn(16, 4) for _ in range(3)]
+    bits = [torch.rand(16) * 8 + 1 for _ in range(3)]
+    x = torch.randn(60, 4)
+    assert torch.equal(beam_search(x, books, 4, bits, 0.0), beam_search(x, books, 4))
+    # a rate weighing everything: each stage's cheapest code, whatever the error
+    cheapest = beam_search(x, books, 1, bits, 1e9)
+    assert all((cheapest[k] == bits[k].argmin()).all() for k in range(3))
+
+    def cost(codes):
+        error = (x - sum(b[c] for b, c in zip(books, codes, strict=True))).square().sum()
+        return error.item(), sum(b[c].sum() for b, c in zip(bits, codes, strict=True)).item()
+
+    (e0, r0), (e1, r1) = cost(beam_search(x, books, 4)), cost(beam_search(x, books, 4, bits, 0.5))
+    assert e1 > e0 and r1 < r0
+
+
+def test_a_file_over_its_request_keeps_its_stages_where_its_codes_can_cost_less(tmp_path):
+    """Rate control re-searches a short file's codes for fewer bytes before it drops a stage, and drops
+    the stage where that cannot save the bytes asked for."""
+    from mcodec.codec.audio.codec import RVQAudioCodec
+    from mcodec.codec.training.export import export_rvq_model
+
+    torch.manual_seed(0)  # (the shared tiny model's later codebooks are all zero: nothing to trade)
+    model = RVQAutoencoder(base=4, dim=16, n_q=4).eval()
+    for k, cb in enumerate(model.quantizer.codebooks):
+        cb.embedding.normal_(std=0.3 / (k + 1))
+    audio = tone(1, 2.0, 24000) + 0.05 * torch.randn(1, 48000)
+    codes = model.encode(audio[None], 4)  # priors fitted to the clip itself: its codes cost less than 10 bits
+    counts = torch.stack([torch.bincount(c.reshape(-1), minlength=1024) for c in codes]).double()
+    export_rvq_model(model, counts, tmp_path / "rvq.safetensors", "rvq-test")
+    codec = RVQAudioCodec(tmp_path / "rvq.safetensors")
+    payload = codec.encode((audio, 24000), 3, postfilter=0)
+    size = sum(len(d) for _, d in payload.chunks)
+    cheaper = codec.reduce_rate(payload, 5, 20)
+    assert cheaper.params == payload.params  # the same stages
+    assert sum(len(d) for _, d in cheaper.chunks) <= size - 20
+    assert not (codec.codes(cheaper)[0] == codec.codes(payload)[0]).all()
+    shed = codec.reduce_rate(payload, 5, size)  # no search saves every byte: a stage goes
+    assert shed.params["n_q"] == payload.params["n_q"] - 1
+    assert codec.reduce_rate(payload).params["n_q"] == payload.params["n_q"] - 1  # excess unknown
+
+
 def test_presets_set_the_search_and_decode_alike(weights):
     from mcodec.codec.audio.codec import RVQAudioCodec
 

@@ -31,6 +31,7 @@ from mcodec.entropy.container import CHUNK_FRAMING
 from . import highband
 from .model import ARCH, HOP, SAMPLE_RATE, RVQAutoencoder, codebooks_for, sizes
 from .postfilter import MAX_STRENGTH, pitch_postfilter
+from .rvq import beam_search
 from .stream import MonoResampler, OverlapAdd, SampleBuffer
 
 SEGMENT = 10 * SAMPLE_RATE  # samples of 24 kHz audio per chunk (a multiple of HOP)
@@ -48,6 +49,14 @@ POSTFILTER = 2
 # (the 52 at 3 kbit/s: 1.909 -> 1.855) and the 8th next to nothing (2.445 -> 2.443), while on short music
 # samples dropping the band cost more than the 8th stage (mel distance: codec/models/rvq.md, session 43)
 BAND_FIRST = 4
+# rate control (reduce_rate): before a stage goes, the codes of a file of at most this many segments are
+# searched again rate-aware (rvq.beam_search with code lengths) for the bytes it is over the request itself
+# (not its tolerance), kept where their latent error stays under the stage's. Held-back 52 at 3 kbit/s: with
+# priors counted on 2400 s (session 45's b2 file), 16 of 18 files that shed their 4th stage keep it, PESQ-WB
+# 2.105 -> 2.135 at 3.01 -> 3.09 real kbit/s; rvq-v10's tighter priors save too little (6 of 23 keep it,
+# 2.056 -> 2.057; codec/models/rvq.md, session 46). Aiming at the tolerance instead fills files to it (b2:
+# 2.153 at 3.20). A longer file is not pushed over by its fixed bytes (each stage is capped at its rate)
+RESEARCH_SEGMENTS = 6
 INFO = CodecInfo(
     "rvq",
     "audio",
@@ -274,7 +283,9 @@ class RVQAudioCodec(Codec):
         if written < samples:
             yield emit(np.zeros(samples - written, np.float32))
 
-    def reduce_rate(self, payload: Payload, excess: int | None = None) -> Payload | None:
+    def reduce_rate(
+        self, payload: Payload, excess: int | None = None, aim: int | None = None
+    ) -> Payload | None:
         """The payload at the next lower rate, or None at one stage and no high band. Above BAND_FIRST
         stages the finest stage goes first (re-coded from the decoded codes: the first k stages of a search
         over more are still a good k-stage code; see rvq.beam_search) and the high band (the AHBE chunks)
@@ -282,18 +293,71 @@ class RVQAudioCodec(Codec):
         (or the excess is unknown). ``kbps`` keeps the requested rate. The postfilter param stays: its ~15
         header bytes make some short files shed a stage, but dropping it first measured worse (held-back
         52, PESQ-WB 2.445 -> 2.423 at 6 kbit/s and 1.909 -> 1.818 at 3, as every file that sheds anyway
-        then loses the filter)."""
+        then loses the filter). Before a stage goes, a short file's codes are searched again for ``aim``
+        fewer bytes (at least ``excess``; RESEARCH_SEGMENTS, ``_fewer_bytes``)."""
         band = sum(len(d) + CHUNK_FRAMING for t, d in payload.chunks if t == highband.CHUNK)
         n_q = payload.params["n_q"]
         if band and (n_q <= 1 or (n_q <= BAND_FIRST and (excess is None or band >= excess))):
             return Payload(payload.params, [(t, d) for t, d in payload.chunks if t != highband.CHUNK])
         if n_q <= 1:
             return None
+        codes = self.codes(payload)
+        if excess is not None and len(codes) <= RESEARCH_SEGMENTS:
+            if (fewer := self._fewer_bytes(payload, codes, max(excess, aim or 0))) is not None:
+                return fewer
         chunks = []
-        for c, (_, high) in zip(self.codes(payload), self._chunk_pairs(payload), strict=True):
+        for c, (_, high) in zip(codes, self._chunk_pairs(payload), strict=True):
             chunks.append(("ASEG", self._code_segment(c[: n_q - 1].astype(np.int64))))
             chunks += [] if high is None else [(highband.CHUNK, high)]
         return Payload({**payload.params, "n_q": n_q - 1}, chunks)
+
+    def _fewer_bytes(self, payload: Payload, codes: list[np.ndarray], need: int) -> Payload | None:
+        """The payload at its n_q stages, its codes searched again to take at least ``need`` fewer ASEG
+        bytes: a rate-aware beam search (squared error + lam x code lengths under the priors) towards the
+        latent they decode to, lam the least of a doubling-then-halving search that saves enough. None
+        where no lam does, or where the latent error it leaves is not under dropping the finest stage's
+        (the energy of that stage's codewords)."""
+        n_q, pairs = payload.params["n_q"], self._chunk_pairs(payload)
+        embs = [cb.embedding for cb in self.model.quantizer.codebooks[:n_q]]
+        bits = [torch.from_numpy(self.tables.code_lengths(k, e.shape[0])).float() for k, e in enumerate(embs)]
+
+        def latent(c: np.ndarray) -> torch.Tensor:  # codes [n_q, T] -> the latent [T, D] they decode to
+            return sum(e[torch.from_numpy(c[k].astype(np.int64))] for k, e in enumerate(embs))
+
+        targets = [latent(c) for c in codes]
+        shed = sum(float(embs[-1][torch.from_numpy(c[-1].astype(np.int64))].square().sum()) for c in codes)
+        before = sum(len(aseg) for aseg, _ in pairs)
+        if shed == 0:  # the finest stage adds nothing: dropping it costs nothing
+            return None
+
+        def search(lam: float) -> tuple[list[bytes], int, float]:  # (ASEG payloads, bytes saved, error)
+            new = [beam_search(x, embs, BEAM["medium"], bits, lam).numpy() for x in targets]
+            segments = [self._code_segment(c) for c in new]
+            error = sum(float((x - latent(c)).square().sum()) for x, c in zip(targets, new, strict=True))
+            return segments, before - sum(map(len, segments)), error
+
+        # lam in error per bit: start at a tenth of the finest stage's error per frame
+        lo, hi, found = 0.0, shed / sum(c.shape[1] for c in codes) / 10, None
+        for _ in range(12):
+            if (result := search(hi))[1] >= need:
+                found = result
+                break
+            lo, hi = hi, 2 * hi
+        if found is None:
+            return None
+        for _ in range(6):
+            mid = (lo + hi) / 2
+            if (result := search(mid))[1] >= need:
+                found, hi = result, mid
+            else:
+                lo = mid
+        segments, _, error = found
+        if error >= shed:
+            return None
+        chunks = []
+        for aseg, (_, high) in zip(segments, pairs, strict=True):
+            chunks += [("ASEG", aseg)] + ([] if high is None else [(highband.CHUNK, high)])
+        return Payload(payload.params, chunks)
 
     def _code_segment(self, codes: np.ndarray) -> bytes:
         """codes [n_q, T] -> one flag byte per stage (0: the stage's learned prior, 1: uniform 10 bits,

@@ -136,21 +136,34 @@ class ResidualVQ(nn.Module):
         return out.permute(0, 2, 1)
 
 
-def beam_search(x: torch.Tensor, codebooks: list[torch.Tensor], beam: int) -> torch.Tensor:
+def beam_search(
+    x: torch.Tensor,
+    codebooks: list[torch.Tensor],
+    beam: int,
+    bits: list[torch.Tensor] | None = None,
+    lam: float = 0.0,
+) -> torch.Tensor:
     """x [N, D], codebooks [K, D] each -> codes [n_q, N] whose codeword sum is nearer x (squared L2) than
     greedy RVQ's, by keeping the ``beam`` best partial sums per vector after every stage. Greedy choices
     that look best at stage k can leave residuals the later codebooks fit badly; on rvq-v2 a beam of 4
     cut the latent error after 8 stages by a fifth. Its first k stages stay a good k-stage code (the
-    rate control drops finest stages): they were a surviving hypothesis at stage k."""
+    rate control drops finest stages): they were a surviving hypothesis at stage k. With ``bits`` (each
+    stage's code lengths [K]) the search minimizes squared error + ``lam`` x bits instead: fewer bits for
+    a little more error (the rate control's alternative to dropping a stage, codec.py)."""
     n, d = x.shape
     residual = x[:, None, :]  # [N, H, D]: what each hypothesis leaves (H = 1, then beam)
+    spent = torch.zeros(n, 1, device=x.device)  # [N, H]: each hypothesis's bits so far
     parents, picks = [], []
-    for emb in codebooks:
+    for k, emb in enumerate(codebooks):
         size = emb.shape[0]
-        dist = squared_distances(residual.reshape(-1, d), emb).reshape(n, -1)  # [N, H x K]
-        _, best = dist.topk(min(beam, dist.shape[1]), dim=1, largest=False, sorted=True)
+        score = squared_distances(residual.reshape(-1, d), emb).reshape(n, -1)  # [N, H x K]
+        if bits is not None:
+            score = score + lam * (spent[:, :, None] + bits[k]).reshape(n, -1)
+        _, best = score.topk(min(beam, score.shape[1]), dim=1, largest=False, sorted=True)
         parent, code = best // size, best % size
         residual = residual.gather(1, parent[..., None].expand(-1, -1, d)) - emb[code]
+        if bits is not None:
+            spent = spent.gather(1, parent) + bits[k][code]
         parents.append(parent)
         picks.append(code)
     h = torch.zeros(n, 1, dtype=torch.long, device=x.device)  # the best hypothesis (topk is sorted)
