@@ -53,9 +53,10 @@ BAND_FIRST = 4
 # searched again rate-aware (rvq.beam_search with code lengths) for the bytes it is over the request itself
 # (not its tolerance), kept where their latent error stays under the stage's. Held-back 52 at 3 kbit/s: with
 # priors counted on 2400 s (session 45's b2 file), 16 of 18 files that shed their 4th stage keep it, PESQ-WB
-# 2.105 -> 2.135 at 3.01 -> 3.09 real kbit/s; rvq-v10's tighter priors save too little (6 of 23 keep it,
-# 2.056 -> 2.057; codec/models/rvq.md, session 46). Aiming at the tolerance instead fills files to it (b2:
-# 2.153 at 3.20). A longer file is not pushed over by its fixed bytes (each stage is capped at its rate)
+# 2.105 -> 2.135 at 3.01 -> 3.09 real kbit/s; rvq-v11 2.114 -> 2.131 at 3.00 -> 3.09; rvq-v10's tighter
+# priors save too little (6 of 23 keep it, 2.056 -> 2.057; codec/models/rvq.md, session 46). Aiming at
+# the tolerance instead fills files to it (b2: 2.153 at 3.20). A longer file is not pushed over by its fixed
+# bytes (each stage is capped at its rate)
 RESEARCH_SEGMENTS = 6
 INFO = CodecInfo(
     "rvq",
