@@ -306,11 +306,8 @@ class RVQAudioCodec(Codec):
         if excess is not None and len(codes) <= RESEARCH_SEGMENTS:
             if (fewer := self._fewer_bytes(payload, codes, max(excess, aim or 0))) is not None:
                 return fewer
-        chunks = []
-        for c, (_, high) in zip(codes, self._chunk_pairs(payload), strict=True):
-            chunks.append(("ASEG", self._code_segment(c[: n_q - 1].astype(np.int64))))
-            chunks += [] if high is None else [(highband.CHUNK, high)]
-        return Payload({**payload.params, "n_q": n_q - 1}, chunks)
+        asegs = [self._code_segment(c[: n_q - 1].astype(np.int64)) for c in codes]
+        return Payload({**payload.params, "n_q": n_q - 1}, self._with_bands(asegs, payload))
 
     def _fewer_bytes(self, payload: Payload, codes: list[np.ndarray], need: int) -> Payload | None:
         """The payload at its n_q stages, its codes searched again to take at least ``need`` fewer ASEG
@@ -353,12 +350,15 @@ class RVQAudioCodec(Codec):
             else:
                 lo = mid
         segments, _, error = found
-        if error >= shed:
-            return None
+        return None if error >= shed else Payload(payload.params, self._with_bands(segments, payload))
+
+    def _with_bands(self, asegs: list[bytes], payload: Payload) -> list[tuple[str, bytes]]:
+        """New ASEG payloads, one per segment, as chunks: each followed by its segment's AHBE chunk where
+        ``payload`` has them."""
         chunks = []
-        for aseg, (_, high) in zip(segments, pairs, strict=True):
+        for aseg, (_, high) in zip(asegs, self._chunk_pairs(payload), strict=True):
             chunks += [("ASEG", aseg)] + ([] if high is None else [(highband.CHUNK, high)])
-        return Payload(payload.params, chunks)
+        return chunks
 
     def _code_segment(self, codes: np.ndarray) -> bytes:
         """codes [n_q, T] -> one flag byte per stage (0: the stage's learned prior, 1: uniform 10 bits,
