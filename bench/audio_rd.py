@@ -79,7 +79,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--bitrate", type=float, action="append", help="kbit/s (repeat; default 1.5 3 6 12)")
     ap.add_argument("--rtf-seconds", type=float, default=30.0, help="length of the clip timed")
-    ap.add_argument("--postfilter", type=int, help="pitch postfilter 0 (off)..4; default: the encoder's")
+    ap.add_argument("--postfilter", type=int, help="pitch postfilter 0 (off)..4; default: chosen per file")
     ap.add_argument("--no-high-band", action="store_true", help="code no levels above 12 kHz (highband.py)")
     args = ap.parse_args()
     options = {} if args.postfilter is None else {"postfilter": args.postfilter}

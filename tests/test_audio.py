@@ -266,6 +266,43 @@ def test_resampling_in_pieces_equals_resampling_at_once(rate_in, rate_out):
     assert once.size == rate_out and np.allclose(np.concatenate(parts), once, atol=1e-6)
 
 
+def test_the_high_pass_removes_dc_and_rumble_keeps_the_voice_band_and_streams():
+    import numpy as np
+
+    from mcodec.codec.audio.stream import HighPass
+
+    rate = 24000
+    t = np.arange(2 * rate) / rate
+    voice, rumble = 0.2 * np.sin(2 * np.pi * 120 * t), 0.3 + 0.2 * np.sin(2 * np.pi * 5 * t)
+    y = HighPass(20.0, rate).push((voice + rumble).astype(np.float32))
+    assert y.dtype == np.float32 and y.shape == t.shape
+    settled = slice(rate // 2, None)  # after the filter's start from rest
+    left = HighPass(20.0, rate).push(rumble.astype(np.float32))[settled]
+    assert np.abs(left).max() < 0.015  # DC gone, 5 Hz down 24 dB
+    kept = HighPass(20.0, rate).push(voice.astype(np.float32))[settled]
+    assert abs(kept.std() / voice[settled].std() - 1) < 0.01  # 120 Hz passes whole (phase-shifted a little)
+    # in pieces, the state carried: as the whole
+    cuts = [0, 1, 7, 4096, 30001, t.size]
+    pieces = HighPass(20.0, rate)
+    parts = [
+        pieces.push((voice + rumble)[a:b].astype(np.float32))
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True)
+    ]
+    assert np.allclose(np.concatenate(parts), y, atol=1e-6) and pieces.push(np.zeros(0)).size == 0
+
+
+def test_the_encoder_codes_the_signal_high_passed(weights, monkeypatch):
+    from mcodec.codec import registry
+
+    codec = registry.get("rvq", weights)
+    coded = []
+    encode = codec.model.encode
+    monkeypatch.setattr(codec.model, "encode", lambda x, *a: coded.append(x) or encode(x, *a))
+    codec.encode((tone(1, 2.0, 24000) + 0.4, 24000), 6.0, postfilter=0)
+    x = coded[0][0, 0, 12000:48000]  # past the start, before the zero padding
+    assert abs(float(x.mean())) < 0.01 and float(x.std()) > 0.2  # the offset gone, the 220 Hz tone kept
+
+
 def test_training_crops_are_drawn_evenly_from_each_subfolder(tmp_path):
     """Three long speech files beside thirty short music samples: speech must still fill about half the
     crops (per-clip sampling gave it a tenth)."""

@@ -82,7 +82,7 @@ def test_strength_zero_and_tiny_spans_are_the_identity_and_strength_scales_the_c
 def test_files_carry_the_strength_and_decode_with_it(tiny_rvq):
     x, _ = voiced(3.0)  # long enough for the header's bytes to shed nothing
     audio = torch.from_numpy(x + np.random.default_rng(4).standard_normal(x.size) * 0.02).float()[None]
-    default = encode_bytes((audio, RATE), "audio", "rvq", 6, weights=tiny_rvq)
+    default = encode_bytes((audio, RATE), "audio", "rvq", 6, weights=tiny_rvq, postfilter=2)
     off = encode_bytes((audio, RATE), "audio", "rvq", 6, weights=tiny_rvq, postfilter=0)
     c, c_off = read_container(default), read_container(off)
     assert c.header.params["postfilter"] == 2 and "postfilter" not in c_off.header.params
@@ -92,6 +92,46 @@ def test_files_carry_the_strength_and_decode_with_it(tiny_rvq):
     # the same codes, the strength set to 0 in the header: the unfiltered samples
     c.header.params["postfilter"] = 0
     assert torch.equal(decode_bytes(write_container(c), weights=tiny_rvq)[1][0], plain)
+
+
+def test_the_encoder_chooses_the_strength_whose_decode_is_closest_to_the_source():
+    from mcodec.codec.audio.postfilter_choice import StrengthChooser
+
+    x, _ = voiced(1.5)
+    noise = np.random.default_rng(5).standard_normal(x.size) * 0.03
+    clean, noisy = torch.from_numpy(x).float(), torch.from_numpy(x + noise).float()
+    core = slice(2400, x.size - 2400)  # a segment's core inside its span
+    # a decode that blurs a clean voice with noise: the comb brings it back, so a strong one is chosen
+    blurred = StrengthChooser(default=2)
+    blurred.add(clean[core], noisy, core)
+    assert blurred.best() >= 3
+    assert blurred.distance[blurred.best()] < blurred.distance[0]
+    # the noise is the source's own and the decode has it: any comb moves away, so none is chosen
+    faithful = StrengthChooser(default=2)
+    faithful.add(noisy[core], noisy, core)
+    assert faithful.best() == 0
+    # nothing to go by (silence, nothing analysed): the default
+    silent = StrengthChooser(default=2)
+    silent.add(torch.zeros(1000), noisy[:3000], slice(1000, 2000))
+    assert silent.best() == 2 and StrengthChooser(default=3).best() == 3
+
+
+def test_by_default_the_encoder_writes_the_chosen_strength_from_the_first_segments(tiny_rvq, monkeypatch):
+    from mcodec.codec import registry
+    from mcodec.codec.audio import codec as rvq_codec
+
+    seen = []
+    monkeypatch.setattr(rvq_codec.StrengthChooser, "add", lambda self, x, *_: seen.append(x.numel()))
+    codec = registry.get("rvq", tiny_rvq)
+    audio = torch.from_numpy(voiced(25.0)[0]).float()[None]  # three 10 s segments
+    for chosen in (3, 0):
+        monkeypatch.setattr(rvq_codec.StrengthChooser, "best", lambda self, s=chosen: s)
+        payload = codec.encode((audio, RATE), 1.5, preset="fast")
+        assert payload.params.get("postfilter", 0) == chosen  # 0: no param, as files without the filter
+        assert seen == [rvq_codec.SEGMENT] * rvq_codec.CHOOSE_SEGMENTS  # the first segments' cores only
+        seen.clear()
+    assert "postfilter" not in codec.encode((audio, RATE), 1.5, preset="fast", postfilter=0).params
+    assert not seen  # a strength given: nothing synthesized
 
 
 @pytest.mark.parametrize("bad", [5, -1, 1.5, "2"])
@@ -107,7 +147,7 @@ def test_a_bad_strength_is_refused_by_encoder_and_decoder(tiny_rvq, bad):
 
 def test_the_reference_vector_holds_the_postfilter():
     """bitstream_spec/vectors/goforward_rvq_6k_pf.mcd (checked by test_vectors) is filtered: its strength is
-    the encoder's default and its samples are not those of the same codes unfiltered."""
+    the encoder's fixed default and its samples are not those of the same codes unfiltered."""
     from pathlib import Path
 
     data = (Path(__file__).parents[1] / "bitstream_spec" / "vectors" / "goforward_rvq_6k_pf.mcd").read_bytes()
@@ -122,7 +162,7 @@ def test_a_file_over_its_bitrate_keeps_the_postfilter_as_it_sheds_a_stage(tiny_r
 
     codec = registry.get("rvq", tiny_rvq)
     audio = torch.from_numpy(voiced(0.5)[0]).float()[None]
-    payload = codec.encode((audio, RATE), 6.0)
+    payload = codec.encode((audio, RATE), 6.0, postfilter=2)
     lower = codec.reduce_rate(payload)
     assert lower.params["postfilter"] == 2 and lower.params["n_q"] == payload.params["n_q"] - 1
 

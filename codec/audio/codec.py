@@ -1,15 +1,15 @@
 """The RVQ audio codec (id ``rvq``): any rate and channel count in, 24 kHz mono inside, 1.5-12 kbit/s.
 
-Encoding downmixes to mono (the original channel count is restored on decode by duplication; ``mcodec
-info`` shows both), resamples to 24 kHz, and codes 10 s segments independently, each with 2400 samples
-(0.1 s) of context on both sides that the decoder cross-fades, so a segment decodes alone. Audio is read,
-coded, synthesized and written as a stream (``audio_stream``): memory holds a few segments, whatever the
-file's length. Each segment is one ``ASEG`` chunk: the codes [n_q, T] stage by stage, table index =
-stage, under per-stage priors learned from the training corpus (categorical tables shipped in the model
-file), or under a uniform table where that is shorter (one flag byte per stage), so the real bitrate
-stays at or below the nominal 0.75 kbit/s per stage. Profile ``tables``. A source sampled above 24 kHz
-also keeps the levels of its band above 12 kHz, an ``AHBE`` chunk after each ``ASEG`` (highband.py), which
-the decoder fills with noise.
+Encoding downmixes to mono (the original channel count is restored on decode by duplication; ``mcodec info``
+shows both), resamples to 24 kHz, high-passes at 20 Hz (HIGH_PASS) and codes 10 s segments independently, each
+with 2400 samples (0.1 s) of context on both sides that the decoder cross-fades, so a segment decodes alone.
+Audio is read, coded, synthesized and written as a stream (``audio_stream``): memory holds a few segments,
+whatever the file's length. Each segment is one ``ASEG`` chunk: the codes [n_q, T] stage by stage, table index
+= stage, under per-stage priors learned from the training corpus (categorical tables shipped in the model
+file), or under a uniform table where that is shorter (one flag byte per stage), so the real bitrate stays at
+or below the nominal 0.75 kbit/s per stage. Profile ``tables``. A source sampled above 24 kHz also keeps the
+levels of its band above 12 kHz, an ``AHBE`` chunk after each ``ASEG`` (highband.py), which the decoder fills
+with noise.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from mcodec.entropy.container import CHUNK_FRAMING
 from . import highband
 from .model import ARCH, HOP, SAMPLE_RATE, RVQAutoencoder, codebooks_for, sizes
 from .postfilter import MAX_STRENGTH, pitch_postfilter
+from .postfilter_choice import StrengthChooser
 from .rvq import beam_search
-from .stream import MonoResampler, OverlapAdd, SampleBuffer
+from .stream import HighPass, MonoResampler, OverlapAdd, SampleBuffer
 
 SEGMENT = 10 * SAMPLE_RATE  # samples of 24 kHz audio per chunk (a multiple of HOP)
 CONTEXT = 2400  # samples of context each side of a segment, cross-faded on decode (a multiple of HOP)
@@ -42,8 +43,19 @@ CONTEXT = 2400  # samples of context each side of a segment, cross-faded on deco
 BEAM = {"fast": 1, "medium": 4, "slow": 16}
 # the pitch postfilter's strength in quarters (postfilter.py, FORMAT.md 6.3.1) that the encoder writes: on 64
 # training files PESQ-WB at 6 kbit/s 2.32 -> 2.51 at 2, 2.52 at 3 with STOI and mel distance worse; at 3
-# kbit/s 1.80 -> 1.87, 1.90, 1.91, 1.89 at 1..4 (codec/models/rvq.md, session 42)
+# kbit/s 1.80 -> 1.87, 1.90, 1.91, 1.89 at 1..4 (codec/models/rvq.md, session 42). It is the strength where
+# the encoder does not choose one per file (postfilter_choice.py), and where its choice ties
 POSTFILTER = 2
+# the encoder chooses the postfilter strength on the first this many segments of a file (it synthesizes them:
+# about as long again as coding them), so a long file costs no more than a 10 s one. Held-back 52 (rvq-v11):
+# PESQ-WB at 3 kbit/s 2.131 -> 2.154, at 6 kbit/s 2.500 -> 2.508 (codec/models/rvq.md, session 47)
+CHOOSE_SEGMENTS = 1
+# Hz: the encoder high-passes the 24 kHz mono signal here (2nd-order Butterworth) before coding, as speech
+# codecs do (SILK, AMR-WB): a DC offset or rumble below hearing costs the codes what the voice needs. Some
+# held-back syllables carry a DC offset of 20-34% of their RMS (hu) or most of their energy below 80 Hz (nl);
+# held-back 52 (rvq-v11, the strength chosen): PESQ-WB at 3 kbit/s 2.154 -> 2.197 (syllables 2.104 ->
+# 2.191), at 6 kbit/s 2.508 -> 2.536; 40 Hz and above did worse at 6 kbit/s (codec/models/rvq.md, session 47)
+HIGH_PASS = 20.0
 # rate control (reduce_rate): at this many stages and fewer, a file over its request drops its high band
 # before a stage. On short held-back syllables, shedding the 4th stage to keep the band cost PESQ-WB 0.3
 # (the 52 at 3 kbit/s: 1.909 -> 1.855) and the 8th next to nothing (2.445 -> 2.443), while on short music
@@ -116,27 +128,37 @@ class RVQAudioCodec(Codec):
         quality: float,
         device: str = "cpu",
         preset: str = INFO.default_preset,
-        postfilter: int = POSTFILTER,
+        postfilter: int | None = None,
         high_band: bool = True,
         **options,
     ) -> Payload:
         """item: an ``AudioStream`` (read as it is coded: memory stays a segment's worth), or (audio
         float32 [C, N], sample rate in Hz); quality: the nominal bitrate in kbit/s; preset: the search
-        effort (BEAM); postfilter: the decoder's pitch postfilter strength, 0 (off) .. 4; high_band: code
+        effort (BEAM); postfilter: the decoder's pitch postfilter strength, 0 (off) .. 4, or None to choose
+        it for the file (postfilter_choice.py, CHOOSE_SEGMENTS); high_band: code
         the levels of the band above 12 kHz of a source sampled above 24 kHz (highband.py)."""
         self.check_preset(preset)
-        if postfilter not in range(MAX_STRENGTH + 1):
+        if postfilter is not None and postfilter not in range(MAX_STRENGTH + 1):
             raise CodecError(f"postfilter must be an integer 0..{MAX_STRENGTH}, not {postfilter!r}")
         stream = item if isinstance(item, AudioStream) else AudioStream.from_tensor(*item)
         n_q, beam = self.stages(quality), BEAM[preset]
         model = self.model.to(device)
         high = highband.Analyser(int(stream.rate)) if high_band and stream.rate > SAMPLE_RATE else None
+        chooser, analysed = (StrengthChooser(POSTFILTER), 0) if postfilter is None else (None, 0)
 
         def code(span: np.ndarray, start: int, end: int) -> list[tuple[str, bytes]]:
+            nonlocal analysed
             x = torch.from_numpy(span.copy())
             x = torch.nn.functional.pad(x, (0, _frames(span.size) * HOP - span.size))
             with torch.no_grad():
-                codes = model.encode(x[None, None].to(device), n_q, beam)[:, 0].cpu().numpy()  # [n_q, T]
+                codes = model.encode(x[None, None].to(device), n_q, beam)  # [n_q, 1, T]
+                if chooser is not None and analysed < CHOOSE_SEGMENTS:  # the span as the decoder makes it
+                    y = model.decode(codes)[0, 0, : span.size].cpu()
+                    lo = max(0, start - CONTEXT)  # where the span starts (segment_bounds)
+                    core = slice(start - lo, end - lo)
+                    chooser.add(x[core], y, core)
+                    analysed += 1
+            codes = codes[:, 0].cpu().numpy()  # [n_q, T]
             out = [("ASEG", self._code_segment(codes))]
             if high is not None:  # the levels of the core's 80 ms frames
                 nonlocal silent
@@ -148,13 +170,14 @@ class RVQAudioCodec(Codec):
         # A segment whose span lies whole in the buffer is the same whatever follows (segment_bounds), so
         # it is coded at once and the buffer keeps only the next span's start onwards.
         resampler, mono = MonoResampler(stream.rate, SAMPLE_RATE), SampleBuffer()
+        rumble = HighPass(HIGH_PASS, SAMPLE_RATE)
         chunks, samples, start, silent = [], 0, 0, True
         for block in stream.blocks:
             if not np.isfinite(block).all():
                 raise CodecError("audio must have no NaN or infinite values")
             samples += block.shape[1]
             downmix = block.mean(0)
-            mono.append(resampler.push(downmix))
+            mono.append(rumble.push(resampler.push(downmix)))
             if high is not None:
                 high.push(downmix)
             while mono.end >= start + SEGMENT + CONTEXT:
@@ -165,7 +188,7 @@ class RVQAudioCodec(Codec):
                 mono.drop_before(start - CONTEXT)
         if samples == 0:
             raise CodecError("audio must have samples")
-        mono.append(resampler.flush())
+        mono.append(rumble.push(resampler.flush()))
         if high is not None:
             high.push(np.zeros(0, np.float32), final=True)
         if mono.end == 0:  # a few source samples may resample to none
@@ -184,6 +207,8 @@ class RVQAudioCodec(Codec):
             "n_q": n_q,
             "model_samples": mono.end,
         }
+        if chooser is not None:
+            postfilter = chooser.best()
         if postfilter:  # absent means 0: files from before the postfilter decode as they did
             params["postfilter"] = postfilter
         return Payload(params, chunks)

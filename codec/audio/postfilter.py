@@ -101,8 +101,14 @@ def pitch_postfilter(x: torch.Tensor, strength: int) -> torch.Tensor:
     """One span's synthesized 24 kHz samples (float32 [N]) through the comb; strength 0..MAX_STRENGTH."""
     if strength == 0 or x.numel() < 2:
         return x
+    return comb(x, pitch_track(x.double()), strength)
+
+
+def comb(x: torch.Tensor, track: tuple[torch.Tensor, ...], strength: int) -> torch.Tensor:
+    """``pitch_postfilter`` of x (at least 2 samples) with its ``pitch_track`` found already: the encoder
+    tries every strength on one track (postfilter_choice.py)."""
     xd = x.double()
-    _, lag, voicing = pitch_track(xd)
+    _, lag, voicing = track
     gain = strength / MAX_STRENGTH * ((voicing - VOICED) / (1 - VOICED)).clamp(0, 1)
     # frame j's values hold at its centre, 120 j; between centres they are interpolated linearly
     n = torch.arange(x.numel())

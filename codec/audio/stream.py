@@ -1,12 +1,14 @@
 """Streaming pieces of the audio codec, so coding a long file holds a few seconds of it, not all of it
 (the blocks come as ``media_io.AudioStream``). ``MonoResampler`` changes the rate block by block
-(libswresample through PyAV: no delay, and the pieces add up to the whole signal's length).
+(libswresample through PyAV: no delay, and the pieces add up to the whole signal's length). ``HighPass``
+filters a signal block by block as the whole of it would be filtered.
 ``SampleBuffer`` and ``OverlapAdd`` keep only the window of a long signal that a segment still needs.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import signal
 
 from mcodec.codec.media_io.av_lib import load_av
 
@@ -37,6 +39,21 @@ class MonoResampler:
     def flush(self) -> np.ndarray:
         """What the filter still holds, at the end of the signal."""
         return np.zeros(0, np.float32) if self.swr is None else _joined(self.swr.resample(None))
+
+
+class HighPass:
+    """A Butterworth high-pass (scipy), block by block: the filter's state carries from each block to the
+    next, so the blocks come out as the whole signal, filtered from rest, would."""
+
+    def __init__(self, cutoff: float, rate: int, order: int = 2):
+        self.sos = signal.butter(order, cutoff, "highpass", fs=rate, output="sos")
+        self.state = np.zeros((self.sos.shape[0], 2))
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        if not x.size:
+            return np.asarray(x, np.float32)
+        y, self.state = signal.sosfilt(self.sos, x.astype(np.float64), zi=self.state)
+        return y.astype(np.float32)
 
 
 class SampleBuffer:
