@@ -128,7 +128,7 @@ def cli(ctx: click.Context, quiet: bool) -> None:
     "--postfilter",
     type=click.IntRange(0, 4),
     help="audio (rvq): the strength of the decoder's pitch postfilter, 0 (off) .. 4 (default: the encoder "
-    "chooses it per file, by decoding its first 10 s at every strength)",
+    "chooses it per file, by decoding its first 5 s at every strength)",
 )
 @click.option(
     "--high-band/--no-high-band",

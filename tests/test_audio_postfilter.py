@@ -116,7 +116,7 @@ def test_the_encoder_chooses_the_strength_whose_decode_is_closest_to_the_source(
     assert silent.best() == 2 and StrengthChooser(default=3).best() == 3
 
 
-def test_by_default_the_encoder_writes_the_chosen_strength_from_the_first_segments(tiny_rvq, monkeypatch):
+def test_by_default_the_encoder_writes_the_strength_it_chose_on_the_first_seconds(tiny_rvq, monkeypatch):
     from mcodec.codec import registry
     from mcodec.codec.audio import codec as rvq_codec
 
@@ -128,7 +128,7 @@ def test_by_default_the_encoder_writes_the_chosen_strength_from_the_first_segmen
         monkeypatch.setattr(rvq_codec.StrengthChooser, "best", lambda self, s=chosen: s)
         payload = codec.encode((audio, RATE), 1.5, preset="fast")
         assert payload.params.get("postfilter", 0) == chosen  # 0: no param, as files without the filter
-        assert seen == [rvq_codec.SEGMENT] * rvq_codec.CHOOSE_SEGMENTS  # the first segments' cores only
+        assert seen == [rvq_codec.CHOOSE_SAMPLES]  # the file's first seconds only
         seen.clear()
     assert "postfilter" not in codec.encode((audio, RATE), 1.5, preset="fast", postfilter=0).params
     assert not seen  # a strength given: nothing synthesized

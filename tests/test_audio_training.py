@@ -120,7 +120,7 @@ def test_code_histograms_share_the_seconds_between_groups_and_search_as_the_enco
     with codes searched as the codec's encoder searches them (its default beam)."""
     from mcodec.codec.audio.codec import BEAM, INFO
     from mcodec.codec.media_io import write_audio
-    from mcodec.codec.training.audio_task import code_histograms
+    from mcodec.codec.training.audio_task import code_histograms, training_signal
 
     torch.manual_seed(0)
     model = RVQAutoencoder(base=4, dim=16, n_q=4)
@@ -138,7 +138,7 @@ def test_code_histograms_share_the_seconds_between_groups_and_search_as_the_enco
     assert both.sum(1).tolist() == [150.0] * 4  # 2 s of 75 frames a second, every stage
     alone = code_histograms(model, tmp_path / "a", max_seconds=1) + code_histograms(model, tmp_path / "b", 1)
     assert torch.equal(both, alone)
-    clip, _ = read_audio(tmp_path / "b" / "x.wav")  # as read back from the file
-    codes = model.encode(clip[None, :, :24000], 4, BEAM[INFO.default_preset])
+    clip = training_signal(read_audio(tmp_path / "b" / "x.wav")[0], 24000)  # read back, as trained on
+    codes = model.encode(clip[None, None, :24000], 4, BEAM[INFO.default_preset])
     expected = torch.stack([torch.bincount(c.reshape(-1), minlength=1024) for c in codes]).double()
     assert torch.equal(code_histograms(model, tmp_path / "b", max_seconds=1), expected)

@@ -46,10 +46,11 @@ BEAM = {"fast": 1, "medium": 4, "slow": 16}
 # kbit/s 1.80 -> 1.87, 1.90, 1.91, 1.89 at 1..4 (codec/models/rvq.md, session 42). It is the strength where
 # the encoder does not choose one per file (postfilter_choice.py), and where its choice ties
 POSTFILTER = 2
-# the encoder chooses the postfilter strength on the first this many segments of a file (it synthesizes them:
-# about as long again as coding them), so a long file costs no more than a 10 s one. Held-back 52 (rvq-v11):
+# the encoder chooses the postfilter strength on the first this many samples of a file (5 s), which it
+# synthesizes: on 2 threads ~0.3 s, so a long file costs no more than a short one (a 30 s clip at 6 kbit/s
+# encodes at 26-29x real time against 29x without; the whole first segment, 10 s, made it 20x). Held-back 52:
 # PESQ-WB at 3 kbit/s 2.131 -> 2.154, at 6 kbit/s 2.500 -> 2.508 (codec/models/rvq.md, session 47)
-CHOOSE_SEGMENTS = 1
+CHOOSE_SAMPLES = 5 * SAMPLE_RATE
 # Hz: the encoder high-passes the 24 kHz mono signal here (2nd-order Butterworth) before coding, as speech
 # codecs do (SILK, AMR-WB): a DC offset or rumble below hearing costs the codes what the voice needs. Some
 # held-back syllables carry a DC offset of 20-34% of their RMS (hu) or most of their energy below 80 Hz (nl);
@@ -135,7 +136,7 @@ class RVQAudioCodec(Codec):
         """item: an ``AudioStream`` (read as it is coded: memory stays a segment's worth), or (audio
         float32 [C, N], sample rate in Hz); quality: the nominal bitrate in kbit/s; preset: the search
         effort (BEAM); postfilter: the decoder's pitch postfilter strength, 0 (off) .. 4, or None to choose
-        it for the file (postfilter_choice.py, CHOOSE_SEGMENTS); high_band: code
+        it for the file (postfilter_choice.py, CHOOSE_SAMPLES); high_band: code
         the levels of the band above 12 kHz of a source sampled above 24 kHz (highband.py)."""
         self.check_preset(preset)
         if postfilter is not None and postfilter not in range(MAX_STRENGTH + 1):
@@ -144,20 +145,17 @@ class RVQAudioCodec(Codec):
         n_q, beam = self.stages(quality), BEAM[preset]
         model = self.model.to(device)
         high = highband.Analyser(int(stream.rate)) if high_band and stream.rate > SAMPLE_RATE else None
-        chooser, analysed = (StrengthChooser(POSTFILTER), 0) if postfilter is None else (None, 0)
+        chooser = StrengthChooser(POSTFILTER) if postfilter is None else None
 
         def code(span: np.ndarray, start: int, end: int) -> list[tuple[str, bytes]]:
-            nonlocal analysed
             x = torch.from_numpy(span.copy())
             x = torch.nn.functional.pad(x, (0, _frames(span.size) * HOP - span.size))
             with torch.no_grad():
                 codes = model.encode(x[None, None].to(device), n_q, beam)  # [n_q, 1, T]
-                if chooser is not None and analysed < CHOOSE_SEGMENTS:  # the span as the decoder makes it
-                    y = model.decode(codes)[0, 0, : span.size].cpu()
-                    lo = max(0, start - CONTEXT)  # where the span starts (segment_bounds)
-                    core = slice(start - lo, end - lo)
-                    chooser.add(x[core], y, core)
-                    analysed += 1
+                if chooser is not None and start == 0:  # the first span starts at sample 0 (segment_bounds)
+                    n = min(end, CHOOSE_SAMPLES)
+                    y = model.decode(codes[..., : _frames(n)])[0, 0, :n].cpu()
+                    chooser.add(x[:n], y, slice(0, n))
             codes = codes[:, 0].cpu().numpy()  # [n_q, T]
             out = [("ASEG", self._code_segment(codes))]
             if high is not None:  # the levels of the core's 80 ms frames

@@ -24,8 +24,10 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 
+from mcodec.codec.audio.codec import HIGH_PASS
 from mcodec.codec.audio.model import HOP, SAMPLE_RATE, RVQAutoencoder
 from mcodec.codec.audio.si_sdr import si_sdr_db
+from mcodec.codec.audio.stream import HighPass
 from mcodec.codec.base import CodecError
 from mcodec.codec.media_io import MediaError, read_audio
 from mcodec.codec.model_file import Weights
@@ -87,9 +89,11 @@ class AudioTrainConfig:
 
 
 def training_signal(audio: torch.Tensor, rate: int) -> torch.Tensor:
-    """A file's audio [C, N] at ``rate`` as the trainer sees it: mono (the channels' mean) at 24 kHz, [N]."""
+    """A file's audio [C, N] at ``rate`` as the trainer sees it: mono (the channels' mean) at 24 kHz, [N],
+    high-passed as the encoder does (HIGH_PASS), so the model learns on what it will be given to code."""
     mono = audio.mean(0)
-    return mono if rate == SAMPLE_RATE else torchaudio.functional.resample(mono, rate, SAMPLE_RATE)
+    mono = mono if rate == SAMPLE_RATE else torchaudio.functional.resample(mono, rate, SAMPLE_RATE)
+    return torch.from_numpy(HighPass(HIGH_PASS, SAMPLE_RATE).push(mono.numpy()))
 
 
 def load_corpus(
