@@ -117,12 +117,12 @@ start_audio() {  # resumes the shipped model (its weights and EMA codebooks) unt
   local init=(); [ -f codec/models/rvq.safetensors ] && init=(--init codec/models/rvq.safetensors)
   setsid nohup python3 -m mcodec train audio /tmp/data/audio --device cuda --batch 32 --lr ${AUDIO_LR:-3e-5} \
     --focus-stages 4 --context-lr-factor 10 --speed-perturb 0.1 --group-weight klettres 1.8 --group-weight asterisk 0.8 --group-weight speech 0.4 \
-    --steps 1000000 "${init[@]}" --max-minutes "$minutes" --model-id rvq-v12 --run-dir $RUNS/rvq.run \
+    --steps 1000000 "${init[@]}" --max-minutes "$minutes" --model-id rvq-v13 --run-dir $RUNS/rvq.run \
     --out $RUNS/rvq.safetensors --force > $RUNS/rvq.log 2>&1 < /dev/null &
   echo "audio training started for $minutes min"
 }
 # Next (issue 21, not yet run): the same fine-tune with discriminators, e.g. as start_audio_adv with
-# `--adversarial --adv-start 500 --disc-lr 1e-3 --lr 1e-4 --focus-stages 8 --model-id rvq-v12-adv --run-dir
+# `--adversarial --adv-start 500 --disc-lr 1e-3 --lr 1e-4 --focus-stages 8 --model-id rvq-v13-adv --run-dir
 # $RUNS/rvq_adv.run --out $RUNS/rvq_adv.safetensors`; ~3x a plain step's compute on the CPU (codec/models/rvq.md;
 # a CPU probe at --disc-lr 3e-4 moved the discriminators' hinge loss only 2.00 -> 1.90 in 830 steps). A run
 # resumed from rvq.run with --adversarial newly on starts fresh discriminators; its checkpoint then holds
